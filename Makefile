@@ -1,0 +1,54 @@
+# outrider — every job the README names. Targets install what they need on a fresh Debian 12 + Python 3.11.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+MODELS  := models/digits.onnx
+
+.PHONY: install models demo test check lint typecheck fmt bench bench-deps schema clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## the virtual environment with outrider and its dev tools
+
+$(MODELS): $(STAMP) modelserver/build_models.py modelserver/onnx_graphs.py
+	$(BIN)/python -m modelserver.build_models --out models
+
+models: $(MODELS)  ## train and export the reference ONNX models (seconds, no download)
+
+demo: $(MODELS)  ## two model versions behind outrider, thousands of sticky users, a printed scorecard
+	$(BIN)/outrider demo
+
+test: $(MODELS)  ## the default test run (< 10 min)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test  ## what CI runs: format + lint + types + tests
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schema: $(STAMP)  ## regenerate experiments/schema.json after changing the config models
+	$(BIN)/outrider schema > experiments/schema.json
+
+bench-deps:
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey >/dev/null; }
+	$(BIN)/pip install -q -e '.[dev,bench]'
+
+bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder; figures in docs/benchmarks.md
+	$(BIN)/python -m loadtests.bench
+
+clean:
+	rm -rf $(VENV) outrider-data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Sequential statistics, the decision engine and promotion reports (see STATS.md)."""

@@ -1,0 +1,1 @@
+"""The experiment model: config schema and loading, assignment, state, and the outcome record and store."""

@@ -1,0 +1,146 @@
+"""The validated experiment as plain frozen dataclasses: what the hot path reads.
+
+`experiments.config` turns a YAML file into an `Experiment`; nothing on the request path sees pydantic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["stable", "candidate", "shadow"]
+UnitKind = Literal["header", "claim", "request"]
+CompareKind = Literal["oip-top1", "oip-numeric", "json-exact", "none"]
+OnInconclusive = Literal["rollback", "hold"]
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One model version behind the experiment."""
+
+    name: str
+    role: Role
+    upstream: str
+    """Base URL (scheme://host:port[/prefix]); the request path is appended to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitKey:
+    """Where the stickiness key comes from: `header:NAME`, `claim:NAME` or `request` (no key)."""
+
+    kind: UnitKind
+    name: str | None = None
+    """Header name (lower case) or claim name; None for `request`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A request whose header `header` equals `value` always goes to `variant` (QA, demos, debugging)."""
+
+    header: str
+    value: str
+    variant: str
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStrategy:
+    """Candidate share goes through `steps` (percent of units); 100 means promoted."""
+
+    steps: tuple[float, ...]
+    min_requests_per_step: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ABStrategy:
+    """Fixed weights (percent, summing to 100) over the serving variants."""
+
+    weights: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class BlueGreenStrategy:
+    """All traffic on one variant; switching is all-or-nothing and rollback is instant."""
+
+    active: str
+
+
+Strategy = CanaryStrategy | ABStrategy | BlueGreenStrategy
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowSpec:
+    """Mirroring of eligible requests to the shadow variants."""
+
+    sample: float = 1.0
+    timeout_s: float = 1.0
+    compare: CompareKind = "none"
+    agreement_min: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRule:
+    """A guardrail (`margin`: candidate/stable ratio tolerated) or a goal (`direction`, `min_effect`)."""
+
+    metric: str
+    margin: float | None = None
+    direction: Literal["increase", "decrease"] | None = None
+    min_effect: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSpec:
+    """How the controller judges the candidate (STATS.md §2)."""
+
+    interval_s: float = 1.0
+    alpha: float = 0.05
+    max_requests: int | None = None
+    on_inconclusive: OnInconclusive = "rollback"
+    guardrails: tuple[MetricRule, ...] = ()
+    goals: tuple[MetricRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """One validated experiment file."""
+
+    name: str
+    source: str
+    """The file it came from (for messages)."""
+    path_prefix: str
+    variants: tuple[Variant, ...]
+    unit: UnitKey
+    salt: str
+    strategy: Strategy
+    pins: tuple[Pin, ...] = ()
+    shadow: ShadowSpec | None = None
+    analysis: AnalysisSpec | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    methods: frozenset[str] = field(default_factory=frozenset)
+    """HTTP methods that belong to the experiment; empty means all."""
+
+    def variant(self, name: str) -> Variant:
+        """The variant called `name` (KeyError if none)."""
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    @property
+    def stable(self) -> Variant:
+        """The variant with role `stable` (validation guarantees exactly one)."""
+        return next(v for v in self.variants if v.role == "stable")
+
+    @property
+    def serving(self) -> tuple[Variant, ...]:
+        """Variants that may answer clients (everything but shadows), in config order."""
+        return tuple(v for v in self.variants if v.role != "shadow")
+
+    @property
+    def shadows(self) -> tuple[Variant, ...]:
+        """Variants that only receive mirrored copies."""
+        return tuple(v for v in self.variants if v.role == "shadow")

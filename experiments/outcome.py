@@ -1,0 +1,46 @@
+"""The outcome record (DESIGN.md §4): one per routed request, written by `record`, read by `analysis`.
+
+Usage: rec = OutcomeRecord(request_id=..., ...); line = rec.to_json()
+Field names are a contract (JSON Lines export, `outrider analyze`); more may be added, none renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass(slots=True)
+class OutcomeRecord:
+    """What happened to one request routed by an experiment."""
+
+    request_id: str
+    ts: float
+    experiment: str
+    variant: str
+    p_variant: float
+    status: int
+    error: str | None
+    latency_ms: float
+    upstream_ms: float
+    unit: str | None
+    shadows: list[dict[str, Any]] = field(default_factory=list)
+    reward: float | None = None
+    pinned: bool = False
+    state_version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict with the contract's field names."""
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        """One JSON document (no trailing newline)."""
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutcomeRecord:
+        """Inverse of `to_dict`; ignores fields this version does not know."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

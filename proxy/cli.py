@@ -1,0 +1,69 @@
+"""The `outrider` command line: one sub-command per job, each a thin call into its package.
+
+Usage: outrider run -c experiments/canary.yaml --listen 127.0.0.1:8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from proxy import commands
+from modelserver import cli as modelserver_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (kept separate so tests and docs can inspect it)."""
+    parser = argparse.ArgumentParser(prog="outrider", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the sidecar")
+    run.add_argument("-c", "--config", action="append", default=[], metavar="FILE",
+                     help="experiment file (repeatable)")
+    run.add_argument("--listen", default="127.0.0.1:8080", help="data port HOST:PORT (port 0 = any free)")
+    run.add_argument("--admin", default="127.0.0.1:8081", help="admin port HOST:PORT (port 0 = any free)")
+    run.add_argument("--data-dir", default="./outrider-data", help="where outcomes and state are stored")
+    run.add_argument("--default-upstream", default=None, metavar="URL",
+                     help="where requests that match no experiment go (default: answer 404)")
+    run.add_argument("--max-body-bytes", type=int, default=None,
+                     help="request body cap for the whole sidecar (default 10 MiB; routes may set less)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=commands.cmd_run)
+
+    validate = sub.add_parser("validate", help="check experiment files; exit 2 on any problem")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(func=commands.cmd_validate)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of experiment files")
+    schema.set_defaults(func=commands.cmd_schema)
+
+    export = sub.add_parser("export", help="write stored outcomes as JSON Lines to stdout")
+    export.add_argument("--data-dir", default="./outrider-data")
+    export.add_argument("--experiment", default=None, metavar="NAME")
+    export.set_defaults(func=commands.cmd_export)
+
+    serve = sub.add_parser("serve-model", help="run the reference ONNX model server (Open Inference Protocol v2)")
+    modelserver_cli.add_arguments(serve)
+    serve.set_defaults(func=modelserver_cli.main)
+
+    demo = sub.add_parser("demo", help="start model servers, outrider and a load of many users; print the split")
+    demo.add_argument("--requests", type=int, default=6000, help="requests to send in all")
+    demo.add_argument("--users", type=int, default=2000, help="distinct users (sticky units)")
+    demo.add_argument("--concurrency", type=int, default=32)
+    demo.add_argument("--canary", type=float, default=10.0, help="candidate share, percent")
+    demo.add_argument("--models-dir", default="models")
+    demo.add_argument("--keep-data", action="store_true", help="keep the outcome store after the demo")
+    demo.set_defaults(func=commands.cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `outrider` script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The sub-commands behind `outrider ...` (argument parsing lives in proxy.cli).
+
+Each returns the process exit code: 0 ok, 2 bad input (config problems, bad flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from experiments.model import DEFAULT_MAX_BODY_BYTES
+from proxy import loop
+from proxy.logs import setup_logging
+
+
+def parse_hostport(value: str, flag: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` → (host, port); SystemExit(2) with a clear message otherwise."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        print(f"outrider: {flag} {value!r}: expected HOST:PORT", file=sys.stderr)
+        raise SystemExit(2)
+    return host, int(port)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`outrider run`: load and check every experiment file, then serve until SIGTERM."""
+    from experiments.config import ConfigError, load_experiments
+    from proxy.server import Settings, serve
+
+    setup_logging(args.log_level)
+    try:
+        experiments = load_experiments(args.config)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    settings = Settings(
+        experiments=experiments,
+        listen=parse_hostport(args.listen, "--listen"),
+        admin=parse_hostport(args.admin, "--admin"),
+        data_dir=Path(args.data_dir),
+        default_upstream=args.default_upstream,
+        max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        config_files=list(args.config),
+    )
+    return loop.run(serve(settings))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`outrider validate FILE...`: every problem as FILE:LINE:COL: path: message; exit 2 if any."""
+    from experiments.validate import validate_main
+
+    return validate_main(list(args.files), sys.stdout, sys.stderr)
+
+
+def cmd_schema(_: argparse.Namespace) -> int:
+    """`outrider schema`: the JSON Schema of experiment files on stdout."""
+    from experiments.config import json_schema
+
+    sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`outrider export`: stored outcomes as JSON Lines on stdout, in arrival order."""
+    from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+
+    path = Path(args.data_dir) / DB_NAME
+    if not path.exists():
+        print(f"outrider export: no outcome store at {path}", file=sys.stderr)
+        return 2
+    store = SqliteOutcomeStore(path, readonly=True)
+    out = sys.stdout.buffer
+    try:
+        for raw in store.iter_raw(args.experiment):
+            out.write(raw + b"\n")
+        out.flush()
+    except BrokenPipeError:  # `outrider export | head` is fine
+        return 0
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`outrider demo`: model servers + outrider + many users; prints the split and stops everything."""
+    from proxy.demo import run_demo
+
+    setup_logging("warning")
+    return loop.run(run_demo(args))

@@ -1,0 +1,108 @@
+"""The edge: the one aiohttp handler of the data port. Reads the request once (capped), runs the chain,
+and is the only place where an `OutriderError` becomes a response (`{"code", "detail", "request_id"}`).
+
+Usage: app.router.add_route("*", "/{tail:.*}", Edge(chain, metrics).handle)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from proxy.chain import Stage
+from proxy.errors import OutriderError, PayloadTooLarge
+from proxy.exchange import Exchange, Inbound, Reply
+from proxy.headers import end_to_end
+from proxy.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = "x-request-id"
+VARIANT = "x-outrider-variant"
+CONTROL_PREFIX = "x-outrider-"
+MAX_REQUEST_ID = 200
+
+
+def request_id_of(headers: CIMultiDictProxy[str]) -> str:
+    """The client's x-request-id if it is sane (printable ASCII, ≤ 200 chars), else a new one."""
+    rid = headers.get(REQUEST_ID, "")
+    if 0 < len(rid) <= MAX_REQUEST_ID and rid.isascii() and rid.isprintable():
+        return rid
+    return uuid.uuid4().hex
+
+
+def error_reply(err: OutriderError, request_id: str) -> Reply:
+    """The JSON body every outrider-made error carries."""
+    body = orjson.dumps({"code": err.code, "detail": err.detail, "request_id": request_id})
+    headers = CIMultiDict({"Content-Type": "application/json", **err.headers})
+    return Reply(err.status, headers, body)
+
+
+def inbound_headers(request: web.Request) -> CIMultiDictProxy[str]:
+    """End-to-end request headers without client-sent `x-outrider-*` control headers."""
+    headers = end_to_end(request.headers)
+    for key in [k for k in headers if k.lower().startswith(CONTROL_PREFIX)]:
+        headers.popall(key, None)
+    return CIMultiDictProxy(headers)
+
+
+async def read_body(request: web.Request, cap: int) -> bytes:
+    """The whole body, or PayloadTooLarge as soon as it is known to exceed `cap`."""
+    if request.content_length is not None and request.content_length > cap:
+        raise PayloadTooLarge(f"body of {request.content_length} bytes is over the cap of {cap}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLarge(f"body is over the cap of {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Edge:
+    """Turns aiohttp requests into exchanges and replies into aiohttp responses."""
+
+    def __init__(self, chain: Stage, metrics: Metrics, max_body_bytes: int) -> None:
+        self.chain = chain
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """aiohttp handler for every path of the data port."""
+        received_at, mono = time.time(), time.monotonic()
+        rid = request_id_of(request.headers)
+        ex: Exchange | None = None
+        try:
+            body = await read_body(request, self.max_body_bytes)
+            inbound = Inbound(
+                request.method, request.path_qs, inbound_headers(request), body, request.remote, received_at, mono, rid
+            )
+            ex = Exchange(inbound)
+            reply = await self.chain(ex)
+        except OutriderError as err:
+            reply = error_reply(err, rid)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            self.metrics.internal_errors.inc()
+            reply = error_reply(OutriderError("internal error"), rid)
+        return self._respond(reply, ex, rid, mono)
+
+    def _respond(self, reply: Reply, ex: Exchange | None, rid: str, mono: float) -> web.Response:
+        headers = reply.headers
+        experiment, variant = "", "none"
+        if ex is not None:
+            if ex.assignment is not None:
+                experiment, variant = ex.assignment.experiment.name, ex.assignment.variant.name
+            elif ex.upstream_url is not None:
+                variant = "default"
+            headers.update(ex.extra)
+        headers[REQUEST_ID] = rid
+        headers[VARIANT] = variant
+        self.metrics.observe(experiment, variant, reply.status, time.monotonic() - mono)
+        return web.Response(status=reply.status, headers=headers, body=reply.body)

@@ -1,0 +1,108 @@
+"""The one error tree of the sidecar. Each error carries its HTTP status and a stable `code`.
+
+    OutriderError
+    ├── Rejected            4xx: the request is refused before any upstream sees it
+    │   ├── BadRequest          400 bad_request
+    │   ├── Unauthorized        401 unauthorized (with WWW-Authenticate)
+    │   ├── Forbidden           403 forbidden
+    │   ├── NotFound            404 no_route
+    │   ├── PayloadTooLarge     413 payload_too_large
+    │   └── TooManyRequests     429 rate_limited (with Retry-After)
+    └── UpstreamError       5xx: the upstream failed; outrider itself did not
+        ├── UpstreamUnavailable 502 upstream_unavailable (connect refused, reset, bad response)
+        └── UpstreamTimeout     504 upstream_timeout (route timeout)
+
+Filters raise these; only `proxy.edge` turns them into responses (`{"code", "detail", "request_id"}`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class OutriderError(Exception):
+    """Base of every error a filter may raise."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers: Mapping[str, str] = headers or {}
+
+
+class Rejected(OutriderError):
+    """The request is refused by outrider before reaching any upstream."""
+
+    status = 400
+    code = "rejected"
+
+
+class BadRequest(Rejected):
+    """Malformed request."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(Rejected):
+    """Missing or invalid credentials."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(Rejected):
+    """Valid credentials, not allowed."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(Rejected):
+    """No experiment matches and there is no default upstream."""
+
+    status = 404
+    code = "no_route"
+
+
+class PayloadTooLarge(Rejected):
+    """Body over the route's cap."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class TooManyRequests(Rejected):
+    """Rate limited; carries Retry-After."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class UpstreamError(OutriderError):
+    """The upstream failed; `error_class` is what the outcome record stores in `error`."""
+
+    status = 502
+    code = "upstream_error"
+    error_class = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connect failure, reset, or an unreadable response."""
+
+    status = 502
+    code = "upstream_unavailable"
+
+    def __init__(self, detail: str, *, error_class: str = "upstream_reset") -> None:
+        super().__init__(detail)
+        self.error_class = error_class
+
+
+class UpstreamTimeout(UpstreamError):
+    """The route timeout expired before the upstream answered."""
+
+    status = 504
+    code = "upstream_timeout"
+    error_class = "timeout"

@@ -1,0 +1,67 @@
+"""Per-request state, typed: the frozen `Inbound` request, the `Exchange` filters fill in, and the `Reply`.
+
+Each slot of `Exchange` is written by exactly one filter (noted beside it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from experiments.model import Experiment, Variant
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """The client's request as outrider received it (body read once, capped)."""
+
+    method: str
+    path: str
+    """Path with query string, as sent (`/v2/models/digits/infer?x=1`)."""
+    headers: CIMultiDictProxy[str]
+    """End-to-end headers only: hop-by-hop ones are already stripped."""
+    body: bytes
+    peer: str | None
+    received_at: float
+    """Unix seconds (wall clock) when the request arrived."""
+    received_mono: float
+    """Monotonic seconds when the request arrived (for latencies)."""
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Which variant answers, and with what probability this request was routed there."""
+
+    experiment: Experiment
+    variant: Variant
+    p_variant: float
+    unit: str | None
+    """Hash of the stickiness key, never the raw key; None when assigned per request."""
+    bucket: int
+    pinned: bool = False
+    state_version: int = 0
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request's journey through the filter chain."""
+
+    inbound: Inbound
+    principal: Mapping[str, Any] | None = None  # auth: verified JWT claims
+    assignment: Assignment | None = None  # route
+    upstream_url: str | None = None  # route: base URL of the destination (variant or default upstream)
+    upstream_ms: float = 0.0  # forward: time spent waiting for the upstream
+    extra: dict[str, str] = field(default_factory=dict)  # response headers added by filters
+
+
+@dataclass(slots=True)
+class Reply:
+    """What goes back to the client."""
+
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes

@@ -1,0 +1,1 @@
+"""One filter per module. Each takes its dependencies in its constructor; see proxy.chain."""

@@ -1,0 +1,63 @@
+"""`record`: one outcome record per routed request, whatever happened downstream.
+
+Records are handed to the sink without waiting; the sink counts what it cannot keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from experiments.outcome import OutcomeRecord
+from experiments.sink import OutcomeSink
+from proxy.chain import Stage
+from proxy.errors import OutriderError, UpstreamError
+from proxy.exchange import Exchange, Reply
+
+
+class Record:
+    """Writes the outcome of every request that `route` assigned to an experiment."""
+
+    def __init__(self, sink: OutcomeSink, clock: Callable[[], float] = time.monotonic) -> None:
+        self.sink = sink
+        self.clock = clock
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Run the rest of the chain and record its result (reply, error or client disconnect)."""
+        if ex.assignment is None:
+            return await call_next(ex)
+        try:
+            reply = await call_next(ex)
+        except UpstreamError as err:
+            self._emit(ex, err.status, err.error_class)
+            raise
+        except OutriderError as err:
+            self._emit(ex, err.status, err.code)
+            raise
+        except asyncio.CancelledError:
+            self._emit(ex, 0, "client_disconnect")
+            raise
+        self._emit(ex, reply.status, "upstream_5xx" if reply.status >= 500 else None)
+        return reply
+
+    def _emit(self, ex: Exchange, status: int, error: str | None) -> None:
+        a = ex.assignment
+        assert a is not None
+        inbound = ex.inbound
+        self.sink.submit(
+            OutcomeRecord(
+                request_id=inbound.request_id,
+                ts=inbound.received_at,
+                experiment=a.experiment.name,
+                variant=a.variant.name,
+                p_variant=a.p_variant,
+                status=status,
+                error=error,
+                latency_ms=(self.clock() - inbound.received_mono) * 1000.0,
+                upstream_ms=ex.upstream_ms,
+                unit=a.unit,
+                pinned=a.pinned,
+                state_version=a.state_version,
+            )
+        )

@@ -1,0 +1,73 @@
+"""`route`: find the experiment, pick the variant (pins, then the sticky bucket), set the destination.
+
+Requests that match no experiment go to the default upstream, or get 404.
+"""
+
+from __future__ import annotations
+
+import random
+
+from experiments.assignment import BUCKETS, bucket_of, unit_hash
+from experiments.model import Experiment
+from proxy.chain import Stage
+from proxy.errors import NotFound, PayloadTooLarge
+from proxy.exchange import Assignment, Exchange, Reply
+from proxy.router import Live, Router
+
+VARIANT_HEADER = "x-outrider-variant"
+
+
+class Route:
+    """Assigns each request to a variant of its experiment."""
+
+    def __init__(self, router: Router, default_upstream: str | None, rng: random.Random | None = None) -> None:
+        self.router = router
+        self.default_upstream = default_upstream.rstrip("/") if default_upstream else None
+        self.rng = rng or random.Random()
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Set `ex.assignment` and `ex.upstream_url`, then continue."""
+        inbound = ex.inbound
+        live = self.router.match(inbound.method, inbound.path)
+        if live is None:
+            if self.default_upstream is None:
+                raise NotFound(f"no experiment matches {inbound.method} {inbound.path.split('?', 1)[0]}")
+            ex.upstream_url = self.default_upstream
+            return await call_next(ex)
+        exp = live.experiment
+        if len(inbound.body) > exp.max_body_bytes:
+            raise PayloadTooLarge(f"body of {len(inbound.body)} bytes is over this route's cap of {exp.max_body_bytes}")
+        ex.assignment = self._assign(live, ex)
+        ex.upstream_url = ex.assignment.variant.upstream
+        ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
+        return await call_next(ex)
+
+    def _assign(self, live: Live, ex: Exchange) -> Assignment:
+        exp, version = live.experiment, live.state.version
+        pinned = self._pinned(exp, ex)
+        if pinned is not None:
+            return Assignment(exp, exp.variant(pinned), 1.0, None, -1, pinned=True, state_version=version)
+        key = self._unit_key(exp, ex)
+        if key is None:
+            bucket, unit = self.rng.randrange(BUCKETS), None
+        else:
+            bucket, unit = bucket_of(exp.salt, key), unit_hash(key)
+        variant, p = live.table.pick(bucket)
+        return Assignment(exp, variant, p, unit, bucket, state_version=version)
+
+    @staticmethod
+    def _pinned(exp: Experiment, ex: Exchange) -> str | None:
+        for pin in exp.pins:
+            if ex.inbound.headers.get(pin.header) == pin.value:
+                return pin.variant
+        return None
+
+    @staticmethod
+    def _unit_key(exp: Experiment, ex: Exchange) -> str | None:
+        unit = exp.unit
+        if unit.kind == "header" and unit.name:
+            return ex.inbound.headers.get(unit.name) or None
+        if unit.kind == "claim" and unit.name and ex.principal is not None:
+            value = ex.principal.get(unit.name)
+            return str(value) if value not in (None, "") else None
+        return None

@@ -1,0 +1,89 @@
+"""Prometheus metrics on a registry the app owns (never the global one), with Istio-style labels.
+
+Usage: m = Metrics(sink); m.observe(experiment, variant, 200, 0.012); text = m.render()
+Outcome counters are read from the sink at scrape time in one go, so the invariant
+`produced == stored + pending + dropped` holds exactly in every scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from experiments.sink import OutcomeSink
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LABELS = ("experiment", "destination_version", "response_code")
+
+
+class OutcomeCollector(Collector):
+    """Reads the sink's counters at collect time."""
+
+    def __init__(self, sink: OutcomeSink) -> None:
+        self.sink = sink
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the outcome families from one consistent snapshot."""
+        snap = self.sink.snapshot()
+        produced = CounterMetricFamily("outrider_outcomes_produced", "Outcome records produced")
+        produced.add_metric([], float(snap["produced"]))  # type: ignore[arg-type]
+        stored = CounterMetricFamily("outrider_outcomes_stored", "Outcome records durably stored")
+        stored.add_metric([], float(snap["stored"]))  # type: ignore[arg-type]
+        pending = GaugeMetricFamily("outrider_outcomes_pending", "Outcome records queued or being written")
+        pending.add_metric([], float(snap["pending"]))  # type: ignore[arg-type]
+        dropped = CounterMetricFamily("outrider_outcomes_dropped", "Outcome records dropped", labels=["reason"])
+        drops: dict[str, int] = snap["dropped"]  # type: ignore[assignment]
+        for reason in ("queue_full", "write_error", "shutdown", *sorted(set(drops) - {"queue_full", "write_error", "shutdown"})):
+            dropped.add_metric([reason], float(drops.get(reason, 0)))
+        yield from (produced, stored, pending, dropped)
+
+
+class Metrics:
+    """The sidecar's metrics."""
+
+    def __init__(self, sink: OutcomeSink | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "outrider_requests", "Requests answered by the data port", LABELS, registry=self.registry
+        )
+        self.duration = Histogram(
+            "outrider_request_duration_seconds",
+            "Time from request received to response ready",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "outrider_upstream_errors",
+            "Upstream failures by class",
+            ("experiment", "destination_version", "error"),
+            registry=self.registry,
+        )
+        self.internal_errors = Counter(
+            "outrider_internal_errors", "Bugs: exceptions outrider did not expect", registry=self.registry
+        )
+        if sink is not None:
+            self.attach_sink(sink)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def attach_sink(self, sink: OutcomeSink) -> None:
+        """Expose the sink's outcome counters."""
+        self.registry.register(OutcomeCollector(sink))
+
+    def observe(self, experiment: str, variant: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        key = (experiment, variant, str(status))
+        child = self._children.get(key)
+        if child is None:
+            child = (self.requests.labels(*key), self.duration.labels(*key))
+            self._children[key] = child
+        child[0].inc()
+        child[1].observe(seconds)
+
+    def render(self) -> bytes:
+        """Prometheus text exposition of everything."""
+        return generate_latest(self.registry)

@@ -1,0 +1,67 @@
+"""Which experiment a request belongs to, and the live traffic table of each experiment.
+
+Usage: router = Router(experiments); live = router.match("POST", "/v2/models/digits/infer")
+States are swapped whole (one assignment), so a request sees either the old or the new table, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from experiments.assignment import TrafficTable
+from experiments.model import Experiment
+from experiments.state import ExperimentState, initial_state
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """An experiment with the state in force and its traffic table."""
+
+    experiment: Experiment
+    state: ExperimentState
+    table: TrafficTable
+
+
+def prefix_matches(prefix: str, path: str) -> bool:
+    """`/v2/models/digits` matches itself and `/v2/models/digits/...`, not `/v2/models/digits2`."""
+    if not path.startswith(prefix):
+        return False
+    return len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] == "/"
+
+
+class Router:
+    """Longest-prefix match of the request path over the experiments' `match.pathPrefix`."""
+
+    def __init__(self, experiments: Iterable[Experiment], now: float = 0.0) -> None:
+        self._live: dict[str, Live] = {}
+        for exp in experiments:
+            self._live[exp.name] = Live(exp, st := initial_state(exp, now), TrafficTable.build(exp, st.weights))
+        self._order = sorted(self._live.values(), key=lambda lv: len(lv.experiment.path_prefix), reverse=True)
+        self._names = [lv.experiment.name for lv in self._order]
+
+    def match(self, method: str, path: str) -> Live | None:
+        """The live experiment for this request, or None."""
+        path = path.split("?", 1)[0]
+        for name in self._names:
+            live = self._live[name]
+            exp = live.experiment
+            if prefix_matches(exp.path_prefix, path) and (not exp.methods or method in exp.methods):
+                return live
+        return None
+
+    def get(self, name: str) -> Live:
+        """The live experiment called `name` (KeyError if none)."""
+        return self._live[name]
+
+    def all(self) -> list[Live]:
+        """Every experiment, in match order."""
+        return [self._live[n] for n in self._names]
+
+    def apply(self, state: ExperimentState) -> bool:
+        """Put `state` in force if it is newer than the current one; True if it was applied."""
+        live = self._live[state.experiment]
+        if state.version <= live.state.version:
+            return False
+        self._live[state.experiment] = Live(live.experiment, state, TrafficTable.build(live.experiment, state.weights))
+        return True

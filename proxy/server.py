@@ -1,0 +1,124 @@
+"""The sidecar process: wires store, sink, router, filter chain and both ports; runs until SIGTERM.
+
+Usage: exit_code = proxy.loop.run(serve(Settings(...)))
+Lifecycle (aiohttp cleanup_ctx): the outcome store opens first and closes last, so every request that was
+answered has its record flushed before exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from experiments.model import DEFAULT_MAX_BODY_BYTES, Experiment
+from experiments.sink import OutcomeSink
+from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+from proxy.admin import admin_app
+from proxy.chain import build_chain
+from proxy.edge import Edge
+from proxy.filters.forward import Forward, client_session
+from proxy.filters.record import Record
+from proxy.filters.route import Route
+from proxy.logs import event
+from proxy.metrics import Metrics
+from proxy.router import Router
+from proxy.tasks import TaskGroup
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What `outrider run` was asked to do."""
+
+    experiments: list[Experiment]
+    listen: tuple[str, int] = ("127.0.0.1", 8080)
+    admin: tuple[str, int] = ("127.0.0.1", 8081)
+    data_dir: Path = Path("outrider-data")
+    default_upstream: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    shutdown_timeout_s: float = 15.0
+    flush_timeout_s: float = 10.0
+    config_files: list[str] = field(default_factory=list)
+
+
+class Sidecar:
+    """Owns every long-lived part of one outrider process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tasks = TaskGroup()
+        self.router = Router(settings.experiments, time.time())
+        self.metrics = Metrics()
+        self.ready = False
+        self.sink: OutcomeSink | None = None
+        self.data_app = web.Application(client_max_size=settings.max_body_bytes)
+        self.data_app.cleanup_ctx.extend([self._outcomes, self._wiring])
+        self.admin_app = admin_app(self.router, self.metrics, lambda: self.ready)
+
+    async def _outcomes(self, _: web.Application) -> AsyncIterator[None]:
+        store = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
+        self.sink = OutcomeSink(store)
+        self.metrics.attach_sink(self.sink)
+        self.tasks.spawn(self.sink.run(), name="outcome-writer")
+        yield
+        await self.sink.close(self.settings.flush_timeout_s)
+        await self.tasks.drain(timeout=1.0)
+        await asyncio.to_thread(store.close)
+
+    async def _wiring(self, app: web.Application) -> AsyncIterator[None]:
+        assert self.sink is not None
+        session = client_session()
+        chain = build_chain(
+            [Route(self.router, self.settings.default_upstream), Record(self.sink)], Forward(session)
+        )
+        edge = Edge(chain, self.metrics, self.settings.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", edge.handle)
+        yield
+        await session.close()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Bind both ports, log `listening`, run until `stop` is set, then shut down in order."""
+        data = web.AppRunner(self.data_app, access_log=None, handle_signals=False,
+                             shutdown_timeout=self.settings.shutdown_timeout_s)
+        admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
+        await data.setup()
+        await admin.setup()
+        try:
+            data_site = web.TCPSite(data, *self.settings.listen, backlog=1024)
+            admin_site = web.TCPSite(admin, *self.settings.admin)
+            await data_site.start()
+            await admin_site.start()
+            self.ready = True
+            event("listening", service="outrider", address=bound(data), admin=bound(admin),
+                  experiments=[lv.experiment.name for lv in self.router.all()])
+            await stop.wait()
+            self.ready = False
+            event("stopping", service="outrider")
+        finally:
+            await data.cleanup()
+            await admin.cleanup()
+        if self.sink is not None:
+            event("stopped", service="outrider", **self.sink.snapshot())
+
+
+def bound(runner: web.AppRunner) -> str:
+    """HOST:PORT actually bound by the runner's first socket (port 0 resolved)."""
+    for address in runner.addresses:
+        host, port = address[:2]
+        return f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    raise RuntimeError("runner has no bound socket")
+
+
+async def serve(settings: Settings) -> int:
+    """Run a sidecar until SIGTERM or SIGINT; returns the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Sidecar(settings).serve(stop)
+    return 0

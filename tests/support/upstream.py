@@ -1,0 +1,75 @@
+"""A small, real upstream for tests: `python -m tests.support.upstream --port 0 [--name NAME]`.
+
+Path segments anywhere in the path trigger faults:
+  .../reset/...     closes the connection without answering (a reset as the proxy sees it)
+  .../sleep/MS/...  answers after MS milliseconds
+  .../status/N/...  answers with status N
+  every answer echoes: {"name", "method", "path", "headers": [[k, v], ...], "body_len"}
+Every answer carries hop-by-hop headers that a proxy must strip (Connection names X-Upstream-Secret) and
+`x-upstream-name`. Logs the `listening` line of tests/support/procs.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import orjson
+from aiohttp import web
+
+
+def make_app(name: str) -> web.Application:
+    """The echo application."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        segments = request.path.split("/")
+        if "reset" in segments:
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(3600)  # the handler is cancelled when the transport goes away
+        if "sleep" in segments:
+            await asyncio.sleep(int(segments[segments.index("sleep") + 1]) / 1000)
+        status = int(segments[segments.index("status") + 1]) if "status" in segments else 200
+        payload = {
+            "name": name,
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "body_len": len(body),
+        }
+        headers = {
+            "Connection": "keep-alive, X-Upstream-Secret",
+            "X-Upstream-Secret": "must-not-cross",
+            "Keep-Alive": "timeout=5",
+            "Proxy-Authenticate": "Basic",
+            "Trailer": "X-Checksum",
+            "Upgrade": "h2c",
+            "X-Upstream-Name": name,
+        }
+        return web.Response(status=status, body=orjson.dumps(payload), headers=headers,
+                            content_type="application/json")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def main(port: int, name: str) -> None:
+    """Serve until killed."""
+    runner = web.AppRunner(make_app(name), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    host, bound = runner.addresses[0][:2]
+    sys.stderr.write(orjson.dumps({"event": "listening", "service": "upstream", "address": f"{host}:{bound}"}).decode() + "\n")
+    sys.stderr.flush()
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--name", default="upstream")
+    ns = parser.parse_args()
+    asyncio.run(main(ns.port, ns.name))
