@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## the virtual environment with outrider and its dev tools
 
-$(MODELS): $(STAMP) modelserver/build_models.py modelserver/onnx_graphs.py
+$(MODELS): $(STAMP) modelserver/build_models.py modelserver/onnx_graphs.py modelserver/testset.py
 	$(BIN)/python -m modelserver.build_models --out models
 
 models: $(MODELS)  ## train and export the reference ONNX models (seconds, no download)
