@@ -1,6 +1,6 @@
 """Sticky assignment: `bucket = hash(salt, unit) mod 10000`; variants own contiguous bucket ranges.
 
-Usage: table = TrafficTable.build(experiment, {"stable": 90, "candidate": 10}); variant, p = table.pick(bucket)
+Usage: table = TrafficTable.build(exp, {"stable": 90, "candidate": 10}); variant, p = table.pick(bucket)
 
 Ranges are laid out in a fixed order — non-stable serving variants first (config order), the stable variant
 last — so raising a candidate's weight only moves units from stable to that candidate, never back and forth.

@@ -14,6 +14,7 @@ The writer runs batches in a thread (group commit); all counters change on the l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -85,10 +86,8 @@ class OutcomeSink:
                 if not self._queue:
                     if self._closing:
                         return
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.limits.flush_interval_s)
-                    except TimeoutError:
-                        pass
                     self._wake.clear()
                     continue
                 await self._write_one_batch()
@@ -104,7 +103,9 @@ class OutcomeSink:
                 try:
                     await asyncio.to_thread(self.backend.write, batch)
                 except Exception:
-                    log.exception("outcome batch write failed (attempt %d of %d)", attempt, self.limits.write_attempts)
+                    log.exception(
+                        "outcome batch write failed (attempt %d of %d)", attempt, self.limits.write_attempts
+                    )
                     if attempt == self.limits.write_attempts:
                         self.dropped["write_error"] += n
                         return
@@ -113,7 +114,7 @@ class OutcomeSink:
                     self.stored += n
                     return
         except asyncio.CancelledError:
-            # Cancelled mid-write at shutdown: the thread may or may not finish; count the batch as not stored.
+            # Cancelled mid-write at shutdown: the thread may still finish; count the batch as not stored.
             self.dropped["shutdown"] += n
             raise
         finally:

@@ -89,16 +89,22 @@ class SqliteOutcomeStore:
                 after = seq
                 yield rec
 
-    def read(self, experiment: str | None = None, after_seq: int = 0, limit: int = 10_000) -> list[OutcomeRecord]:
+    def read(
+        self, experiment: str | None = None, after_seq: int = 0, limit: int = 10_000
+    ) -> list[OutcomeRecord]:
         """Like `read_raw`, decoded."""
-        return [OutcomeRecord.from_dict(orjson.loads(r)) for _, r in self.read_raw(experiment, after_seq, limit)]
+        return [
+            OutcomeRecord.from_dict(orjson.loads(r)) for _, r in self.read_raw(experiment, after_seq, limit)
+        ]
 
     def count(self, experiment: str | None = None) -> int:
         """Number of stored records."""
         if experiment is None:
             row = self._conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()
         else:
-            row = self._conn.execute("SELECT COUNT(*) FROM outcomes WHERE experiment = ?", (experiment,)).fetchone()
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM outcomes WHERE experiment = ?", (experiment,)
+            ).fetchone()
         return int(row[0])
 
     def close(self) -> None:

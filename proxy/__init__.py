@@ -1,1 +1,1 @@
-"""The sidecar process: aiohttp server, filter chain, forwarding, admin API, CLI and the wiring of all parts."""
+"""The sidecar process: aiohttp server, filter chain, forwarding, admin API, CLI, wiring of all parts."""

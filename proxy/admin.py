@@ -43,7 +43,12 @@ def experiment_json(live: Live) -> dict[str, Any]:
         "source": exp.source,
         "match": {"pathPrefix": exp.path_prefix, "methods": sorted(exp.methods)},
         "variants": [
-            {"name": v.name, "role": v.role, "upstream": v.upstream, "weight": live.table.weights().get(v.name, 0.0)}
+            {
+                "name": v.name,
+                "role": v.role,
+                "upstream": v.upstream,
+                "weight": live.table.weights().get(v.name, 0.0),
+            }
             for v in exp.variants
         ],
         "strategy": strategy_json(exp),

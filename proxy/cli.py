@@ -9,8 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from proxy import commands
 from modelserver import cli as modelserver_cli
+from proxy import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,15 +19,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the sidecar")
-    run.add_argument("-c", "--config", action="append", default=[], metavar="FILE",
-                     help="experiment file (repeatable)")
+    run.add_argument(
+        "-c", "--config", action="append", default=[], metavar="FILE", help="experiment file (repeatable)"
+    )
     run.add_argument("--listen", default="127.0.0.1:8080", help="data port HOST:PORT (port 0 = any free)")
     run.add_argument("--admin", default="127.0.0.1:8081", help="admin port HOST:PORT (port 0 = any free)")
     run.add_argument("--data-dir", default="./outrider-data", help="where outcomes and state are stored")
-    run.add_argument("--default-upstream", default=None, metavar="URL",
-                     help="where requests that match no experiment go (default: answer 404)")
-    run.add_argument("--max-body-bytes", type=int, default=None,
-                     help="request body cap for the whole sidecar (default 10 MiB; routes may set less)")
+    run.add_argument(
+        "--default-upstream",
+        default=None,
+        metavar="URL",
+        help="where requests that match no experiment go (default: answer 404)",
+    )
+    run.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help="request body cap for the whole sidecar (default 10 MiB; routes may set less)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=commands.cmd_run)
 
@@ -43,11 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--experiment", default=None, metavar="NAME")
     export.set_defaults(func=commands.cmd_export)
 
-    serve = sub.add_parser("serve-model", help="run the reference ONNX model server (Open Inference Protocol v2)")
+    serve = sub.add_parser(
+        "serve-model", help="run the reference ONNX model server (Open Inference Protocol v2)"
+    )
     modelserver_cli.add_arguments(serve)
     serve.set_defaults(func=modelserver_cli.main)
 
-    demo = sub.add_parser("demo", help="start model servers, outrider and a load of many users; print the split")
+    demo = sub.add_parser(
+        "demo", help="start model servers, outrider and a load of many users; print the split"
+    )
     demo.add_argument("--requests", type=int, default=6000, help="requests to send in all")
     demo.add_argument("--users", type=int, default=2000, help="distinct users (sticky units)")
     demo.add_argument("--concurrency", type=int, default=32)

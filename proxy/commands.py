@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import orjson
-
 from experiments.model import DEFAULT_MAX_BODY_BYTES
 from proxy import loop
 from proxy.logs import setup_logging
@@ -59,10 +57,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_schema(_: argparse.Namespace) -> int:
     """`outrider schema`: the JSON Schema of experiment files on stdout."""
-    from experiments.config import json_schema
+    from experiments.validate import schema_main
 
-    sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
-    return 0
+    return schema_main(sys.stdout)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -70,8 +70,9 @@ async def drive(url: str, test_set: TestSet, args: argparse.Namespace, tally: Ta
             body = orjson.dumps(infer_body([test_set.x[row]]))
             started = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers={"x-user-id": user,
-                                                                  "content-type": "application/json"}) as resp:
+                async with session.post(
+                    url, data=body, headers={"x-user-id": user, "content-type": "application/json"}
+                ) as resp:
                     payload = await resp.read()
                     variant = resp.headers.get("x-outrider-variant", "?")
             except aiohttp.ClientError:
@@ -119,17 +120,45 @@ async def run_demo(args: argparse.Namespace) -> int:
         try:
             print("starting model servers (stable: fp32 MLP, candidate: the weaker model) ...")
             for name, model in (("stable", "digits.onnx"), ("candidate", "digits-weak.onnx")):
-                children.append(await Child.start(
-                    [exe, "serve-model", "--model", str(models / model), "--name", "digits", "--port", "0"],
-                    tmp / f"{name}.log"))
+                children.append(
+                    await Child.start(
+                        [
+                            exe,
+                            "serve-model",
+                            "--model",
+                            str(models / model),
+                            "--name",
+                            "digits",
+                            "--port",
+                            "0",
+                        ],
+                        tmp / f"{name}.log",
+                    )
+                )
             config = tmp / "digits-canary.yaml"
-            config.write_text(CONFIG.format(stable=children[0].url, candidate=children[1].url, canary=args.canary))
+            config.write_text(
+                CONFIG.format(stable=children[0].url, candidate=children[1].url, canary=args.canary)
+            )
             sidecar = await Child.start(
-                [exe, "run", "-c", str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-                 "--data-dir", str(data_dir)], tmp / "outrider.log")
+                [
+                    exe,
+                    "run",
+                    "-c",
+                    str(config),
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--admin",
+                    "127.0.0.1:0",
+                    "--data-dir",
+                    str(data_dir),
+                ],
+                tmp / "outrider.log",
+            )
             children.append(sidecar)
-            print(f"outrider on {sidecar.url} (admin {sidecar.admin_url}), canary {args.canary:g}% "
-                  f"— sending {args.requests} requests from {args.users} users ...")
+            print(
+                f"outrider on {sidecar.url} (admin {sidecar.admin_url}), canary {args.canary:g}% "
+                f"— sending {args.requests} requests from {args.users} users ..."
+            )
             tally = Tally()
             elapsed = await drive(f"{sidecar.url}/v2/models/digits/infer", test_set, args, tally)
             await asyncio.sleep(0.3)  # let the last outcome batch commit

@@ -81,7 +81,14 @@ class Edge:
         try:
             body = await read_body(request, self.max_body_bytes)
             inbound = Inbound(
-                request.method, request.path_qs, inbound_headers(request), body, request.remote, received_at, mono, rid
+                request.method,
+                request.path_qs,
+                inbound_headers(request),
+                body,
+                request.remote,
+                received_at,
+                mono,
+                rid,
             )
             ex = Exchange(inbound)
             reply = await self.chain(ex)

@@ -18,7 +18,11 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """One JSON line."""
-        item: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name}
+        item: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             item.update(fields)
@@ -41,4 +45,6 @@ def setup_logging(level: str = "info") -> None:
 
 def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log a named event with fields (e.g. the `listening` line that tests and scripts wait for)."""
-    logging.getLogger("outrider").log(level, name, extra={"fields": {"event": name, "t": time.time(), **fields}})
+    logging.getLogger("outrider").log(
+        level, name, extra={"fields": {"event": name, "t": time.time(), **fields}}
+    )

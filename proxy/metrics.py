@@ -35,9 +35,16 @@ class OutcomeCollector(Collector):
         stored.add_metric([], float(snap["stored"]))  # type: ignore[arg-type]
         pending = GaugeMetricFamily("outrider_outcomes_pending", "Outcome records queued or being written")
         pending.add_metric([], float(snap["pending"]))  # type: ignore[arg-type]
-        dropped = CounterMetricFamily("outrider_outcomes_dropped", "Outcome records dropped", labels=["reason"])
+        dropped = CounterMetricFamily(
+            "outrider_outcomes_dropped", "Outcome records dropped", labels=["reason"]
+        )
         drops: dict[str, int] = snap["dropped"]  # type: ignore[assignment]
-        for reason in ("queue_full", "write_error", "shutdown", *sorted(set(drops) - {"queue_full", "write_error", "shutdown"})):
+        for reason in (
+            "queue_full",
+            "write_error",
+            "shutdown",
+            *sorted(set(drops) - {"queue_full", "write_error", "shutdown"}),
+        ):
             dropped.add_metric([reason], float(drops.get(reason, 0)))
         yield from (produced, stored, pending, dropped)
 

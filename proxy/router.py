@@ -36,7 +36,9 @@ class Router:
     def __init__(self, experiments: Iterable[Experiment], now: float = 0.0) -> None:
         self._live: dict[str, Live] = {}
         for exp in experiments:
-            self._live[exp.name] = Live(exp, st := initial_state(exp, now), TrafficTable.build(exp, st.weights))
+            self._live[exp.name] = Live(
+                exp, st := initial_state(exp, now), TrafficTable.build(exp, st.weights)
+            )
         self._order = sorted(self._live.values(), key=lambda lv: len(lv.experiment.path_prefix), reverse=True)
         self._names = [lv.experiment.name for lv in self._order]
 
@@ -63,5 +65,7 @@ class Router:
         live = self._live[state.experiment]
         if state.version <= live.state.version:
             return False
-        self._live[state.experiment] = Live(live.experiment, state, TrafficTable.build(live.experiment, state.weights))
+        self._live[state.experiment] = Live(
+            live.experiment, state, TrafficTable.build(live.experiment, state.weights)
+        )
         return True

@@ -83,8 +83,12 @@ class Sidecar:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Bind both ports, log `listening`, run until `stop` is set, then shut down in order."""
-        data = web.AppRunner(self.data_app, access_log=None, handle_signals=False,
-                             shutdown_timeout=self.settings.shutdown_timeout_s)
+        data = web.AppRunner(
+            self.data_app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self.settings.shutdown_timeout_s,
+        )
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
         await data.setup()
         await admin.setup()
@@ -94,8 +98,13 @@ class Sidecar:
             await data_site.start()
             await admin_site.start()
             self.ready = True
-            event("listening", service="outrider", address=bound(data), admin=bound(admin),
-                  experiments=[lv.experiment.name for lv in self.router.all()])
+            event(
+                "listening",
+                service="outrider",
+                address=bound(data),
+                admin=bound(admin),
+                experiments=[lv.experiment.name for lv in self.router.all()],
+            )
             await stop.wait()
             self.ready = False
             event("stopping", service="outrider")
@@ -103,7 +112,7 @@ class Sidecar:
             await data.cleanup()
             await admin.cleanup()
         if self.sink is not None:
-            event("stopped", service="outrider", **self.sink.snapshot())
+            event("stopped", service="outrider", outcomes=self.sink.snapshot())
 
 
 def bound(runner: web.AppRunner) -> str:

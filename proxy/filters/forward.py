@@ -54,9 +54,13 @@ class Forward:
         except TimeoutError:
             raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
         except aiohttp.ClientConnectorError as err:
-            raise UpstreamUnavailable(f"cannot connect to upstream: {err.os_error}", error_class="connect_error") from None
+            raise UpstreamUnavailable(
+                f"cannot connect to upstream: {err.os_error}", error_class="connect_error"
+            ) from None
         except aiohttp.ClientResponseError as err:
-            raise UpstreamUnavailable(f"invalid upstream response: {err.message}", error_class="invalid_response") from None
+            raise UpstreamUnavailable(
+                f"invalid upstream response: {err.message}", error_class="invalid_response"
+            ) from None
         except (aiohttp.ClientError, ConnectionError) as err:
             raise UpstreamUnavailable(f"upstream connection failed: {type(err).__name__}") from None
         finally:
@@ -64,7 +68,11 @@ class Forward:
 
     async def _send(self, ex: Exchange, url: str) -> Reply:
         inbound = ex.inbound
-        body = inbound.body if inbound.body or inbound.method not in ("GET", "HEAD", "DELETE", "OPTIONS") else None
+        body = (
+            inbound.body
+            if inbound.body or inbound.method not in ("GET", "HEAD", "DELETE", "OPTIONS")
+            else None
+        )
         async with self.session.request(
             inbound.method, url, headers=forwarded_headers(ex), data=body, allow_redirects=False
         ) as resp:

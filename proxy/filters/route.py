@@ -20,7 +20,9 @@ VARIANT_HEADER = "x-outrider-variant"
 class Route:
     """Assigns each request to a variant of its experiment."""
 
-    def __init__(self, router: Router, default_upstream: str | None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, router: Router, default_upstream: str | None, rng: random.Random | None = None
+    ) -> None:
         self.router = router
         self.default_upstream = default_upstream.rstrip("/") if default_upstream else None
         self.rng = rng or random.Random()
@@ -36,7 +38,9 @@ class Route:
             return await call_next(ex)
         exp = live.experiment
         if len(inbound.body) > exp.max_body_bytes:
-            raise PayloadTooLarge(f"body of {len(inbound.body)} bytes is over this route's cap of {exp.max_body_bytes}")
+            raise PayloadTooLarge(
+                f"body of {len(inbound.body)} bytes is over this route's cap of {exp.max_body_bytes}"
+            )
         ex.assignment = self._assign(live, ex)
         ex.upstream_url = ex.assignment.variant.upstream
         ex.extra[VARIANT_HEADER] = ex.assignment.variant.name

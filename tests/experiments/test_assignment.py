@@ -74,8 +74,11 @@ def test_probabilities_match_bucket_shares(raw: list[int]) -> None:
         name="ab",
         source="t",
         path_prefix="/",
-        variants=(Variant("a", "stable", "http://h:1"), Variant("b", "candidate", "http://h:2"),
-                  Variant("c", "candidate", "http://h:3")),
+        variants=(
+            Variant("a", "stable", "http://h:1"),
+            Variant("b", "candidate", "http://h:2"),
+            Variant("c", "candidate", "http://h:3"),
+        ),
         unit=UnitKey("request"),
         salt="s",
         strategy=ABStrategy({n: 100 * w / total for n, w in zip(names, raw, strict=True)}),

@@ -16,8 +16,16 @@ from experiments.sqlite_store import SqliteOutcomeStore
 
 def record(i: int, experiment: str = "e") -> OutcomeRecord:
     return OutcomeRecord(
-        request_id=f"r{i}", ts=1000.0 + i, experiment=experiment, variant="stable", p_variant=0.9,
-        status=200, error=None, latency_ms=1.5, upstream_ms=1.0, unit=f"u{i % 7}",
+        request_id=f"r{i}",
+        ts=1000.0 + i,
+        experiment=experiment,
+        variant="stable",
+        p_variant=0.9,
+        status=200,
+        error=None,
+        latency_ms=1.5,
+        upstream_ms=1.0,
+        unit=f"u{i % 7}",
     )
 
 

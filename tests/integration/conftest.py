@@ -45,7 +45,13 @@ def canary_yaml(
 ) -> str:
     """A canary experiment file between two upstream URLs."""
     return CANARY.format(
-        name=name, prefix=prefix, stable=stable, candidate=candidate, steps=steps, salt=salt, timeout=timeout,
+        name=name,
+        prefix=prefix,
+        stable=stable,
+        candidate=candidate,
+        steps=steps,
+        salt=salt,
+        timeout=timeout,
         max_body=max_body,
     )
 
@@ -68,7 +74,7 @@ OutriderFactory = Callable[..., Proc]
 
 @pytest.fixture
 def outrider(tmp_path: Path) -> Iterator[OutriderFactory]:
-    """Start outrider processes: `outrider(config_text, *extra_args, data_dir=...)`; all stopped at the end."""
+    """Start outrider processes: `outrider(config, ..., args=(...), data_dir=...)`; all stopped at the end."""
     started: list[Proc] = []
 
     def _start(*configs: str, args: tuple[str, ...] = (), data_dir: Path | None = None) -> Proc:
@@ -78,8 +84,15 @@ def outrider(tmp_path: Path) -> Iterator[OutriderFactory]:
             path.write_text(text)
             files += ["-c", str(path)]
         cmd = outrider_cmd(
-            "run", *files, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-            "--data-dir", str(data_dir or tmp_path / "data"), *args,
+            "run",
+            *files,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir or tmp_path / "data"),
+            *args,
         )
         proc = start(cmd, tmp_path / f"outrider-{len(started)}.log")
         started.append(proc)

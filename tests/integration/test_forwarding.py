@@ -44,7 +44,9 @@ async def test_upstream_reset_is_502_fast_and_recorded(proxy: Proc) -> None:
     assert status == 502
     assert elapsed < 0.1 + 0.05  # 100 ms target, a little slack for the test client itself
     err = orjson.loads(body)
-    assert err["code"] == "upstream_unavailable" and err["request_id"] == "abc-1" and err["detail"]
+    assert err["code"] == "upstream_unavailable"
+    assert err["request_id"] == "abc-1"
+    assert err["detail"]
     assert headers["x-request-id"] == "abc-1"
     assert headers["x-outrider-variant"] in ("stable", "candidate")
     status, *_ = await post(f"{proxy.url}/v2/ok")  # recovers at once
@@ -79,7 +81,7 @@ async def test_body_over_the_sidecar_cap_is_413_without_reading_it(
 ) -> None:
     stable, candidate = upstreams
     proxy = outrider(canary_yaml(stable.url, candidate.url), args=("--max-body-bytes", "1000"))
-    status, _, body, _ = await post(f"{proxy.url}/v2/x", body=b"y" * 5_000)
+    status, _, _body, _ = await post(f"{proxy.url}/v2/x", body=b"y" * 5_000)
     assert status == 413
 
 
@@ -104,7 +106,8 @@ async def test_unmatched_path_passes_through_to_the_default_upstream(
         assert status == 200
         assert headers["x-outrider-variant"] == "default"
         echoed = orjson.loads(body)
-        assert echoed["name"] == "default" and echoed["path"] == "/other/path?q=1"
+        assert echoed["name"] == "default"
+        assert echoed["path"] == "/other/path?q=1"
     finally:
         default.stop()
 

@@ -15,15 +15,27 @@ from tests.support.http import bounded_map, outcome_invariant, scrape
 from tests.support.procs import Proc, outrider_cmd
 
 
+def export(data_dir: Path, *args: str) -> bytes:
+    """stdout of `outrider export --data-dir DIR ARGS`."""
+    cmd = outrider_cmd("export", "--data-dir", str(data_dir), *args)
+    return subprocess.run(cmd, capture_output=True, check=True).stdout
+
+
 async def variants_of(proxy: Proc, users: list[str], concurrency: int = 48) -> list[tuple[str, str, str]]:
     """(variant header, answering upstream, request id) for one request per user."""
     async with aiohttp.ClientSession() as session:
 
         async def one(user: str) -> tuple[str, str, str]:
-            async with session.post(f"{proxy.url}/v2/models/m/infer", data=b"{}", headers={"x-user-id": user}) as r:
+            async with session.post(
+                f"{proxy.url}/v2/models/m/infer", data=b"{}", headers={"x-user-id": user}
+            ) as r:
                 assert r.status == 200, await r.text()
                 await r.read()
-                return r.headers["x-outrider-variant"], r.headers["x-upstream-name"], r.headers["x-request-id"]
+                return (
+                    r.headers["x-outrider-variant"],
+                    r.headers["x-upstream-name"],
+                    r.headers["x-request-id"],
+                )
 
         return await bounded_map(users, one, concurrency)
 
@@ -50,8 +62,8 @@ async def test_ten_percent_canary_over_20000_units_and_every_outcome_exported(
     assert (produced, stored, pending, dropped) == (20_000, 20_000, 0, 0)
 
     assert proxy.stop() == 0
-    out = subprocess.run(outrider_cmd("export", "--data-dir", str(data_dir)), capture_output=True, check=True)
-    records = [orjson.loads(line) for line in out.stdout.splitlines()]
+    out = await asyncio.to_thread(export, data_dir)
+    records = [orjson.loads(line) for line in out.splitlines()]
     assert len(records) == 20_000
     assert {r["request_id"] for r in records} == {rid for _, _, rid in results}
     by_id = {rid: variant for variant, _, rid in results}
@@ -59,13 +71,15 @@ async def test_ten_percent_canary_over_20000_units_and_every_outcome_exported(
         assert rec["experiment"] == "split"
         assert rec["variant"] == by_id[rec["request_id"]]
         assert rec["p_variant"] == (0.1 if rec["variant"] == "candidate" else 0.9)
-        assert rec["status"] == 200 and rec["error"] is None
+        assert rec["status"] == 200
+        assert rec["error"] is None
         assert rec["latency_ms"] >= rec["upstream_ms"] > 0
-        assert len(rec["unit"]) == 16 and not rec["unit"].startswith("unit-")
-        assert rec["shadows"] == [] and rec["reward"] is None
-    only = subprocess.run(outrider_cmd("export", "--data-dir", str(data_dir), "--experiment", "nope"),
-                          capture_output=True, check=True)
-    assert only.stdout == b""
+        assert len(rec["unit"]) == 16
+        assert not rec["unit"].startswith("unit-")
+        assert rec["shadows"] == []
+        assert rec["reward"] is None
+    assert await asyncio.to_thread(export, data_dir, "--experiment", "nope") == b""
+    assert len((await asyncio.to_thread(export, data_dir, "--experiment", "split")).splitlines()) == 20_000
 
 
 async def test_units_stay_sticky_across_restart_and_a_raise_only_moves_stable_units(
@@ -84,6 +98,7 @@ async def test_units_stay_sticky_across_restart_and_a_raise_only_moves_stable_un
     raised = outrider(canary_yaml(stable.url, candidate.url, steps="[25, 50]"))
     after = [v for v, _, _ in await variants_of(raised, users)]
     moved = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
-    assert moved and all(pair == ("stable", "candidate") for pair in moved)
+    assert moved
+    assert all(pair == ("stable", "candidate") for pair in moved)
     assert 0.08 <= before.count("candidate") / 1000 <= 0.12
     assert 0.21 <= after.count("candidate") / 1000 <= 0.29

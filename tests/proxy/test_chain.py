@@ -29,7 +29,9 @@ async def test_order() -> None:
         return Reply(200, CIMultiDict(), b"ok")
 
     chain = build_chain([Tag("a", seen), Tag("b", seen)], terminal)
-    inbound = Inbound("GET", "/", CIMultiDictProxy(CIMultiDict()), b"", None, time.time(), time.monotonic(), "r")
+    inbound = Inbound(
+        "GET", "/", CIMultiDictProxy(CIMultiDict()), b"", None, time.time(), time.monotonic(), "r"
+    )
     reply = await chain(Exchange(inbound))
     assert reply.body == b"ok"
     assert seen == ["in:a", "in:b", "terminal", "out:b", "out:a"]

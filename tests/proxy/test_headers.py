@@ -10,8 +10,13 @@ from proxy.headers import HOP_BY_HOP, end_to_end
 def test_fixed_list_and_connection_named_headers_are_removed() -> None:
     headers = CIMultiDict(
         [(name, "x") for name in HOP_BY_HOP]
-        + [("Connection", "close, X-Secret , x-other"), ("X-Secret", "s"), ("X-Other", "o"), ("X-Keep", "k"),
-           ("Content-Length", "3")]
+        + [
+            ("Connection", "close, X-Secret , x-other"),
+            ("X-Secret", "s"),
+            ("X-Other", "o"),
+            ("X-Keep", "k"),
+            ("Content-Length", "3"),
+        ]
     )
     out = end_to_end(headers)
     assert dict(out) == {"X-Keep": "k"}
@@ -19,7 +24,11 @@ def test_fixed_list_and_connection_named_headers_are_removed() -> None:
 
 def test_connection_cannot_strip_protected_headers() -> None:
     headers = CIMultiDict(
-        [("Connection", "Authorization, X-Forwarded-For"), ("Authorization", "Bearer t"), ("X-Forwarded-For", "1.2.3.4")]
+        [
+            ("Connection", "Authorization, X-Forwarded-For"),
+            ("Authorization", "Bearer t"),
+            ("X-Forwarded-For", "1.2.3.4"),
+        ]
     )
     out = end_to_end(headers)
     assert out["Authorization"] == "Bearer t"

@@ -88,8 +88,12 @@ def start(cmd: list[str], log: Path, timeout: float = 30.0, env: dict[str, str] 
     """Start `cmd` with stderr and stdout to `log`; return once it logged `listening` (or raise)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as fh:
-        popen = subprocess.Popen(  # noqa: S603 - test helper, fixed argv
-            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+        popen = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
             env={**os.environ, **(env or {})},
         )
     proc = Proc(popen, log)

@@ -48,8 +48,9 @@ def make_app(name: str) -> web.Application:
             "Upgrade": "h2c",
             "X-Upstream-Name": name,
         }
-        return web.Response(status=status, body=orjson.dumps(payload), headers=headers,
-                            content_type="application/json")
+        return web.Response(
+            status=status, body=orjson.dumps(payload), headers=headers, content_type="application/json"
+        )
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -62,7 +63,10 @@ async def main(port: int, name: str) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     host, bound = runner.addresses[0][:2]
-    sys.stderr.write(orjson.dumps({"event": "listening", "service": "upstream", "address": f"{host}:{bound}"}).decode() + "\n")
+    sys.stderr.write(
+        orjson.dumps({"event": "listening", "service": "upstream", "address": f"{host}:{bound}"}).decode()
+        + "\n"
+    )
     sys.stderr.flush()
     await asyncio.Event().wait()
 

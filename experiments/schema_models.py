@@ -1,0 +1,276 @@
+"""The experiment file schema as pydantic models: its sections, and the rules that concern one field.
+
+Rules that tie sections together (weights name variants, one stable variant, ...) are in
+`experiments.crossref`, so they are reported even when an unrelated field is broken.
+Usage: `ExperimentFile.model_validate(data)`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from experiments import model
+from experiments.schema_types import (
+    DNS_LABEL,
+    HEADER_NAME,
+    PATH_PREFIX,
+    UNIT,
+    VARIANT_NAME,
+    Duration,
+    GoalMetric,
+    GuardrailMetric,
+    Percent,
+    Share,
+    Upstream,
+    problem,
+)
+
+SCHEMA_ID = "https://outrider.dev/schemas/experiment-v1alpha1.json"
+
+
+class Section(BaseModel):
+    """Common settings: camelCase keys as in YAML, unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
+    )
+
+
+class Metadata(Section):
+    """Who the experiment is."""
+
+    name: str = Field(max_length=63, pattern=DNS_LABEL)
+    """Experiment name: lowercase letters, digits and '-', at most 63 characters; unique among the files."""
+    labels: dict[str, str] = {}
+    """Free-form labels, copied to events and reports."""
+
+
+class Match(Section):
+    """Which requests belong to the experiment."""
+
+    path_prefix: str = Field(pattern=PATH_PREFIX)
+    """Requests whose path starts with this prefix (which starts with '/') belong to the experiment."""
+    methods: tuple[Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], ...] = ()
+    """HTTP methods that belong to the experiment; empty or absent means all."""
+
+
+class Variant(Section):
+    """One model version behind the experiment."""
+
+    name: str = Field(max_length=63, pattern=VARIANT_NAME)
+    """Variant name, unique in the experiment; shown in `x-outrider-variant` and metric labels."""
+    role: model.Role
+    """`stable` (the current version), `candidate` (the one under test) or `shadow` (mirrored copies only)."""
+    upstream: Upstream
+    """Base URL of the model server, `http://host:port[/prefix]`; the request path is appended."""
+
+
+class Pin(Section):
+    """Requests with header `header` equal to `value` always go to `variant` (QA, demos, debugging)."""
+
+    header: str = Field(pattern=HEADER_NAME)
+    """Request header to look at (case-insensitive)."""
+    value: str
+    """Exact header value that pins the request."""
+    variant: str
+    """Serving variant the request goes to."""
+
+
+class Assignment(Section):
+    """How requests are assigned to variants: sticky by a unit key, hashed with a salt."""
+
+    unit: str = Field(pattern=UNIT)
+    """The stickiness key: `header:NAME`, `claim:NAME` (a JWT claim) or `request` (no stickiness)."""
+    salt: str = Field(min_length=1)
+    """Mixed into the hash; changing it reshuffles units between variants."""
+    pins: tuple[Pin, ...] = ()
+    """Requests that always go to one variant, whatever the weights."""
+
+
+class Canary(Section):
+    """The candidate's share of units rises through `steps`; 100 means promoted."""
+
+    steps: tuple[Annotated[StrictFloat, Field(gt=0, le=100)], ...] = Field(min_length=1)
+    """Percent of units on the candidate at each step, strictly increasing, each in (0, 100]."""
+    min_requests_per_step: StrictInt = Field(0, ge=0)
+    """Candidate requests needed before a step may advance."""
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        for i in range(1, len(steps)):
+            if steps[i] <= steps[i - 1]:
+                message = f"steps must be strictly increasing: {steps[i]:g} follows {steps[i - 1]:g}"
+                raise problem(message, at=(i,))
+        return steps
+
+
+class ABTest(Section):
+    """Fixed weights over the serving variants."""
+
+    weights: dict[str, Percent]
+    """Percent of units per serving variant; every serving variant has one, and they sum to 100."""
+
+    @field_validator("weights")
+    @classmethod
+    def _sum_to_100(cls, weights: dict[str, float]) -> dict[str, float]:
+        total = sum(weights.values())
+        if abs(total - 100) > 1e-9:
+            raise problem(f"weights sum to {total:g}, must be 100")
+        return weights
+
+
+class BlueGreen(Section):
+    """All traffic on one serving variant; switching is all-or-nothing."""
+
+    active: str | None = None
+    """The serving variant that takes all traffic; default: the stable one."""
+
+
+class Strategy(Section):
+    """How traffic is split between the serving variants: exactly one of `canary`, `abTest`, `blueGreen`."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    canary: Canary | None = None
+    """Progressive delivery of the candidate."""
+    ab_test: ABTest | None = None
+    """A fixed split between variants."""
+    blue_green: BlueGreen | None = None
+    """All traffic on one variant."""
+
+    @field_validator("canary", "ab_test", "blue_green", mode="before")
+    @classmethod
+    def _written_but_empty(cls, value: object) -> object:
+        # `blueGreen:` with nothing after it chooses the strategy with its defaults (and `canary:` must then
+        # report its missing steps), rather than reading as "not chosen".
+        return {} if value is None else value
+
+
+class Compare(Section):
+    """How a shadow's answer is compared with the primary's."""
+
+    kind: model.CompareKind
+    """`oip-top1` (same top class), `oip-numeric` (outputs close), `json-exact` or `none`."""
+    agreement_min: Share | None = None
+    """Share of compared requests that must agree for the shadow to pass."""
+
+    @model_validator(mode="after")
+    def _agreement_needs_a_comparison(self) -> Compare:
+        if self.kind == "none" and self.agreement_min is not None:
+            raise problem("agreementMin needs a comparison: set kind to something other than none")
+        return self
+
+
+class Shadow(Section):
+    """Mirroring of requests to the shadow variants."""
+
+    sample: Share = 1.0
+    """Share of eligible requests mirrored, 0 to 1."""
+    timeout: Duration = 1.0
+    """How long a mirrored request may take."""
+    compare: Compare = Compare(kind="none")
+    """How shadow answers are compared with primary answers."""
+
+
+class Guardrail(Section):
+    """A metric on which the candidate must not be worse than the stable by more than `margin`."""
+
+    metric: GuardrailMetric
+    """Metric name (see the list in the schema)."""
+    margin: StrictFloat = Field(gt=0)
+    """Candidate/stable ratio tolerated, e.g. 1.2."""
+
+
+class Goal(Section):
+    """A metric the candidate should move in `direction` by at least `minEffect`."""
+
+    metric: GoalMetric
+    """Metric name (see the list in the schema)."""
+    direction: Literal["increase", "decrease"]
+    """Which way is better."""
+    min_effect: StrictFloat = Field(0.0, ge=0)
+    """Smallest relative change worth promoting for."""
+
+
+def _unique_metrics(rules: Sequence[Guardrail | Goal]) -> None:
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.metric in seen:
+            raise problem(f"metric {rule.metric!r} appears twice", at=(i, "metric"))
+        seen.add(rule.metric)
+
+
+class Analysis(Section):
+    """How the controller judges the candidate."""
+
+    interval: Duration = 1.0
+    """How often the controller looks at new outcomes."""
+    alpha: StrictFloat = Field(0.05, gt=0, le=0.5)
+    """Error rate of the sequential tests, in (0, 0.5]."""
+    max_requests: StrictInt | None = Field(None, gt=0)
+    """Candidate requests after which an undecided experiment is inconclusive; absent means no limit."""
+    on_inconclusive: model.OnInconclusive = "rollback"
+    """What an inconclusive experiment does: `rollback` or `hold`."""
+    guardrails: tuple[Guardrail, ...] = ()
+    """Metrics on which the candidate must not be worse."""
+    goals: tuple[Goal, ...] = ()
+    """Metrics the candidate should improve."""
+
+    @field_validator("guardrails", "goals")
+    @classmethod
+    def _no_repeats(cls, rules: Sequence[Guardrail | Goal]) -> Sequence[Guardrail | Goal]:
+        _unique_metrics(rules)
+        return rules
+
+
+class Spec(Section):
+    """What the experiment does."""
+
+    match: Match
+    """The requests this experiment routes (by path prefix and method)."""
+    variants: tuple[Variant, ...] = Field(min_length=1)
+    """The model versions: one stable, candidates, shadows."""
+    assignment: Assignment
+    """How requests are assigned to variants."""
+    strategy: Strategy
+    """How traffic is split: canary, abTest or blueGreen."""
+    shadow: Shadow | None = None
+    """Mirroring to shadow variants (defaults apply when shadow variants exist and this is absent)."""
+    analysis: Analysis | None = None
+    """How the candidate is judged; absent means no automatic decisions."""
+    timeout: Duration = model.DEFAULT_TIMEOUT_S
+    """How long a request to a serving variant may take."""
+    max_body_bytes: StrictInt = Field(model.DEFAULT_MAX_BODY_BYTES, gt=0)
+    """Largest request body accepted on this route, in bytes."""
+
+
+class ExperimentFile(Section):
+    """An outrider experiment file."""
+
+    api_version: Literal["outrider.dev/v1alpha1"]
+    """Version of this file format."""
+    kind: Literal["Experiment"]
+    """Always `Experiment`."""
+    metadata: Metadata
+    """Name and labels."""
+    spec: Spec
+    """Variants, assignment, traffic strategy, shadowing and analysis."""
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of experiment files (by alias, for validation), for editors and `outrider schema`."""
+    schema = ExperimentFile.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+        "title": "outrider Experiment (outrider.dev/v1alpha1)",
+    }
