@@ -43,7 +43,7 @@ def setup_logging(level: str = "info") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
+def event(name: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """Log a named event with fields (e.g. the `listening` line that tests and scripts wait for)."""
     logging.getLogger("outrider").log(
         level, name, extra={"fields": {"event": name, "t": time.time(), **fields}}

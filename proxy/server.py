@@ -8,6 +8,7 @@ answered has its record flushed before exit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from proxy.filters.route import Route
 from proxy.logs import event
 from proxy.metrics import Metrics
 from proxy.router import Router
+from proxy.runtime_checks import runtime_facts, runtime_problems
 from proxy.tasks import TaskGroup
 
 
@@ -44,6 +46,7 @@ class Settings:
     shutdown_timeout_s: float = 15.0
     flush_timeout_s: float = 10.0
     config_files: list[str] = field(default_factory=list)
+    allow_python_parser: bool = False
 
 
 class Sidecar:
@@ -104,6 +107,7 @@ class Sidecar:
                 address=bound(data),
                 admin=bound(admin),
                 experiments=[lv.experiment.name for lv in self.router.all()],
+                runtime=runtime_facts(),
             )
             await stop.wait()
             self.ready = False
@@ -124,7 +128,12 @@ def bound(runner: web.AppRunner) -> str:
 
 
 async def serve(settings: Settings) -> int:
-    """Run a sidecar until SIGTERM or SIGINT; returns the exit code."""
+    """Run a sidecar until SIGTERM or SIGINT; returns the exit code (2 if the runtime is unfit)."""
+    problems = runtime_problems(runtime_facts())
+    if problems and not settings.allow_python_parser:
+        for problem in problems:
+            event("refusing to start", level=logging.ERROR, problem=problem)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
