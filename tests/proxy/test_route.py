@@ -43,11 +43,13 @@ def experiment(strategy: Strategy, unit: UnitKey = USER_HEADER, **kw: object) ->
     )
 
 
-def exchange(path: str = "/v2/models/m/infer", body: bytes = b"{}", **headers: str) -> Exchange:
+def exchange(
+    path: str = "/v2/models/m/infer", body: bytes = b"{}", headers: dict[str, str] | None = None
+) -> Exchange:
     inbound = Inbound(
         "POST",
         path,
-        CIMultiDictProxy(CIMultiDict(headers)),
+        CIMultiDictProxy(CIMultiDict(headers or {})),
         body,
         "127.0.0.1",
         time.time(),
@@ -84,7 +86,7 @@ def test_prefix_matches_whole_segments(prefix: str, path: str, expected: bool) -
 async def test_pins_win_over_the_bucket() -> None:
     exp = experiment(CanaryStrategy((1.0,)), pins=(Pin("x-qa", "yes", "candidate"),))
     route = Route(Router([exp]), None)
-    ex = await routed(route, exchange(**{"x-user-id": "u1", "x-qa": "yes"}))
+    ex = await routed(route, exchange(headers={"x-user-id": "u1", "x-qa": "yes"}))
     assert ex.assignment is not None
     assert ex.assignment.variant == CAND
     assert ex.assignment.pinned
@@ -94,7 +96,7 @@ async def test_pins_win_over_the_bucket() -> None:
 
 async def test_missing_unit_key_draws_per_request() -> None:
     route = Route(Router([experiment(CanaryStrategy((50.0,)))]), None, rng=random.Random(1))
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for _ in range(400):
         ex = await routed(route, exchange())
         assert ex.assignment is not None
@@ -125,7 +127,7 @@ async def test_blue_green_is_all_or_nothing_and_rolls_back_at_once() -> None:
     async def variants() -> set[str]:
         out = set()
         for user in users:
-            ex = await routed(route, exchange(**{"x-user-id": user}))
+            ex = await routed(route, exchange(headers={"x-user-id": user}))
             assert ex.assignment is not None
             out.add(ex.assignment.variant.name)
         return out
@@ -142,7 +144,7 @@ async def test_blue_green_is_all_or_nothing_and_rolls_back_at_once() -> None:
 
 async def test_ab_weights_are_respected() -> None:
     route = Route(Router([experiment(ABStrategy({"stable": 30.0, "candidate": 70.0}))]), None)
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for i in range(3000):
         ex = await routed(route, exchange(**{"x-user-id": f"user-{i}"}))
         assert ex.assignment is not None
