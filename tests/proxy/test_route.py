@@ -146,7 +146,7 @@ async def test_ab_weights_are_respected() -> None:
     route = Route(Router([experiment(ABStrategy({"stable": 30.0, "candidate": 70.0}))]), None)
     seen: Counter[str] = Counter()
     for i in range(3000):
-        ex = await routed(route, exchange(**{"x-user-id": f"user-{i}"}))
+        ex = await routed(route, exchange(headers={"x-user-id": f"user-{i}"}))
         assert ex.assignment is not None
         seen[ex.assignment.variant.name] += 1
         assert ex.assignment.p_variant == (0.7 if ex.assignment.variant == CAND else 0.3)
