@@ -71,6 +71,7 @@ def _analysis(analysis: Analysis) -> model.AnalysisSpec:
         alpha=analysis.alpha,
         max_requests=analysis.max_requests,
         on_inconclusive=analysis.on_inconclusive,
+        feedback_window_s=analysis.feedback_window,
         guardrails=tuple(model.MetricRule(g.metric, margin=g.margin) for g in analysis.guardrails),
         goals=tuple(
             model.MetricRule(g.metric, direction=g.direction, min_effect=g.min_effect) for g in analysis.goals

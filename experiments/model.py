@@ -101,6 +101,8 @@ class AnalysisSpec:
     on_inconclusive: OnInconclusive = "rollback"
     guardrails: tuple[MetricRule, ...] = ()
     goals: tuple[MetricRule, ...] = ()
+    feedback_window_s: float = 3600.0
+    """Rewards arriving later than this after their request are stored as late and not judged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,6 +223,9 @@ class Analysis(Section):
     """Metrics on which the candidate must not be worse."""
     goals: tuple[Goal, ...] = ()
     """Metrics the candidate should improve."""
+    feedback_window: Duration = 3600.0
+    """How long after its request a reward still counts (`POST /outrider/v1/feedback`); later ones are stored
+    as late and not judged."""
 
     @field_validator("guardrails", "goals")
     @classmethod

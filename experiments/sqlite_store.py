@@ -27,6 +27,16 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes (experiment, seq);
 CREATE INDEX IF NOT EXISTS outcomes_by_request ON outcomes (request_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT    NOT NULL UNIQUE,
+    outcome_seq INTEGER NOT NULL,
+    experiment  TEXT    NOT NULL,
+    reward      REAL    NOT NULL,
+    ts          REAL    NOT NULL,
+    late        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS feedback_by_experiment ON feedback (experiment, seq);
 """
 
 DB_NAME = "outrider.db"
@@ -82,12 +92,24 @@ class SqliteOutcomeStore:
         return [(int(seq), bytes(rec)) for seq, rec in cur]
 
     def iter_raw(self, experiment: str | None = None, page: int = 10_000) -> Iterator[bytes]:
-        """Every stored record as JSON bytes, in arrival order, paged."""
+        """Every stored record as JSON bytes, in arrival order, paged, with timely rewards joined in."""
         after = 0
         while rows := self.read_raw(experiment, after, page):
+            rewards = self._rewards(rows[0][0], rows[-1][0])
             for seq, rec in rows:
                 after = seq
+                if seq in rewards:
+                    doc = orjson.loads(rec)
+                    doc["reward"] = rewards[seq]
+                    rec = orjson.dumps(doc)
                 yield rec
+
+    def _rewards(self, first_seq: int, last_seq: int) -> dict[int, float]:
+        cur = self._conn.execute(
+            "SELECT outcome_seq, reward FROM feedback WHERE outcome_seq BETWEEN ? AND ? AND late = 0",
+            (first_seq, last_seq),
+        )
+        return {int(seq): float(reward) for seq, reward in cur}
 
     def read(
         self, experiment: str | None = None, after_seq: int = 0, limit: int = 10_000
@@ -96,6 +118,42 @@ class SqliteOutcomeStore:
         return [
             OutcomeRecord.from_dict(orjson.loads(r)) for _, r in self.read_raw(experiment, after_seq, limit)
         ]
+
+    def find(self, request_id: str) -> tuple[int, OutcomeRecord] | None:
+        """The first stored outcome with this request id, with its seq."""
+        row = self._conn.execute(
+            "SELECT seq, record FROM outcomes WHERE request_id = ? ORDER BY seq LIMIT 1", (request_id,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), OutcomeRecord.from_dict(orjson.loads(row[1])))
+
+    def add_feedback(self, outcome_seq: int, record: OutcomeRecord, reward: float, ts: float, late: bool) -> bool:
+        """Attach `reward` to a stored outcome; False if that request already has feedback."""
+        try:
+            with self._conn:
+                self._conn.execute(
+                    "INSERT INTO feedback (request_id, outcome_seq, experiment, reward, ts, late) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.request_id, outcome_seq, record.experiment, reward, ts, int(late)),
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def read_feedback(
+        self, experiment: str, after_seq: int = 0, limit: int = 10_000
+    ) -> list[tuple[int, OutcomeRecord]]:
+        """Timely feedback after `after_seq`: (feedback seq, the outcome with its reward filled in)."""
+        cur = self._conn.execute(
+            "SELECT f.seq, f.reward, o.record FROM feedback f JOIN outcomes o ON o.seq = f.outcome_seq "
+            "WHERE f.experiment = ? AND f.seq > ? AND f.late = 0 ORDER BY f.seq LIMIT ?",
+            (experiment, after_seq, limit),
+        )
+        out: list[tuple[int, OutcomeRecord]] = []
+        for seq, reward, raw in cur:
+            rec = OutcomeRecord.from_dict(orjson.loads(raw))
+            rec.reward = float(reward)
+            out.append((int(seq), rec))
+        return out
 
     def count(self, experiment: str | None = None) -> int:
         """Number of stored records."""

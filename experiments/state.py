@@ -29,6 +29,9 @@ class ExperimentState:
     """Percent per serving variant."""
     updated_at: float
     history: tuple[Mapping[str, object], ...] = field(default=())
+    """Every change with its reason (and the statistics snapshot behind an automatic decision)."""
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """Controller bookkeeping, e.g. candidate requests seen when the current step began."""
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready form (admin API, store)."""
@@ -40,6 +43,7 @@ class ExperimentState:
             "weights": dict(self.weights),
             "updated_at": self.updated_at,
             "history": [dict(h) for h in self.history],
+            "extra": dict(self.extra),
         }
 
 
@@ -77,10 +81,16 @@ def initial_state(experiment: Experiment, now: float = 0.0) -> ExperimentState:
 
 
 def transition(
-    experiment: Experiment, state: ExperimentState, phase: Phase, step: int, now: float, reason: str
+    experiment: Experiment,
+    state: ExperimentState,
+    phase: Phase,
+    step: int,
+    now: float,
+    reason: str,
+    **details: object,
 ) -> ExperimentState:
     """The next version of `state`, with the weights of (`phase`, `step`) and the change in its history."""
-    entry = {"version": state.version + 1, "at": now, "phase": phase, "step": step, "reason": reason}
+    entry = {"version": state.version + 1, "at": now, "phase": phase, "step": step, "reason": reason, **details}
     return replace(
         state,
         version=state.version + 1,

@@ -1,11 +1,13 @@
-"""The admin port: health, readiness, Prometheus metrics and the experiments' live state (read-only for now).
+"""The admin port: health, readiness, Prometheus metrics, the experiments' live state, and manual control.
 
-Usage: app = admin_app(router, metrics, readiness)
-Bound to 127.0.0.1 by default; mutations (promote/rollback/pause) will need a token.
+Usage: app = admin_app(router, metrics, readiness, keeper, token)
+Bound to 127.0.0.1 by default. Mutations (`POST /experiments/{name}/promote|rollback|pause|resume`) need
+`Authorization: Bearer TOKEN`; with no token configured they are refused (403), never open.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +17,7 @@ from aiohttp import web
 from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment
 from proxy.metrics import Metrics
 from proxy.router import Live, Router
+from proxy.statekeeper import StateKeeper
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -60,8 +63,51 @@ def experiment_json(live: Live) -> dict[str, Any]:
     }
 
 
-def admin_app(router: Router, metrics: Metrics, ready: Callable[[], bool]) -> web.Application:
-    """The admin application."""
+def error(status: int, code: str, detail: str) -> web.Response:
+    """The error shape of the data port, on the admin port too."""
+    return json_response({"code": code, "detail": detail}, status=status)
+
+
+def authorized(request: web.Request, token: str | None) -> web.Response | None:
+    """None if the request carries the admin token, else the refusal to send."""
+    if token is None:
+        return error(403, "forbidden", "mutations are disabled: no admin token configured")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return web.Response(
+            body=orjson.dumps({"code": "unauthorized", "detail": "missing or wrong admin token"}),
+            status=401,
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="outrider-admin"'},
+        )
+    return None
+
+
+async def mutate(keeper: StateKeeper, live: Live, action: str) -> web.Response:
+    """Apply a manual promote/rollback/pause/resume; 409 when the phase does not allow it."""
+    state = live.state
+    finished = state.phase in ("promoted", "rolled_back")
+    if finished:
+        return error(409, "conflict", f"experiment is already {state.phase}")
+    if action == "pause" and state.phase == "paused":
+        return error(409, "conflict", "experiment is already paused")
+    if action == "resume" and state.phase != "paused":
+        return error(409, "conflict", "experiment is not paused")
+    phase = {"promote": "promoted", "rollback": "rolled_back", "pause": "paused", "resume": "progressing"}[
+        action
+    ]
+    new = await keeper.change(live.experiment.name, phase, state.step, f"manual {action} (admin API)")  # type: ignore[arg-type]
+    return json_response(new.to_json())
+
+
+def admin_app(
+    router: Router,
+    metrics: Metrics,
+    ready: Callable[[], bool],
+    keeper: Callable[[], StateKeeper | None] = lambda: None,
+    token: str | None = None,
+) -> web.Application:
+    """The admin application (`keeper` is looked up per call: it exists once the data app has started)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return json_response({"status": "ok"})
@@ -84,7 +130,22 @@ def admin_app(router: Router, metrics: Metrics, ready: Callable[[], bool]) -> we
             return json_response({"code": "not_found", "detail": f"no experiment named {name!r}"}, status=404)
         return json_response(experiment_json(live))
 
+    async def action(request: web.Request) -> web.Response:
+        refused = authorized(request, token)
+        if refused is not None:
+            return refused
+        name, verb = request.match_info["name"], request.match_info["action"]
+        try:
+            live = router.get(name)
+        except KeyError:
+            return error(404, "not_found", f"no experiment named {name!r}")
+        current = keeper()
+        if current is None:
+            return error(503, "starting", "state keeper not ready")
+        return await mutate(current, live, verb)
+
     app = web.Application()
+    app.router.add_post("/experiments/{name}/{action:promote|rollback|pause|resume}", action)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_text)

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="request body cap for the whole sidecar (default 10 MiB; routes may set less)",
     )
+    run.add_argument(
+        "--admin-token-file",
+        default=None,
+        metavar="FILE",
+        help="bearer token for admin mutations (else $OUTRIDER_ADMIN_TOKEN; none = mutations refused)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=commands.cmd_run)
 

@@ -6,6 +6,7 @@ Each returns the process exit code: 0 ok, 2 bad input (config problems, bad flag
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,17 @@ def parse_hostport(value: str, flag: str) -> tuple[str, int]:
         print(f"outrider: {flag} {value!r}: expected HOST:PORT", file=sys.stderr)
         raise SystemExit(2)
     return host, int(port)
+
+
+def admin_token(path: str | None) -> str | None:
+    """The token from `--admin-token-file`, else $OUTRIDER_ADMIN_TOKEN, else None (mutations refused)."""
+    if path is not None:
+        token = Path(path).read_text().strip()
+        if not token:
+            print(f"outrider: --admin-token-file {path} is empty", file=sys.stderr)
+            raise SystemExit(2)
+        return token
+    return os.environ.get("OUTRIDER_ADMIN_TOKEN") or None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -44,6 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         default_upstream=args.default_upstream,
         max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         config_files=list(args.config),
+        admin_token=admin_token(args.admin_token_file),
     )
     return loop.run(serve(settings))
 

@@ -70,6 +70,9 @@ class Metrics:
             ("experiment", "destination_version", "error"),
             registry=self.registry,
         )
+        self.feedback = Counter(
+            "outrider_feedback", "Feedback posts by result", ("result",), registry=self.registry
+        )
         self.internal_errors = Counter(
             "outrider_internal_errors", "Bugs: exceptions outrider did not expect", registry=self.registry
         )

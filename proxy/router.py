@@ -60,6 +60,13 @@ class Router:
         """Every experiment, in match order."""
         return [self._live[n] for n in self._names]
 
+    def force(self, state: ExperimentState) -> None:
+        """Put `state` in force whatever its version (restoring from the store at start-up)."""
+        live = self._live[state.experiment]
+        self._live[state.experiment] = Live(
+            live.experiment, state, TrafficTable.build(live.experiment, state.weights)
+        )
+
     def apply(self, state: ExperimentState) -> bool:
         """Put `state` in force if it is newer than the current one; True if it was applied."""
         live = self._live[state.experiment]

@@ -20,9 +20,12 @@ from aiohttp import web
 from experiments.model import DEFAULT_MAX_BODY_BYTES, Experiment
 from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
 from proxy.chain import build_chain
 from proxy.edge import Edge
+from proxy.feedback import PATH as FEEDBACK_PATH
+from proxy.feedback import Feedback
 from proxy.filters.forward import Forward, client_session
 from proxy.filters.record import Record
 from proxy.filters.route import Route
@@ -30,7 +33,10 @@ from proxy.logs import event
 from proxy.metrics import Metrics
 from proxy.router import Router
 from proxy.runtime_checks import runtime_facts, runtime_problems
+from proxy.statekeeper import StateKeeper
 from proxy.tasks import TaskGroup
+
+FEEDBACK_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,7 @@ class Settings:
     flush_timeout_s: float = 10.0
     config_files: list[str] = field(default_factory=list)
     allow_python_parser: bool = False
+    admin_token: str | None = None
 
 
 class Sidecar:
@@ -59,9 +66,24 @@ class Sidecar:
         self.metrics = Metrics()
         self.ready = False
         self.sink: OutcomeSink | None = None
+        self.keeper: StateKeeper | None = None
+        self._traffic: Edge | None = None
+        self._feedback: Edge | None = None
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
-        self.data_app.cleanup_ctx.extend([self._outcomes, self._wiring])
-        self.admin_app = admin_app(self.router, self.metrics, lambda: self.ready)
+        self.data_app.cleanup_ctx.extend([self._outcomes, self._states, self._wiring])
+        self.data_app.router.add_route("*", FEEDBACK_PATH, self._handle_feedback)
+        self.data_app.router.add_route("*", "/{tail:.*}", self._handle_traffic)
+        self.admin_app = admin_app(
+            self.router, self.metrics, lambda: self.ready, lambda: self.keeper, settings.admin_token
+        )
+
+    async def _handle_traffic(self, request: web.Request) -> web.Response:
+        assert self._traffic is not None
+        return await self._traffic.handle(request)
+
+    async def _handle_feedback(self, request: web.Request) -> web.Response:
+        assert self._feedback is not None
+        return await self._feedback.handle(request)
 
     async def _outcomes(self, _: web.Application) -> AsyncIterator[None]:
         store = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
@@ -73,16 +95,27 @@ class Sidecar:
         await self.tasks.drain(timeout=1.0)
         await asyncio.to_thread(store.close)
 
-    async def _wiring(self, app: web.Application) -> AsyncIterator[None]:
+    async def _states(self, _: web.Application) -> AsyncIterator[None]:
+        store = await asyncio.to_thread(SqliteStateStore, self.settings.data_dir / DB_NAME)
+        self.keeper = StateKeeper(self.router, store)
+        await self.keeper.restore()
+        yield
+        await asyncio.to_thread(self.keeper.close)
+
+    async def _wiring(self, _: web.Application) -> AsyncIterator[None]:
         assert self.sink is not None
         session = client_session()
         chain = build_chain(
             [Route(self.router, self.settings.default_upstream), Record(self.sink)], Forward(session)
         )
-        edge = Edge(chain, self.metrics, self.settings.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", edge.handle)
+        self._traffic = Edge(chain, self.metrics, self.settings.max_body_bytes)
+        reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
+        feedback = Feedback(reader, self.sink, self.router, self.metrics)
+        self._feedback = Edge(build_chain([], feedback), self.metrics, FEEDBACK_MAX_BYTES)
         yield
         await session.close()
+        await asyncio.to_thread(feedback.close)
+        await asyncio.to_thread(reader.close)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Bind both ports, log `listening`, run until `stop` is set, then shut down in order."""

@@ -1,0 +1,92 @@
+"""The single writer of experiment states: the controller and the admin API both change states through it.
+
+Usage: keeper = StateKeeper(router, store); await keeper.restore(); await keeper.change(name, "promoted", ...)
+Every change is persisted (in a worker thread) before it is put in force, so a restart resumes where the
+experiment was. Weights are always recomputed from the current config, so an edited file cannot leave a
+stale split behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from experiments.model import CanaryStrategy
+from experiments.state import ExperimentState, Phase, planned_weights, transition
+from experiments.state_store import SqliteStateStore
+from proxy.logs import event
+from proxy.router import Router
+
+T = TypeVar("T")
+
+
+class StateKeeper:
+    """Serialises state changes per sidecar and persists them."""
+
+    def __init__(
+        self, router: Router, store: SqliteStateStore, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.router, self.store, self.clock = router, store, clock
+        self._lock = asyncio.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-db")
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def restore(self) -> None:
+        """Put each experiment's stored state in force (or store its initial state)."""
+        for live in self.router.all():
+            exp = live.experiment
+            stored = await self._db(self.store.load, exp.name)
+            if stored is None:
+                await self._db(self.store.save, live.state)
+                continue
+            step = stored.step
+            if isinstance(exp.strategy, CanaryStrategy):
+                step = min(step, len(exp.strategy.steps) - 1)
+            restored = replace(stored, step=step, weights=planned_weights(exp, stored.phase, step))
+            self.router.force(restored)
+            event(
+                "state restored",
+                experiment=exp.name,
+                version=restored.version,
+                phase=restored.phase,
+                step=step,
+            )
+
+    async def change(
+        self, name: str, phase: Phase, step: int, reason: str, **details: object
+    ) -> ExperimentState:
+        """Move experiment `name` to (`phase`, `step`), persist, apply; returns the new state."""
+        async with self._lock:
+            live = self.router.get(name)
+            new = transition(live.experiment, live.state, phase, step, self.clock(), reason, **details)
+            await self._db(self.store.save, new)
+            self.router.apply(new)
+        event(
+            "state changed",
+            experiment=name,
+            version=new.version,
+            phase=phase,
+            step=step,
+            reason=reason,
+            weights=dict(new.weights),
+        )
+        return new
+
+    async def annotate(self, name: str, **extra: object) -> None:
+        """Record controller bookkeeping in the state without a new version of the weights."""
+        async with self._lock:
+            live = self.router.get(name)
+            state = replace(live.state, version=live.state.version + 1, extra={**live.state.extra, **extra})
+            await self._db(self.store.save, state)
+            self.router.apply(state)
+
+    def close(self) -> None:
+        """Stop the worker thread and close the store."""
+        self._worker.shutdown(wait=True)
+        self.store.close()

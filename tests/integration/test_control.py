@@ -1,0 +1,99 @@
+"""Manual control on the admin port, state that survives a restart, and the feedback endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from tests.integration.conftest import OutriderFactory, canary_yaml
+from tests.support.procs import Proc
+
+TOKEN = "s3cret-admin-token"
+
+
+async def shares(session: aiohttp.ClientSession, proxy: Proc, n: int = 200) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    for i in range(n):
+        async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": f"u{i}"}) as r:
+            seen[r.headers["x-outrider-variant"]] = seen.get(r.headers["x-outrider-variant"], 0) + 1
+    return seen
+
+
+async def test_manual_control_needs_the_token_and_survives_restart(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    config = canary_yaml(stable.url, candidate.url)
+    proxy = outrider(config, args=("--admin-token-file", str(token_file)))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{proxy.admin_url}/experiments/split/promote") as r:
+            assert r.status == 401
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        async with session.post(
+            f"{proxy.admin_url}/experiments/split/promote", headers={"Authorization": "Bearer x"}
+        ) as r:
+            assert r.status == 401
+        async with session.post(f"{proxy.admin_url}/experiments/split/resume", headers=auth) as r:
+            assert r.status == 409
+        async with session.post(f"{proxy.admin_url}/experiments/split/pause", headers=auth) as r:
+            assert r.status == 200
+            assert (await r.json())["phase"] == "paused"
+        async with session.post(f"{proxy.admin_url}/experiments/split/rollback", headers=auth) as r:
+            state = await r.json()
+        assert state["phase"] == "rolled_back"
+        assert state["weights"] == {"stable": 100.0}
+        assert [h["reason"] for h in state["history"]] == [
+            "manual pause (admin API)",
+            "manual rollback (admin API)",
+        ]
+        assert await shares(session, proxy) == {"stable": 200}
+        async with session.post(f"{proxy.admin_url}/experiments/split/promote", headers=auth) as r:
+            assert r.status == 409  # finished experiments stay finished
+    proxy.stop()
+    again = outrider(config)  # same data dir, no token: the rollback is remembered, mutations are refused
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{again.admin_url}/experiments/split") as r:
+            restored = await r.json()
+        assert restored["phase"] == "rolled_back"
+        assert await shares(session, again) == {"stable": 200}
+        async with session.post(f"{again.admin_url}/experiments/split/resume", headers=auth) as r:
+            assert r.status == 403
+
+
+async def test_feedback_joins_a_reward_to_the_outcome(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory
+) -> None:
+    stable, candidate = upstreams
+    proxy = outrider(canary_yaml(stable.url, candidate.url))
+    url = f"{proxy.url}/outrider/v1/feedback"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "fb"}) as r:
+            rid, variant = r.headers["x-request-id"], r.headers["x-outrider-variant"]
+        async with session.post(url, data=orjson.dumps({"request_id": rid, "reward": 1.0})) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json()) == {"request_id": rid, "experiment": "split", "variant": variant}
+        async with session.post(url, data=orjson.dumps({"request_id": rid, "reward": 0.0})) as r:
+            assert r.status == 409
+        async with session.post(url, data=orjson.dumps({"request_id": "never-seen", "reward": 1})) as r:
+            assert r.status == 404
+            assert (await r.json())["code"] == "unknown_request"
+        for bad in (
+            b"not json",
+            b"[]",
+            b'{"request_id": "x"}',
+            b'{"request_id": "x", "reward": "1"}',
+            b'{"request_id": "", "reward": 1}',
+            b'{"request_id": "x", "reward": true}',
+        ):
+            async with session.post(url, data=bad) as r:
+                assert r.status == 400, bad
+                assert (await r.json())["code"] == "bad_request"
+        async with session.get(f"{proxy.admin_url}/metrics") as r:
+            text = await r.text()
+    assert 'outrider_feedback_total{result="accepted"} 1.0' in text
+    assert 'outrider_feedback_total{result="duplicate"} 1.0' in text
