@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from pathlib import Path
 
 import aiohttp
 import orjson
 
 from tests.integration.conftest import OutriderFactory, canary_yaml
-from tests.support.procs import Proc
+from tests.support.procs import Proc, outrider_cmd
 
 TOKEN = "s3cret-admin-token"
 
@@ -66,10 +68,10 @@ async def test_manual_control_needs_the_token_and_survives_restart(
 
 
 async def test_feedback_joins_a_reward_to_the_outcome(
-    upstreams: tuple[Proc, Proc], outrider: OutriderFactory
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    proxy = outrider(canary_yaml(stable.url, candidate.url))
+    proxy = outrider(canary_yaml(stable.url, candidate.url), data_dir=tmp_path / "fb")
     url = f"{proxy.url}/outrider/v1/feedback"
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "fb"}) as r:
@@ -97,3 +99,12 @@ async def test_feedback_joins_a_reward_to_the_outcome(
             text = await r.text()
     assert 'outrider_feedback_total{result="accepted"} 1.0' in text
     assert 'outrider_feedback_total{result="duplicate"} 1.0' in text
+    proxy.stop()
+    exported = await asyncio.to_thread(
+        subprocess.run,
+        outrider_cmd("export", "--data-dir", str(tmp_path / "fb")),
+        capture_output=True,
+        check=True,
+    )
+    records = [orjson.loads(line) for line in exported.stdout.splitlines()]
+    assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0)]
