@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -58,13 +58,26 @@ class StateKeeper:
                 step=step,
             )
 
+    def current(self, name: str) -> ExperimentState:
+        """The state in force."""
+        return self.router.get(name).state
+
     async def change(
-        self, name: str, phase: Phase, step: int, reason: str, **details: object
+        self,
+        name: str,
+        phase: Phase,
+        step: int,
+        reason: str,
+        *,
+        extra: Mapping[str, object] | None = None,
+        **details: object,
     ) -> ExperimentState:
         """Move experiment `name` to (`phase`, `step`), persist, apply; returns the new state."""
         async with self._lock:
             live = self.router.get(name)
             new = transition(live.experiment, live.state, phase, step, self.clock(), reason, **details)
+            if extra:
+                new = replace(new, extra={**new.extra, **extra})
             await self._db(self.store.save, new)
             self.router.apply(new)
         event(

@@ -1,0 +1,168 @@
+"""The controller: reads new outcomes, feeds the judge in fixed blocks, decides, and changes the state.
+
+Usage:
+    ctl = Controller(experiment, source, states, judge_factory=Judge)
+    tasks.spawn(ctl.run(stop), name=f"controller:{experiment.name}")
+
+Looks happen after every `LOOK_EVERY` outcome records in store order (the controller catches up every
+interval). Because the look points depend only on the records, never on the clock, a replay of the
+export (`outrider analyze`) makes the same decisions at the same records. Heavy numpy work runs in a worker
+thread, never on the event loop. After a restart the controller replays every stored outcome, so the e-values
+continue where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from analysis.verdict import Decision, JudgeLike, Looker
+from experiments.model import Experiment
+from experiments.outcome import OutcomeRecord
+from experiments.state import ExperimentState, Phase
+
+log = logging.getLogger(__name__)
+READ_PAGE = 20_000
+
+
+class OutcomeSource(Protocol):
+    """Where the controller reads stored outcomes and rewards from (blocking; called in a worker thread)."""
+
+    def read_after(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
+        """Stored outcomes after `after_seq`, in store order."""
+        ...
+
+    def read_feedback(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
+        """Timely rewards after `after_seq` (outcomes with `reward` set)."""
+        ...
+
+
+class StateWriter(Protocol):
+    """The single writer of experiment states (proxy.statekeeper.StateKeeper)."""
+
+    def current(self, name: str) -> ExperimentState:
+        """The state in force."""
+        ...
+
+    async def change(
+        self,
+        name: str,
+        phase: Phase,
+        step: int,
+        reason: str,
+        *,
+        extra: Mapping[str, object] | None = None,
+        **details: object,
+    ) -> ExperimentState:
+        """Persist and apply a new state."""
+        ...
+
+
+@dataclass
+class Progress:
+    """What the controller has read so far (kept in memory; rebuilt by replay after a restart)."""
+
+    outcome_seq: int = 0
+    feedback_seq: int = 0
+    caught_up: bool = False
+    last: Decision | None = None
+
+
+class Controller:
+    """Runs the decision loop of one experiment."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        source: OutcomeSource,
+        states: StateWriter,
+        judge_factory: Callable[[Experiment], JudgeLike],
+        drops: Callable[[], Mapping[str, int]] = dict,
+        on_decision: Callable[[Decision], None] = lambda d: None,
+        on_finish: Callable[[ExperimentState, dict[str, Any]], None] = lambda s, snap: None,
+    ) -> None:
+        self.experiment = experiment
+        self.source, self.states = source, states
+        self.looker = Looker(judge_factory(experiment), experiment, states.current(experiment.name))
+        self.drops, self.on_decision, self.on_finish = drops, on_decision, on_finish
+        self.progress = Progress()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
+
+    @property
+    def interval(self) -> float:
+        """Seconds between catch-ups."""
+        return self.experiment.analysis.interval_s if self.experiment.analysis else 1.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Catch up every interval until `stop` is set or the experiment has finished."""
+        try:
+            while not stop.is_set():
+                if await self.tick():
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval)
+        finally:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+
+    async def tick(self) -> bool:
+        """One catch-up: read, look, act. True once the experiment has finished (and was reported)."""
+        loop = asyncio.get_running_loop()
+        state = self.states.current(self.experiment.name)
+        finished = state.phase in ("promoted", "rolled_back")
+        # The first catch-up after a start replays history without deciding: those looks were taken before.
+        decide = self.progress.caught_up and not finished
+        drops = dict(self.drops())
+        decisions = await loop.run_in_executor(self._worker, self._read, drops, decide)
+        self.progress.caught_up = True
+        for decision in decisions:
+            state = await self._act(decision)
+        if state.phase in ("promoted", "rolled_back"):
+            snapshot = await loop.run_in_executor(self._worker, self.looker.snapshot)
+            self.on_finish(state, snapshot)
+            return True
+        return False
+
+    def _read(self, drops: dict[str, int], decide: bool) -> list[Decision]:
+        name = self.experiment.name
+        decisions: list[Decision] = []
+        while rows := self.source.read_after(name, self.progress.outcome_seq, READ_PAGE):
+            self.progress.outcome_seq = rows[-1][0]
+            decisions += self.looker.feed([r for _, r in rows], drops, decide=decide)
+        while rewards := self.source.read_feedback(name, self.progress.feedback_seq, READ_PAGE):
+            self.progress.feedback_seq = rewards[-1][0]
+            self.looker.feed_rewards([r for _, r in rewards])
+        return decisions
+
+    async def _act(self, decision: Decision) -> ExperimentState:
+        self.progress.last = decision
+        self.on_decision(decision)
+        change = self.looker.transition(decision)
+        name = self.experiment.name
+        if change is None:
+            return self.states.current(name)
+        phase, step, extra = change
+        log.info("decision %s for %s at %d records", decision.kind, name, decision.records)
+        return await self.states.change(
+            name,
+            phase,
+            step,
+            f"{decision.kind}: {'; '.join(decision.reasons)}",
+            extra=extra,
+            decision=decision.kind,
+            at_records=decision.records,
+            at_candidate_requests=decision.candidate_requests,
+            snapshot=decision.snapshot,
+        )
+
+
+def replay(
+    experiment: Experiment, records: Sequence[OutcomeRecord], judge_factory: Callable[[Experiment], JudgeLike]
+) -> tuple[list[Decision], dict[str, Any]]:
+    """Offline: the decisions the controller makes on `records` (store order), and the final snapshot."""
+    looker = Looker(judge_factory(experiment), experiment)
+    return looker.replay(records), looker.snapshot()

@@ -1,0 +1,156 @@
+"""Looks at fixed record counts, and what each decision does to the experiment's phase and step.
+
+Usage: looker = Looker(judge, experiment, state); decisions = looker.feed(records, drops)
+Shared by the live controller and the offline replay (`outrider analyze`), so both decide at the same records.
+The looker keeps its own view of the phase and step (advanced by its own decisions), so a decision never
+depends on when the controller happened to wake up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from experiments.model import Experiment
+from experiments.outcome import OutcomeRecord
+from experiments.state import ExperimentState, Phase
+
+LOOK_EVERY = 100
+"""Outcome records between two looks (any cadence is valid for the e-processes)."""
+ACTIONS = frozenset({"ADVANCE", "PROMOTE", "ROLLBACK", "INCONCLUSIVE"})
+
+
+class DecisionLike(Protocol):
+    """What the judge returns at a look."""
+
+    kind: str
+    reasons: list[str]
+    snapshot: dict[str, Any]
+
+
+class JudgeLike(Protocol):
+    """The statistics behind decisions (analysis.engine.Judge)."""
+
+    def observe(self, records: Sequence[OutcomeRecord]) -> None:
+        """Add outcomes, in arrival order."""
+        ...
+
+    def observe_rewards(self, records: Sequence[OutcomeRecord]) -> None:
+        """Add rewards (outcomes with `reward` set)."""
+        ...
+
+    def decide(self, *, step: int, candidate_in_step: int, drops: Mapping[str, int]) -> DecisionLike:
+        """Decide now."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The statistics as JSON."""
+        ...
+
+
+@dataclass
+class Decision:
+    """A decision at a look, with where it was taken."""
+
+    kind: str
+    reasons: list[str]
+    snapshot: dict[str, Any]
+    records: int
+    """Outcome records seen when the decision was taken."""
+    candidate_requests: int
+    step: int
+
+
+@dataclass
+class View:
+    """The looker's own phase/step, moved by its decisions."""
+
+    phase: Phase = "progressing"
+    step: int = 0
+    step_start_candidates: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Looker:
+    """Feeds the judge in blocks of LOOK_EVERY records and decides after each block."""
+
+    def __init__(
+        self, judge: JudgeLike, experiment: Experiment, state: ExperimentState | None = None
+    ) -> None:
+        self.judge, self.experiment = judge, experiment
+        self.pending: list[OutcomeRecord] = []
+        self.records = 0
+        self.candidates = 0
+        self.view = View()
+        if state is not None:
+            start = state.extra.get("step_start_candidates", 0)
+            self.view = View(state.phase, state.step, int(start) if isinstance(start, int | float) else 0)
+
+    def feed(
+        self, records: Sequence[OutcomeRecord], drops: Mapping[str, int], decide: bool = True
+    ) -> list[Decision]:
+        """Add records; look after each full block; return the decisions that change something."""
+        self.pending.extend(records)
+        out: list[Decision] = []
+        while len(self.pending) >= LOOK_EVERY:
+            block, self.pending = self.pending[:LOOK_EVERY], self.pending[LOOK_EVERY:]
+            self.judge.observe(block)
+            self.records += len(block)
+            self.candidates += sum(
+                1 for r in block if r.variant != self.experiment.stable.name and not r.pinned
+            )
+            if decide and self.view.phase == "progressing":
+                decision = self._look(drops)
+                if decision.kind in ACTIONS:
+                    out.append(decision)
+        return out
+
+    def feed_rewards(self, records: Sequence[OutcomeRecord]) -> None:
+        """Add rewards joined to outcomes."""
+        self.judge.observe_rewards(records)
+
+    def _look(self, drops: Mapping[str, int]) -> Decision:
+        view = self.view
+        raw = self.judge.decide(
+            step=view.step, candidate_in_step=self.candidates - view.step_start_candidates, drops=drops
+        )
+        decision = Decision(
+            raw.kind, list(raw.reasons), raw.snapshot, self.records, self.candidates, view.step
+        )
+        change = self.transition(decision)
+        if change is not None:
+            phase, step, extra = change
+            start = extra.get("step_start_candidates", view.step_start_candidates)
+            self.view = View(
+                phase, step, start if isinstance(start, int) else view.step_start_candidates, extra
+            )
+        return decision
+
+    def transition(self, decision: Decision) -> tuple[Phase, int, dict[str, object]] | None:
+        """(phase, step, state extra) a decision leads to, or None when it changes nothing."""
+        step = decision.step
+        if decision.kind == "ADVANCE":
+            return "progressing", step + 1, {"step_start_candidates": decision.candidate_requests}
+        if decision.kind == "PROMOTE":
+            return "promoted", step, {}
+        if decision.kind == "ROLLBACK":
+            return "rolled_back", step, {}
+        if decision.kind == "INCONCLUSIVE":
+            analysis = self.experiment.analysis
+            hold = analysis is not None and analysis.on_inconclusive == "hold"
+            return ("paused" if hold else "rolled_back"), step, {}
+        return None
+
+    def replay(self, records: Sequence[OutcomeRecord]) -> list[Decision]:
+        """Offline: every record in order, looks as live; stops at the first final decision."""
+        out: list[Decision] = []
+        for start in range(0, len(records), LOOK_EVERY):
+            out += self.feed(records[start : start + LOOK_EVERY], {})
+            if self.view.phase != "progressing":
+                break
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The judge's statistics plus the looker's counts."""
+        return {**self.judge.snapshot(), "records": self.records, "candidate_requests": self.candidates}
