@@ -1,0 +1,159 @@
+"""The controller and the looker with a scripted judge: looks at fixed record counts, state changes, restart
+catch-up without re-deciding, and replay equal to live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from analysis.controller import Controller, replay
+from analysis.verdict import LOOK_EVERY, JudgeLike
+from experiments.model import AnalysisSpec, CanaryStrategy, Experiment, UnitKey, Variant
+from experiments.outcome import OutcomeRecord
+from experiments.state import ExperimentState, Phase, initial_state, transition
+
+EXP = Experiment(
+    name="e",
+    source="t",
+    path_prefix="/v2",
+    variants=(Variant("stable", "stable", "http://h:1"), Variant("candidate", "candidate", "http://h:2")),
+    unit=UnitKey("request"),
+    salt="s",
+    strategy=CanaryStrategy((10.0, 50.0), min_requests_per_step=0),
+    analysis=AnalysisSpec(interval_s=0.01),
+)
+
+
+@dataclass
+class Verdict:
+    kind: str
+    reasons: list[str]
+    snapshot: dict[str, Any]
+
+
+class ScriptedJudge:
+    """Fake judge (pure logic): ADVANCE at the 3rd look of step 0, PROMOTE at the 2nd look of step 1."""
+
+    def __init__(self, _: Experiment) -> None:
+        self.seen = 0
+        self.looks: list[tuple[int, int]] = []
+
+    def observe(self, records: Sequence[OutcomeRecord]) -> None:
+        self.seen += len(records)
+
+    def observe_rewards(self, records: Sequence[OutcomeRecord]) -> None:
+        pass
+
+    def decide(self, *, step: int, candidate_in_step: int, drops: Mapping[str, int]) -> Verdict:
+        self.looks.append((self.seen, step))
+        looks_in_step = sum(1 for _, s in self.looks if s == step)
+        if step == 0 and looks_in_step == 3:
+            return Verdict("ADVANCE", ["scripted"], {"seen": self.seen})
+        if step == 1 and looks_in_step == 2:
+            return Verdict("PROMOTE", ["scripted"], {"seen": self.seen})
+        return Verdict("CONTINUE", [], {"seen": self.seen})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"seen": self.seen}
+
+
+def records(n: int, start: int = 0) -> list[OutcomeRecord]:
+    return [
+        OutcomeRecord(
+            f"r{i}", float(i), "e", "candidate" if i % 10 == 0 else "stable", 0.1, 200, None, 1.0, 1.0, None
+        )
+        for i in range(start, start + n)
+    ]
+
+
+class ListSource:
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, OutcomeRecord]] = []
+
+    def add(self, recs: list[OutcomeRecord]) -> None:
+        base = len(self.rows)
+        self.rows += [(base + i + 1, r) for i, r in enumerate(recs)]
+
+    def read_after(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
+        return [row for row in self.rows if row[0] > after_seq][:limit]
+
+    def read_feedback(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
+        return []
+
+
+class MemoryStates:
+    def __init__(self, state: ExperimentState) -> None:
+        self.state = state
+
+    def current(self, name: str) -> ExperimentState:
+        return self.state
+
+    async def change(
+        self,
+        name: str,
+        phase: Phase,
+        step: int,
+        reason: str,
+        *,
+        extra: Mapping[str, object] | None = None,
+        **details: object,
+    ) -> ExperimentState:
+        self.state = transition(EXP, self.state, phase, step, 0.0, reason, **details)
+        if extra:
+            self.state = replace(self.state, extra={**self.state.extra, **extra})
+        return self.state
+
+
+def factory(exp: Experiment) -> JudgeLike:
+    return ScriptedJudge(exp)
+
+
+async def test_live_controller_advances_then_promotes_at_record_counts() -> None:
+    source, states = ListSource(), MemoryStates(initial_state(EXP))
+    finished: list[ExperimentState] = []
+    ctl = Controller(EXP, source, states, factory, on_finish=lambda s, snap: finished.append(s))
+    assert not await ctl.tick()  # first catch-up: nothing stored yet
+    for chunk in (150, 150, 250, 37, 500):  # arrival in uneven chunks must not matter
+        source.add(records(chunk, start=len(source.rows)))
+        await ctl.tick()
+    assert states.state.phase == "promoted"
+    assert [h["decision"] for h in states.state.history] == ["ADVANCE", "PROMOTE"]
+    assert [h["at_records"] for h in states.state.history] == [3 * LOOK_EVERY, 5 * LOOK_EVERY]
+    assert states.state.extra["step_start_candidates"] == 30
+    assert await ctl.tick()
+    assert finished
+    assert finished[0].phase == "promoted"
+
+
+async def test_replay_matches_live() -> None:
+    decisions, snapshot = replay(EXP, records(1087), factory)
+    assert [(d.kind, d.records, d.step) for d in decisions] == [("ADVANCE", 300, 0), ("PROMOTE", 500, 1)]
+    assert snapshot["records"] == 500  # stops at the final decision
+
+
+async def test_restart_catches_up_without_deciding_again() -> None:
+    source = ListSource()
+    source.add(records(250))
+    state = transition(EXP, initial_state(EXP), "progressing", 1, 0.0, "ADVANCE")
+    states = MemoryStates(replace(state, extra={"step_start_candidates": 30}))
+    ctl = Controller(EXP, source, states, factory)
+    await ctl.tick()
+    assert states.state.version == 2  # history was replayed, no decision re-fired
+    judge = ctl.looker.judge
+    assert isinstance(judge, ScriptedJudge)
+    assert judge.looks == []
+    source.add(records(200, start=250))
+    await ctl.tick()
+    assert [look[1] for look in judge.looks] == [1, 1]
+    assert states.state.phase == "promoted"
+
+
+async def test_run_stops_when_asked() -> None:
+    ctl = Controller(EXP, ListSource(), MemoryStates(initial_state(EXP)), factory)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(ctl.run(stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 1)
