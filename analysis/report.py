@@ -1,0 +1,111 @@
+"""Promotion reports: one JSON document (the single source) rendered to Markdown.
+
+Usage: doc = build_report(experiment, state, snapshot, counts); write_report(doc, out_dir)
+`report.json` holds everything; `report.md` is a rendering of it, never computed separately.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from experiments.model import Experiment
+from experiments.state import ExperimentState
+
+FINAL = {"promoted": "PROMOTE", "rolled_back": "ROLLBACK", "paused": "HOLD", "progressing": "CONTINUE"}
+
+
+def last_decision(state: ExperimentState) -> Mapping[str, Any]:
+    """The newest history entry that an automatic or manual decision wrote."""
+    for entry in reversed(state.history):
+        return entry
+    return {}
+
+
+def build_report(
+    experiment: Experiment,
+    state: ExperimentState,
+    snapshot: Mapping[str, Any],
+    drops: Mapping[str, int] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The report document."""
+    last = last_decision(state)
+    reason = str(last.get("reason", ""))
+    decision = str(last.get("decision") or FINAL.get(state.phase, state.phase.upper()))
+    reasons = [r.strip() for r in reason.split(":", 1)[-1].split(";") if r.strip()] if reason else []
+    return {
+        "experiment": experiment.name,
+        "source": experiment.source,
+        "generated_at": now if now is not None else time.time(),
+        "decision": decision,
+        "phase": state.phase,
+        "reasons": reasons,
+        "decided_at": last.get("at_candidate_requests"),
+        "state_version": state.version,
+        "weights": dict(state.weights),
+        "history": [dict(h) for h in state.history],
+        "srm": snapshot.get("srm", {}),
+        "metrics": snapshot.get("metrics", []),
+        "counts": {k: snapshot.get(k) for k in ("records", "candidate_requests", "n_stable", "n_candidate")},
+        "drops": dict(drops or {}),
+        "variants": [{"name": v.name, "role": v.role, "upstream": v.upstream} for v in experiment.variants],
+    }
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    """The report as Markdown."""
+    lines = [
+        f"# Promotion report: {doc['experiment']}",
+        "",
+        f"**Decision: {doc['decision']}** (phase `{doc['phase']}`, state version {doc['state_version']})",
+        "",
+    ]
+    lines += [f"- {r}" for r in doc["reasons"]] or ["- (no automatic decision yet)"]
+    srm = doc.get("srm") or {}
+    counts = doc.get("counts") or {}
+    lines += [
+        "",
+        "## Data quality",
+        "",
+        f"- Sample ratio: log Bayes factor {_fmt(srm.get('log_bf'))}, "
+        f"{'**MISMATCH**' if srm.get('flagged') else 'ok'}",
+        f"- Outcome drops: {sum(doc.get('drops', {}).values())}",
+        f"- Records judged: {_fmt(counts.get('records'))}, "
+        f"candidate requests: {_fmt(counts.get('candidate_requests'))}",
+        "",
+        "## Scorecard",
+        "",
+        "| metric | estimate | anytime CI | log e (harm) | log e (non-inferiority) |",
+        "|---|---|---|---|---|",
+    ]
+    for m in doc.get("metrics", []):
+        lines.append(
+            f"| {m.get('name')} | {_fmt(m.get('estimate'))} "
+            f"| [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}] "
+            f"| {_fmt(m.get('log_e_harm'))} | {_fmt(m.get('log_e_noninf'))} |"
+        )
+    lines += ["", "## Timeline", "", "| version | phase | step | reason |", "|---|---|---|---|"]
+    for h in doc.get("history", []):
+        lines.append(f"| {h.get('version')} | {h.get('phase')} | {h.get('step')} | {h.get('reason')} |")
+    lines += ["", f"Final weights: {doc['weights']}", ""]
+    return "\n".join(lines)
+
+
+def write_report(doc: Mapping[str, Any], out_dir: Path) -> list[Path]:
+    """Write report.json and report.md into `out_dir` (blocking; call from a thread on an event loop)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "report.json", out_dir / "report.md"]
+    paths[0].write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    paths[1].write_text(render_markdown(doc))
+    return paths
