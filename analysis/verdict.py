@@ -80,6 +80,9 @@ class Looker:
     ) -> None:
         self.judge, self.experiment = judge, experiment
         self.pending: list[OutcomeRecord] = []
+        self.last_look: Decision | None = None
+        self.rewards_inline = False
+        """Replay: rewards travel inside the records (an export), so feed them with their block."""
         self.records = 0
         self.candidates = 0
         self.view = View()
@@ -96,6 +99,8 @@ class Looker:
         while len(self.pending) >= LOOK_EVERY:
             block, self.pending = self.pending[:LOOK_EVERY], self.pending[LOOK_EVERY:]
             self.judge.observe(block)
+            if self.rewards_inline:
+                self.judge.observe_rewards([r for r in block if r.reward is not None])
             self.records += len(block)
             self.candidates += sum(
                 1 for r in block if r.variant != self.experiment.stable.name and not r.pinned
@@ -118,6 +123,7 @@ class Looker:
         decision = Decision(
             raw.kind, list(raw.reasons), raw.snapshot, self.records, self.candidates, view.step
         )
+        self.last_look = decision
         change = self.transition(decision)
         if change is not None:
             phase, step, extra = change
@@ -144,6 +150,7 @@ class Looker:
 
     def replay(self, records: Sequence[OutcomeRecord]) -> list[Decision]:
         """Offline: every record in order, looks as live; stops at the first final decision."""
+        self.rewards_inline = True
         out: list[Decision] = []
         for start in range(0, len(records), LOOK_EVERY):
             out += self.feed(records[start : start + LOOK_EVERY], {})

@@ -126,7 +126,9 @@ class SqliteOutcomeStore:
         ).fetchone()
         return None if row is None else (int(row[0]), OutcomeRecord.from_dict(orjson.loads(row[1])))
 
-    def add_feedback(self, outcome_seq: int, record: OutcomeRecord, reward: float, ts: float, late: bool) -> bool:
+    def add_feedback(
+        self, outcome_seq: int, record: OutcomeRecord, reward: float, ts: float, late: bool
+    ) -> bool:
         """Attach `reward` to a stored outcome; False if that request already has feedback."""
         try:
             with self._conn:

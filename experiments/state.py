@@ -90,7 +90,14 @@ def transition(
     **details: object,
 ) -> ExperimentState:
     """The next version of `state`, with the weights of (`phase`, `step`) and the change in its history."""
-    entry = {"version": state.version + 1, "at": now, "phase": phase, "step": step, "reason": reason, **details}
+    entry = {
+        "version": state.version + 1,
+        "at": now,
+        "phase": phase,
+        "step": step,
+        "reason": reason,
+        **details,
+    }
     return replace(
         state,
         version=state.version + 1,

@@ -1,6 +1,6 @@
 """Versioned experiment states in the SQLite file: the last state of each experiment survives restarts.
 
-Usage: store = SqliteStateStore(data_dir / "outrider.db"); store.save(state); state = store.load("digits-canary")
+Usage: store = SqliteStateStore(data_dir / "outrider.db"); store.save(state); state = store.load(name)
 Blocking; callers on an event loop use a thread. A save never replaces a newer version (compare-and-set on
 `version`), so a stale writer cannot roll the state back.
 """
@@ -21,6 +21,11 @@ CREATE TABLE IF NOT EXISTS states (
     experiment TEXT PRIMARY KEY,
     version    INTEGER NOT NULL,
     state      BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS configs (
+    experiment TEXT PRIMARY KEY,
+    source     TEXT NOT NULL,
+    text       TEXT NOT NULL
 );
 """
 
@@ -67,6 +72,26 @@ class SqliteStateStore:
                 (state.experiment, state.version, blob),
             )
         return True
+
+    def save_config(self, experiment: str, source: str, text: str) -> None:
+        """Keep the experiment file that is in force, so reports can be made from the data dir alone."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO configs (experiment, source, text) VALUES (?, ?, ?) "
+                "ON CONFLICT(experiment) DO UPDATE SET source = excluded.source, text = excluded.text",
+                (experiment, source, text),
+            )
+
+    def load_config(self, experiment: str) -> tuple[str, str] | None:
+        """(source, text) of the experiment file last run, or None."""
+        row = self._conn.execute(
+            "SELECT source, text FROM configs WHERE experiment = ?", (experiment,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def experiments(self) -> list[str]:
+        """Names of the experiments this store has seen."""
+        return [str(r[0]) for r in self._conn.execute("SELECT experiment FROM configs ORDER BY experiment")]
 
     def close(self) -> None:
         """Close the connection."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from experiments.model import CanaryStrategy
@@ -41,6 +42,7 @@ class StateKeeper:
         """Put each experiment's stored state in force (or store its initial state)."""
         for live in self.router.all():
             exp = live.experiment
+            await self._db(self._keep_config, exp.name, exp.source)
             stored = await self._db(self.store.load, exp.name)
             if stored is None:
                 await self._db(self.store.save, live.state)
@@ -61,6 +63,13 @@ class StateKeeper:
     def current(self, name: str) -> ExperimentState:
         """The state in force."""
         return self.router.get(name).state
+
+    def _keep_config(self, name: str, source: str) -> None:
+        try:
+            text = Path(source).read_text()
+        except OSError:
+            return  # not a file (tests build experiments in memory); reports then need -c
+        self.store.save_config(name, source, text)
 
     async def change(
         self,
