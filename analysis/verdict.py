@@ -24,9 +24,20 @@ ACTIONS = frozenset({"ADVANCE", "PROMOTE", "ROLLBACK", "INCONCLUSIVE"})
 class DecisionLike(Protocol):
     """What the judge returns at a look."""
 
-    kind: str
-    reasons: list[str]
-    snapshot: dict[str, Any]
+    @property
+    def kind(self) -> str:
+        """WARMUP, CONTINUE, HOLD, ROLLBACK, ADVANCE, PROMOTE or INCONCLUSIVE."""
+        ...
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why, in words."""
+        ...
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """The statistics behind it."""
+        ...
 
 
 class JudgeLike(Protocol):

@@ -54,6 +54,7 @@ class OutcomeSink:
         self.produced = 0
         self.stored = 0
         self.dropped: Counter[str] = Counter()
+        self.dropped_by_variant: Counter[tuple[str, str]] = Counter()
         self._queue: deque[OutcomeRecord] = deque()
         self._inflight = 0
         self._wake = asyncio.Event()
@@ -69,15 +70,22 @@ class OutcomeSink:
         """Queue `record`; False (and counted as dropped) if the queue is full or the sink closed."""
         self.produced += 1
         if self._closing:
-            self.dropped["shutdown"] += 1
-            return False
+            return self._drop(record, "shutdown")
         if len(self._queue) >= self.limits.max_pending:
-            self.dropped["queue_full"] += 1
-            return False
+            return self._drop(record, "queue_full")
         self._queue.append(record)
         if len(self._queue) >= self.limits.batch_max:
             self._wake.set()
         return True
+
+    def _drop(self, record: OutcomeRecord, reason: str) -> bool:
+        self.dropped[reason] += 1
+        self.dropped_by_variant[record.experiment, record.variant] += 1
+        return False
+
+    def drops_for(self, experiment: str) -> dict[str, int]:
+        """Dropped records of `experiment` per variant (the engine refuses to promote past 0.1% of an arm)."""
+        return {v: n for (e, v), n in self.dropped_by_variant.items() if e == experiment}
 
     async def run(self) -> None:
         """The writer loop: wake on a full batch or every flush interval; exit after close() drained."""
@@ -107,7 +115,8 @@ class OutcomeSink:
                         "outcome batch write failed (attempt %d of %d)", attempt, self.limits.write_attempts
                     )
                     if attempt == self.limits.write_attempts:
-                        self.dropped["write_error"] += n
+                        for record in batch:
+                            self._drop(record, "write_error")
                         return
                     await asyncio.sleep(self.limits.retry_backoff_s * attempt)
                 else:
@@ -115,7 +124,8 @@ class OutcomeSink:
                     return
         except asyncio.CancelledError:
             # Cancelled mid-write at shutdown: the thread may still finish; count the batch as not stored.
-            self.dropped["shutdown"] += n
+            for record in batch:
+                self._drop(record, "shutdown")
             raise
         finally:
             self._inflight = 0
@@ -128,8 +138,8 @@ class OutcomeSink:
             await asyncio.wait_for(self._stopped.wait(), timeout)
         except TimeoutError:
             left = len(self._queue)
-            self._queue.clear()
-            self.dropped["shutdown"] += left
+            while self._queue:
+                self._drop(self._queue.popleft(), "shutdown")
             log.error("outcome sink: %d records not flushed within %.1fs", left, timeout)
 
     def snapshot(self) -> dict[str, object]:

@@ -91,6 +91,13 @@ class SqliteOutcomeStore:
             )
         return [(int(seq), bytes(rec)) for seq, rec in cur]
 
+    def read_after(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
+        """(seq, record) of `experiment` after `after_seq`, in store order (the controller's reader)."""
+        return [
+            (seq, OutcomeRecord.from_dict(orjson.loads(raw)))
+            for seq, raw in self.read_raw(experiment, after_seq, limit)
+        ]
+
     def iter_raw(self, experiment: str | None = None, page: int = 10_000) -> Iterator[bytes]:
         """Every stored record as JSON bytes, in arrival order, paged, with timely rewards joined in."""
         after = 0

@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--experiment", default=None, metavar="NAME")
     export.set_defaults(func=commands.cmd_export)
 
+    analyze = sub.add_parser("analyze", help="re-judge an export offline, replaying the controller's looks")
+    analyze.add_argument(
+        "input", metavar="FILE.jsonl", help="outcome records (`outrider export`); - for stdin"
+    )
+    analyze.add_argument("-c", "--config", required=True, metavar="EXPERIMENT.yaml")
+    analyze.add_argument("--json", action="store_true", help="machine-readable output (a contract)")
+    analyze.set_defaults(func=commands.cmd_analyze)
+
+    report = sub.add_parser("report", help="write report.json and report.md for an experiment")
+    report.add_argument("--data-dir", default="./outrider-data")
+    report.add_argument("--experiment", required=True, metavar="NAME")
+    report.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    report.set_defaults(func=commands.cmd_report)
+
     serve = sub.add_parser(
         "serve-model", help="run the reference ONNX model server (Open Inference Protocol v2)"
     )

@@ -9,6 +9,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from experiments.model import DEFAULT_MAX_BODY_BYTES
 from proxy import loop
@@ -93,6 +96,70 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """`outrider analyze FILE.jsonl -c EXPERIMENT.yaml [--json]`: the decision the controller would make."""
+    from analysis.engine import Judge
+
+    from analysis.offline import analyze_records, parse_jsonl
+    from experiments.config import ConfigError, load_experiment
+
+    try:
+        experiment = load_experiment(args.config)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    try:
+        if args.input == "-":
+            records = parse_jsonl(sys.stdin.buffer, experiment.name, "<stdin>")
+        else:
+            with open(args.input, "rb") as fh:
+                records = parse_jsonl(fh, experiment.name, args.input)
+    except (OSError, ValueError) as err:
+        print(f"outrider analyze: {err}", file=sys.stderr)
+        return 2
+    result = analyze_records(experiment, records, Judge)
+    if args.json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+        return 0
+    print_analysis(experiment.name, result)
+    return 0
+
+
+def print_analysis(name: str, result: dict[str, Any]) -> None:
+    """The human-readable form of `outrider analyze`."""
+    at = result["decided_at"]
+    print(f"{name}: {result['decision']}" + (f" at {at} candidate requests" if at is not None else ""))
+    for reason in result["reasons"]:
+        print(f"  - {reason}")
+    srm = result["srm"]
+    print(
+        f"records: {result['records']}, candidate requests: {result['candidate_requests']}, "
+        f"SRM log BF {srm.get('log_bf', 0.0):.2f}{' (MISMATCH)' if srm.get('flagged') else ''}"
+    )
+    for m in result["metrics"]:
+        print(
+            f"  {m['name']:<14} estimate {m['estimate']:.4g}  CI [{m['ci_low']:.4g}, {m['ci_high']:.4g}]  "
+            f"log e harm {m['log_e_harm']:.2f}  non-inferiority {m['log_e_noninf']:.2f}"
+        )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`outrider report --data-dir DIR --experiment NAME -o OUTDIR`: report.json + report.md."""
+    from analysis.engine import Judge
+
+    from analysis.offline import report_from_store
+
+    try:
+        paths = report_from_store(Path(args.data_dir), args.experiment, Path(args.out), Judge)
+    except (LookupError, OSError) as err:
+        print(f"outrider report: {err}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
     return 0
 
 

@@ -73,6 +73,12 @@ class Metrics:
         self.feedback = Counter(
             "outrider_feedback", "Feedback posts by result", ("result",), registry=self.registry
         )
+        self.decisions = Counter(
+            "outrider_decisions",
+            "Decisions of the controller that change an experiment",
+            ("experiment", "decision"),
+            registry=self.registry,
+        )
         self.internal_errors = Counter(
             "outrider_internal_errors", "Bugs: exceptions outrider did not expect", registry=self.registry
         )

@@ -13,13 +13,19 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from analysis.controller import Controller
+from analysis.report import build_report, write_report
+from analysis.verdict import Decision
 from experiments.model import DEFAULT_MAX_BODY_BYTES, Experiment
 from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+from experiments.state import ExperimentState
 from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
 from proxy.chain import build_chain
@@ -70,7 +76,8 @@ class Sidecar:
         self._traffic: Edge | None = None
         self._feedback: Edge | None = None
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
-        self.data_app.cleanup_ctx.extend([self._outcomes, self._states, self._wiring])
+        self.data_app.cleanup_ctx.extend([self._outcomes, self._states, self._wiring, self._control])
+        self.controllers: dict[str, Controller] = {}
         self.data_app.router.add_route("*", FEEDBACK_PATH, self._handle_feedback)
         self.data_app.router.add_route("*", "/{tail:.*}", self._handle_traffic)
         self.admin_app = admin_app(
@@ -116,6 +123,51 @@ class Sidecar:
         await session.close()
         await asyncio.to_thread(feedback.close)
         await asyncio.to_thread(reader.close)
+
+    async def _control(self, _: web.Application) -> AsyncIterator[None]:
+        judged = [lv.experiment for lv in self.router.all() if lv.experiment.analysis is not None]
+        if not judged:
+            yield
+            return
+        from analysis.engine import Judge  # numpy/scipy load only when something is judged
+
+        assert self.sink is not None
+        assert self.keeper is not None
+        sink, keeper = self.sink, self.keeper
+        reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
+        stop = asyncio.Event()
+        tasks = TaskGroup()
+        for exp in judged:
+            ctl = Controller(
+                exp,
+                reader,
+                keeper,
+                Judge,
+                drops=partial(sink.drops_for, exp.name),
+                on_decision=partial(self._decided, exp.name),
+                on_finish=partial(self._finished, exp),
+            )
+            self.controllers[exp.name] = ctl
+            tasks.spawn(ctl.run(stop), name=f"controller:{exp.name}")
+        yield
+        stop.set()
+        await tasks.drain(timeout=5.0)
+        await asyncio.to_thread(reader.close)
+
+    def _decided(self, name: str, decision: Decision) -> None:
+        self.metrics.decisions.labels(name, decision.kind).inc()
+
+    def _finished(self, experiment: Experiment, state: ExperimentState, snapshot: dict[str, Any]) -> None:
+        assert self.sink is not None
+        doc = build_report(experiment, state, snapshot, self.sink.drops_for(experiment.name))
+        out = self.settings.data_dir / "reports" / experiment.name
+        self.tasks.spawn(asyncio.to_thread(write_report, doc, out), name=f"report:{experiment.name}")
+        event(
+            "experiment finished",
+            experiment=experiment.name,
+            phase=state.phase,
+            report=str(out / "report.md"),
+        )
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Bind both ports, log `listening`, run until `stop` is set, then shut down in order."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.bench_profile import summarize_raw
+from loadtests.bench_profile import owner, summarize_raw
 
 RAW = """\
 <module> (outrider:1);main (cli.py:7);Runner.run (runners.py:8) 10
@@ -16,7 +16,7 @@ not a stack line
 
 
 def test_own_and_cumulative_shares_of_the_main_thread() -> None:
-    prof = summarize_raw(RAW, "py-spy record")
+    prof = summarize_raw(RAW, "py-spy record", ticks=200)
     assert prof.error is None
     assert prof.samples == 100
     assert dict(prof.own) == pytest.approx(
@@ -24,8 +24,26 @@ def test_own_and_cumulative_shares_of_the_main_thread() -> None:
     )
     assert prof.trunk[-1] == "Runner.run (runners.py:8)"
     assert dict(prof.cumulative) == pytest.approx({"handle (edge.py:7)": 0.9, "send (f.py:1)": 0.6})
-    assert prof.other_threads == [("SqliteOutcomeStore.write (experiments/sqlite_store.py:58)", 0.2)]
+    assert prof.busy == pytest.approx(0.5)
+    assert prof.other_threads == [("SqliteOutcomeStore.write (experiments/sqlite_store.py:58)", 0.125)]
 
 
 def test_no_main_thread_samples_is_an_error_not_a_division_by_zero() -> None:
-    assert summarize_raw("", "py-spy record").error is not None
+    assert summarize_raw("", "py-spy record", ticks=200).error is not None
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [
+        (["<module> (outrider:1)", "Runner.run (asyncio/runners.py:86)"], "uvloop (C)"),
+        (["Edge.handle (proxy/edge.py:76)", "uuid4 (uuid.py:721)"], "outrider"),
+        (["Record._emit (proxy/filters/record.py:50)", "__init__ (<string>:2)"], "outrider"),
+        (["Forward._send (proxy/filters/forward.py:69)", "_request (aiohttp/client.py:558)"], "aiohttp"),
+        (["main (x.py:1)", "create_task (asyncio/tasks.py:376)"], "x"),
+        (["create_task (asyncio/tasks.py:376)"], "standard library"),
+    ],
+)
+def test_a_sample_counts_for_the_innermost_frame_outside_the_standard_library(
+    frames: list[str], expected: str
+) -> None:
+    assert owner(frames) == expected

@@ -1,0 +1,80 @@
+"""The decision policy of one experiment: its `spec.analysis` and strategy with outrider's defaults filled in.
+
+Usage: `policy = Policy.from_experiment(experiment)`
+
+Defaults (where `analysis` is absent or silent): α = 0.05; guardrails error_rate ×1.2, latency_gmean ×1.05,
+latency_p99 ×1.10 (used only when no guardrail is configured); minimum exposure (WARMUP) 500 requests on each
+arm, which is the normal mixture's burn-in (the error-rate test is exact and needs none). Mixture tuning:
+harm tests are tightest at 2,000 candidate requests (catch a regression early), non-inferiority and goals
+at `maxRequests` candidate requests or 20,000 when there is no limit. Mis-tuning costs power, never validity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analysis.metrics_eval import Tuning
+from experiments.model import ABStrategy, AnalysisSpec, CanaryStrategy, Experiment, MetricRule, OnInconclusive
+
+DEFAULT_ALPHA = 0.05
+DEFAULT_GUARDRAILS = (
+    MetricRule("error_rate", margin=1.2),
+    MetricRule("latency_gmean", margin=1.05),
+    MetricRule("latency_p99", margin=1.10),
+)
+MIN_EXPOSURE = 500
+HARM_TUNING = 2_000
+PASS_TUNING = 20_000
+MAX_DROP_SHARE = 0.001
+"""Never promote while more than this share of an arm's outcomes were dropped."""
+DEFAULT_TUNING = Tuning(0.1, HARM_TUNING, PASS_TUNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything `engine.decide` needs besides the data."""
+
+    alpha: float = DEFAULT_ALPHA
+    guardrails: tuple[MetricRule, ...] = DEFAULT_GUARDRAILS
+    goals: tuple[MetricRule, ...] = ()
+    max_requests: int | None = None
+    """Candidate requests after which an undecided experiment is INCONCLUSIVE (None: never)."""
+    on_inconclusive: OnInconclusive = "rollback"
+    steps: tuple[float, ...] = (100.0,)
+    """Candidate shares (percent) of the steps before promotion; a decision at the last one promotes."""
+    min_requests_per_step: int = 0
+    min_exposure: int = MIN_EXPOSURE
+    tuning: Tuning = DEFAULT_TUNING
+
+    @property
+    def last_step(self) -> int:
+        """Index of the step at which passing means PROMOTE rather than ADVANCE."""
+        return max(len(self.steps) - 1, 0)
+
+    @staticmethod
+    def from_experiment(experiment: Experiment, candidate: str) -> Policy:
+        """The policy for `experiment`, judging `candidate` against its stable variant."""
+        spec = experiment.analysis or AnalysisSpec()
+        strategy = experiment.strategy
+        steps: tuple[float, ...] = (100.0,)
+        per_step = 0
+        share = 0.5
+        if isinstance(strategy, CanaryStrategy):
+            steps = tuple(s for s in strategy.steps if s < 100.0) or (100.0,)
+            per_step = strategy.min_requests_per_step
+            share = steps[0] / 100.0
+        elif isinstance(strategy, ABStrategy):
+            w_b, w_a = strategy.weights.get(candidate, 0.0), strategy.weights.get(experiment.stable.name, 0.0)
+            share = w_b / (w_a + w_b) if w_a + w_b > 0 else 0.5
+        share = min(max(share, 0.01), 0.99)
+        pass_b = float(spec.max_requests) if spec.max_requests else float(PASS_TUNING)
+        return Policy(
+            alpha=spec.alpha,
+            guardrails=spec.guardrails or DEFAULT_GUARDRAILS,
+            goals=spec.goals,
+            max_requests=spec.max_requests,
+            on_inconclusive=spec.on_inconclusive,
+            steps=steps,
+            min_requests_per_step=per_step,
+            tuning=Tuning(share, float(HARM_TUNING), pass_b),
+        )

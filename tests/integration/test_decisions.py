@@ -1,0 +1,177 @@
+"""Automatic decisions end to end with real model servers: a regression is rolled back (and gets no traffic
+within a second), a better candidate is promoted through every step, `outrider analyze` on the export agrees,
+and the report says why."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from modelserver.testset import infer_body, read_test_set
+from tests.integration.conftest import OutriderFactory
+from tests.support.procs import Proc, outrider_cmd, start
+
+EXPERIMENT = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: {name}
+spec:
+  match:
+    pathPrefix: /v2/models/digits
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable}"}}
+    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
+  assignment:
+    unit: header:x-user-id
+    salt: {name}
+  strategy:
+    canary:
+      steps: [{steps}]
+      minRequestsPerStep: {per_step}
+  analysis:
+    interval: 200ms
+    alpha: 0.05
+    maxRequests: 100000
+    onInconclusive: rollback
+    guardrails:
+      - {{metric: error_rate, margin: 1.2}}
+      - {{metric: latency_gmean, margin: 1.5}}
+"""
+
+
+def model_server(models: Path, log: Path, model: str, error_rate: float, seed: int) -> Proc:
+    return start(
+        outrider_cmd(
+            "serve-model",
+            "--model",
+            str(models / model),
+            "--name",
+            "digits",
+            "--port",
+            "0",
+            "--error-rate",
+            str(error_rate),
+            "--seed",
+            str(seed),
+        ),
+        log,
+    )
+
+
+@pytest.fixture
+def servers(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Proc, Proc]]:
+    stable_rate, candidate_rate = request.param
+    procs = (
+        model_server(models_dir, tmp_path / "stable.log", "digits.onnx", stable_rate, 1),
+        model_server(models_dir, tmp_path / "candidate.log", "digits-int8.onnx", candidate_rate, 2),
+    )
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+async def drive_until(
+    proxy: Proc, models: Path, phase: str, seconds: float = 90.0
+) -> tuple[dict[str, Any], list[tuple[float, str]]]:
+    """Sticky traffic until the experiment reaches `phase`; returns its state and (time, variant) pairs."""
+    test_set = read_test_set(models / "test_set.json")
+    rng = random.Random(3)
+    answers: list[tuple[float, str]] = []
+    done = asyncio.Event()
+    deadline = time.monotonic() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not done.is_set() and time.monotonic() < deadline:
+            body = orjson.dumps(infer_body([test_set.x[rng.randrange(len(test_set.y))]]))
+            headers = {"x-user-id": f"user-{rng.randrange(5000)}", "content-type": "application/json"}
+            async with session.post(f"{proxy.url}/v2/models/digits/infer", data=body, headers=headers) as r:
+                await r.read()
+                answers.append((time.time(), r.headers["x-outrider-variant"]))
+
+    async with aiohttp.ClientSession() as session:
+        workers = [asyncio.get_running_loop().create_task(worker(session)) for _ in range(16)]
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            async with session.get(f"{proxy.admin_url}/experiments/{proxy.ready['experiments'][0]}") as r:
+                state = (await r.json())["state"]
+            if state["phase"] == phase:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)  # keep sending: nothing may reach the loser after the decision
+        done.set()
+        await asyncio.gather(*workers)
+    return state, answers
+
+
+def analyze(data_dir: Path, config: Path, tmp_path: Path) -> dict[str, Any]:
+    export = subprocess.run(
+        outrider_cmd("export", "--data-dir", str(data_dir)), capture_output=True, check=True
+    )
+    jsonl = tmp_path / "export.jsonl"
+    jsonl.write_bytes(export.stdout)
+    out = subprocess.run(
+        outrider_cmd("analyze", str(jsonl), "-c", str(config), "--json"), capture_output=True, check=True
+    )
+    result: dict[str, Any] = orjson.loads(out.stdout)
+    return result
+
+
+@pytest.mark.parametrize("servers", [(0.01, 0.05)], indirect=True)
+async def test_a_5x_error_regression_is_rolled_back_and_analyze_agrees(
+    servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, candidate = servers
+    text = EXPERIMENT.format(
+        name="regression", stable=stable.url, candidate=candidate.url, steps="20, 50", per_step=0
+    )
+    data_dir = tmp_path / "data"
+    proxy = outrider(text, data_dir=data_dir)
+    state, answers = await drive_until(proxy, models_dir, "rolled_back")
+    assert state["phase"] == "rolled_back", state
+    decision = state["history"][-1]
+    assert decision["decision"] == "ROLLBACK"
+    assert "error_rate" in decision["reason"]
+    late = [variant for at, variant in answers if at > decision["at"] + 1.0]
+    assert late
+    assert set(late) == {"stable"}  # no traffic to the candidate within one second of the decision
+    await asyncio.sleep(0.5)
+    report = data_dir / "reports" / "regression" / "report.md"
+    assert "ROLLBACK" in report.read_text()
+    proxy.stop()
+
+    config = tmp_path / "regression.yaml"
+    config.write_text(text)
+    result = await asyncio.to_thread(analyze, data_dir, config, tmp_path)
+    assert result["decision"] == "ROLLBACK"
+    assert result["decided_at"] == decision["at_candidate_requests"]
+    assert any("error_rate" in r for r in result["reasons"])
+    assert {m["name"] for m in result["metrics"]} >= {"error_rate", "latency_gmean"}
+    assert set(result["srm"]) >= {"log_bf", "flagged"}
+
+
+@pytest.mark.parametrize("servers", [(0.03, 0.0)], indirect=True)
+async def test_a_better_candidate_is_promoted_through_every_step(
+    servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, candidate = servers
+    text = EXPERIMENT.format(
+        name="better", stable=stable.url, candidate=candidate.url, steps="10, 30", per_step=300
+    )
+    proxy = outrider(text, data_dir=tmp_path / "data")
+    state, answers = await drive_until(proxy, models_dir, "promoted")
+    assert state["phase"] == "promoted", state
+    assert [h["decision"] for h in state["history"]] == ["ADVANCE", "PROMOTE"]
+    assert state["weights"] == {"stable": 0.0, "candidate": 100.0}
+    late = [variant for at, variant in answers if at > state["history"][-1]["at"] + 1.0]
+    assert late
+    assert set(late) == {"candidate"}
