@@ -19,12 +19,32 @@ import aiohttp
 
 from loadtests.nginx import Nginx, Server, fixed_server, proxy_server
 from proxy.children import Child, outrider_exe
-from proxy.demo import CONFIG as CANARY_CONFIG
 
 CASES = ("model", "fixed")
 TARGETS = ("direct", "nginx", "outrider", "bare")
 INFER_PATH = "/v2/models/digits/infer"
 CANARY_PERCENT = 10
+
+CANARY_CONFIG = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: bench-canary
+spec:
+  match:
+    pathPrefix: /v2/models/digits
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable}"}}
+    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
+  assignment:
+    unit: header:x-user-id
+    salt: bench
+  strategy:
+    canary:
+      steps: [{canary}, 100]
+"""
+"""A 10% canary sticky on x-user-id, no analysis section: the split and the outcome records are paid for,
+and no decision changes the route in the middle of a run."""
 
 
 @dataclass(frozen=True, slots=True)

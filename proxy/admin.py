@@ -38,10 +38,11 @@ def strategy_json(exp: Experiment) -> dict[str, Any]:
     return {"kind": "blueGreen", "active": s.active}
 
 
-def experiment_json(live: Live) -> dict[str, Any]:
-    """What /experiments/{name} shows: config summary, live weights, phase and state version."""
+def experiment_json(live: Live, analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What /experiments/{name} shows: config summary, live weights, phase, state version, last look."""
     exp, state = live.experiment, live.state
     return {
+        "analysis": analysis,
         "name": exp.name,
         "source": exp.source,
         "match": {"pathPrefix": exp.path_prefix, "methods": sorted(exp.methods)},
@@ -106,6 +107,7 @@ def admin_app(
     ready: Callable[[], bool],
     keeper: Callable[[], StateKeeper | None] = lambda: None,
     token: str | None = None,
+    analysis_of: Callable[[str], dict[str, Any] | None] = lambda name: None,
 ) -> web.Application:
     """The admin application (`keeper` is looked up per call: it exists once the data app has started)."""
 
@@ -120,7 +122,9 @@ def admin_app(
         return web.Response(body=metrics.render(), headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def experiments(_: web.Request) -> web.Response:
-        return json_response({"experiments": [experiment_json(lv) for lv in router.all()]})
+        return json_response(
+            {"experiments": [experiment_json(lv, analysis_of(lv.experiment.name)) for lv in router.all()]}
+        )
 
     async def experiment(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -128,7 +132,7 @@ def admin_app(
             live = router.get(name)
         except KeyError:
             return json_response({"code": "not_found", "detail": f"no experiment named {name!r}"}, status=404)
-        return json_response(experiment_json(live))
+        return json_response(experiment_json(live, analysis_of(name)))
 
     async def action(request: web.Request) -> web.Response:
         refused = authorized(request, token)

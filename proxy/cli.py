@@ -79,14 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=modelserver_cli.main)
 
     demo = sub.add_parser(
-        "demo", help="start model servers, outrider and a load of many users; print the split"
+        "demo", help="model versions behind outrider, many users, outrider decides on its own"
     )
-    demo.add_argument("--requests", type=int, default=6000, help="requests to send in all")
-    demo.add_argument("--users", type=int, default=2000, help="distinct users (sticky units)")
-    demo.add_argument("--concurrency", type=int, default=32)
-    demo.add_argument("--canary", type=float, default=10.0, help="candidate share, percent")
+    demo.add_argument(
+        "--scenario",
+        default="all",
+        choices=["all", "regression", "better", "aa", "latency"],
+        help="all = regression (rolled back) then better (promoted)",
+    )
+    demo.add_argument("--users", type=int, default=5000, help="distinct users (sticky units)")
+    demo.add_argument("--concurrency", type=int, default=16)
+    demo.add_argument("--max-seconds", type=float, default=120.0, help="time cap per scenario")
     demo.add_argument("--models-dir", default="models")
-    demo.add_argument("--keep-data", action="store_true", help="keep the outcome store after the demo")
+    demo.add_argument("--data-dir", default="./outrider-data/demo", help="outcomes and reports of the demo")
     demo.set_defaults(func=commands.cmd_demo)
     return parser
 

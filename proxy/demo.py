@@ -1,35 +1,33 @@
-"""`outrider demo`: two real model versions behind outrider, thousands of sticky users, a printed scorecard.
+"""`outrider demo`: real model versions behind outrider, thousands of sticky users; outrider decides alone.
 
-Usage: outrider demo [--requests N] [--users N] [--canary PCT]
-Starts the fp32 digits model (stable) and the deliberately weaker model (candidate) with `serve-model`,
-outrider with a canary experiment, sends labelled digits from many users, prints per-variant counts, error
-rates, latency quantiles and accuracy, checks stickiness and the outcome invariant, and stops what it started.
+Usage: outrider demo [--scenario regression|better|aa|latency|all]
+Each scenario starts two model servers (`serve-model`, with the fault knobs it needs), outrider with a canary
+experiment judged by the sequential statistics, and a load of many users; it shows live progress, ends with
+outrider's own decision and the report's path, prints a per-variant scorecard, and stops what it started.
+`all` (the default) runs `regression` (rolled back) and then `better` (promoted through every step).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import tempfile
-import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import orjson
 
-from modelserver.testset import TestSet, infer_body, read_test_set
+from modelserver.testset import read_test_set
 from proxy.children import Child, outrider_exe
-from proxy.demo_report import print_scorecard
+from proxy.demo_load import Load, Tally, drive
+from proxy.demo_report import print_progress, print_scorecard
 
 CONFIG = """\
 apiVersion: outrider.dev/v1alpha1
 kind: Experiment
 metadata:
-  name: digits-canary
+  name: digits-{scenario}
 spec:
   match:
     pathPrefix: /v2/models/digits
@@ -38,59 +36,81 @@ spec:
     - {{name: candidate, role: candidate, upstream: "{candidate}"}}
   assignment:
     unit: header:x-user-id
-    salt: digits-demo
+    salt: digits-demo-{scenario}
   strategy:
     canary:
-      steps: [{canary}, 100]
-      minRequestsPerStep: 2000
+      steps: [5, 10, 25, 50]
+      minRequestsPerStep: 500
+  analysis:
+    interval: 500ms
+    alpha: 0.05
+    maxRequests: 60000
+    onInconclusive: rollback
+    guardrails:
+      - {{metric: error_rate, margin: 1.2}}
+      - {{metric: latency_gmean, margin: 1.10}}
 """
 
 
-@dataclass
-class Tally:
-    """What the load generator saw, per variant."""
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """Two model versions and what outrider is expected to decide."""
 
-    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    correct: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    user_variants: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    failed: int = 0
+    name: str
+    story: str
+    stable: tuple[str, ...]
+    candidate: tuple[str, ...]
+    expect: str
 
 
-async def drive(url: str, test_set: TestSet, args: argparse.Namespace, tally: Tally) -> float:
-    """Send `args.requests` labelled requests from `args.users` users; returns the elapsed seconds."""
-    rng = random.Random(7)
-    jobs: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-    for _ in range(args.requests):
-        jobs.put_nowait((f"user-{rng.randrange(args.users)}", rng.randrange(len(test_set.y))))
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario(
+            "regression",
+            "candidate: the weaker model, failing 5x as often (5% vs 1%)",
+            ("digits.onnx", "--error-rate", "0.01"),
+            ("digits-weak.onnx", "--error-rate", "0.05"),
+            "rolled_back",
+        ),
+        Scenario(
+            "better",
+            "candidate: the int8 model, failing less (0.5% vs 2%)",
+            ("digits.onnx", "--error-rate", "0.02"),
+            ("digits-int8.onnx", "--error-rate", "0.005"),
+            "promoted",
+        ),
+        Scenario(
+            "aa",
+            "candidate: the same fp32 model (A/A)",
+            ("digits.onnx", "--error-rate", "0.01"),
+            ("digits.onnx", "--error-rate", "0.01"),
+            "promoted",
+        ),
+        Scenario(
+            "latency",
+            "candidate: the int8 model, 15 ms slower",
+            ("digits.onnx",),
+            ("digits-int8.onnx", "--latency-ms", "15"),
+            "rolled_back",
+        ),
+    )
+}
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while not jobs.empty():
-            user, row = jobs.get_nowait()
-            body = orjson.dumps(infer_body([test_set.x[row]]))
-            started = time.perf_counter()
-            try:
-                async with session.post(
-                    url, data=body, headers={"x-user-id": user, "content-type": "application/json"}
-                ) as resp:
-                    payload = await resp.read()
-                    variant = resp.headers.get("x-outrider-variant", "?")
-            except aiohttp.ClientError:
-                tally.failed += 1
-                continue
-            tally.latencies[variant].append((time.perf_counter() - started) * 1000)
-            tally.user_variants[user].add(variant)
-            if resp.status != 200:
-                tally.errors[variant] += 1
-                continue
-            probs = orjson.loads(payload)["outputs"][0]["data"]
-            tally.correct[variant] += int(max(range(10), key=probs.__getitem__) == test_set.y[row])
 
-    started = time.perf_counter()
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
-    return time.perf_counter() - started
+async def watch(admin: str, name: str, tally: Tally, stop: asyncio.Event, tty: bool) -> dict[str, object]:
+    """Poll the admin API, print progress, set `stop` when the experiment has finished; returns its view."""
+    view: dict[str, object] = {}
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            async with session.get(f"{admin}/experiments/{name}") as r:
+                view = await r.json()
+            print_progress(name, view, tally, tty)
+            if view["phase"] in ("promoted", "rolled_back"):
+                stop.set()
+                break
+            await asyncio.sleep(0.5)
+    return view
 
 
 async def outcome_counters(admin_url: str) -> dict[str, float]:
@@ -99,72 +119,83 @@ async def outcome_counters(admin_url: str) -> dict[str, float]:
         text = await resp.text()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("outrider_outcomes_") and not line.startswith("#"):
+        if line.startswith("outrider_outcomes_"):
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
 
 
-async def run_demo(args: argparse.Namespace) -> int:
-    """Start everything, drive load, print, stop everything; 0 if all went well."""
+async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) -> bool:
+    """One scenario end to end; True when outrider decided as expected."""
     models = Path(args.models_dir)
-    if not (models / "digits.onnx").exists():
-        print(f"outrider demo: no models in {models}/ — run `make models` first", file=sys.stderr)
-        return 2
-    test_set = await asyncio.to_thread(read_test_set, models / "test_set.json")
     exe = outrider_exe()
     children: list[Child] = []
-    with tempfile.TemporaryDirectory(prefix="outrider-demo-") as tmp_name:
-        tmp = Path(tmp_name)
-        data_dir = Path("outrider-data/demo") if args.keep_data else tmp / "data"
-        try:
-            print("starting model servers (stable: fp32 MLP, candidate: the weaker model) ...")
-            for name, model in (("stable", "digits.onnx"), ("candidate", "digits-weak.onnx")):
-                children.append(
-                    await Child.start(
-                        [
-                            exe,
-                            "serve-model",
-                            "--model",
-                            str(models / model),
-                            "--name",
-                            "digits",
-                            "--port",
-                            "0",
-                        ],
-                        tmp / f"{name}.log",
-                    )
-                )
-            config = tmp / "digits-canary.yaml"
-            config.write_text(
-                CONFIG.format(stable=children[0].url, candidate=children[1].url, canary=args.canary)
-            )
-            sidecar = await Child.start(
-                [
-                    exe,
-                    "run",
-                    "-c",
-                    str(config),
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--admin",
-                    "127.0.0.1:0",
-                    "--data-dir",
-                    str(data_dir),
-                ],
-                tmp / "outrider.log",
-            )
-            children.append(sidecar)
-            print(
-                f"outrider on {sidecar.url} (admin {sidecar.admin_url}), canary {args.canary:g}% "
-                f"— sending {args.requests} requests from {args.users} users ..."
-            )
-            tally = Tally()
-            elapsed = await drive(f"{sidecar.url}/v2/models/digits/infer", test_set, args, tally)
-            await asyncio.sleep(0.3)  # let the last outcome batch commit
-            counters = await outcome_counters(sidecar.admin_url)
-            return print_scorecard(tally, elapsed, args, counters)
-        finally:
-            for child in reversed(children):
-                await child.stop()
-            print(f"stopped {len(children)} processes")
+    print(f"\n=== {scenario.name}: {scenario.story}")
+    try:
+        for role, (model, *knobs) in (("stable", scenario.stable), ("candidate", scenario.candidate)):
+            cmd = [
+                exe,
+                "serve-model",
+                "--model",
+                str(models / model),
+                "--name",
+                "digits",
+                "--port",
+                "0",
+                *knobs,
+            ]
+            children.append(await Child.start(cmd, tmp / f"{scenario.name}-{role}.log"))
+        config = tmp / f"{scenario.name}.yaml"
+        config.write_text(
+            CONFIG.format(scenario=scenario.name, stable=children[0].url, candidate=children[1].url)
+        )
+        data_dir = Path(args.data_dir) / scenario.name
+        run = [
+            exe,
+            "run",
+            "-c",
+            str(config),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+        ]
+        sidecar = await Child.start(run, tmp / f"{scenario.name}-outrider.log")
+        children.append(sidecar)
+        test_set = await asyncio.to_thread(read_test_set, models / "test_set.json")
+        tally, stop = Tally(), asyncio.Event()
+        load = Load(users=args.users, concurrency=args.concurrency, max_seconds=args.max_seconds)
+        name = f"digits-{scenario.name}"
+        driving = asyncio.get_running_loop().create_task(
+            drive(f"{sidecar.url}/v2/models/digits/infer", test_set, load, stop, tally)
+        )
+        view = await watch(sidecar.admin_url, name, tally, stop, sys.stdout.isatty())
+        stop.set()
+        elapsed = await driving
+        await asyncio.sleep(0.3)  # the last outcome batch commits
+        counters = await outcome_counters(sidecar.admin_url)
+        report = data_dir / "reports" / name / "report.md"
+        print_scorecard(tally, elapsed, view, report, counters)
+        return view.get("phase") == scenario.expect
+    finally:
+        for child in reversed(children):
+            await child.stop()
+        print(f"stopped {len(children)} processes")
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    """Run the chosen scenarios; 0 when every decision was the expected one."""
+    if not (Path(args.models_dir) / "digits.onnx").exists():
+        print(f"outrider demo: no models in {args.models_dir}/ — run `make models` first", file=sys.stderr)
+        return 2
+    names = ["regression", "better"] if args.scenario == "all" else [args.scenario]
+    results: dict[str, bool] = {}
+    with tempfile.TemporaryDirectory(prefix="outrider-demo-") as tmp:
+        for name in names:
+            results[name] = await run_scenario(SCENARIOS[name], args, Path(tmp))
+    print()
+    for name, ok in results.items():
+        print(f"{name}: {'as expected' if ok else 'NOT as expected'} ({SCENARIOS[name].expect})")
+    return 0 if all(results.values()) else 1

@@ -1,15 +1,19 @@
-"""The demo's printed scorecard: per-variant counts, shares, error rates, latency quantiles, accuracy.
+"""What the demo prints: a live progress line, and a per-variant scorecard with outrider's decision.
 
-Usage: code = print_scorecard(tally, elapsed_s, args, outcome_counters)
+Usage: print_progress(name, view, tally, tty); print_scorecard(tally, elapsed_s, view, report_path)
 """
 
 from __future__ import annotations
 
-import argparse
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from proxy.demo import Tally
+    from proxy.demo_load import Tally
+
+_last_shown: dict[str, object] = {"key": None, "polls": 0}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -20,14 +24,53 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def leading_evalues(view: Mapping[str, Any]) -> str:
+    """`metric e_harm/e_pass` for each metric of the controller's last look."""
+    analysis = view.get("analysis") or {}
+    parts = []
+    for m in (analysis.get("snapshot") or {}).get("metrics", []):
+        harm, noninf = m.get("log_e_harm") or 0.0, m.get("log_e_noninf") or 0.0
+        parts.append(f"{m['name']} e={math.exp(min(harm, 50)):.3g}/{math.exp(min(noninf, 50)):.3g}")
+    return "  ".join(parts)
+
+
+def print_progress(name: str, view: Mapping[str, Any], tally: Tally, tty: bool) -> None:
+    """One progress line: requests, weights, phase, last look and e-values (harm/pass)."""
+    weights = view.get("weights", {})
+    analysis = view.get("analysis") or {}
+    line = (
+        f"[{name}] {tally.total:>7,} req  candidate {weights.get('candidate', 0.0):>5.1f}%  "
+        f"phase {view.get('phase')}  look {analysis.get('kind', '—')}  {leading_evalues(view)}"
+    )
+    if tty:
+        print("\r" + line[:160].ljust(160), end="", flush=True)
+        return
+    # Without a terminal (CI logs, pipes): a line when the weights or the phase change, else every ~5 s.
+    key = (view.get("phase"), weights.get("candidate"))
+    polls = int(str(_last_shown["polls"])) + 1
+    if key != _last_shown["key"] or polls >= 10:
+        print(line, flush=True)
+        _last_shown["key"], polls = key, 0
+    _last_shown["polls"] = polls
+
+
 def print_scorecard(
-    tally: Tally, elapsed: float, args: argparse.Namespace, counters: dict[str, float]
-) -> int:
-    """Print the table and the checks; 0 when the split, stickiness and the outcome invariant hold."""
-    total = sum(len(v) for v in tally.latencies.values())
+    tally: Tally, elapsed: float, view: Mapping[str, Any], report: Path, counters: Mapping[str, float]
+) -> None:
+    """The decision with its reasons, then counts, shares, error rates, latency quantiles and accuracy."""
+    state = view.get("state") or {}
+    history = state.get("history") or []
+    print()
+    for entry in history:
+        print(
+            f"  v{entry.get('version')}: {entry.get('phase')} step {entry.get('step')} "
+            f"— {entry.get('reason')}"
+        )
+    print(f"outrider decided: {str(view.get('phase')).upper()}; report: {report}")
+    total = tally.total
     print(
-        f"\n{total} responses in {elapsed:.1f}s ({total / elapsed:.0f} req/s), "
-        f"{tally.failed} connection failures\n"
+        f"{total} responses in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} req/s), "
+        f"{tally.failed} connection failures"
     )
     print(
         f"{'variant':<10} {'requests':>8} {'share':>7} {'errors':>7} {'p50 ms':>7} {'p95 ms':>7} "
@@ -39,12 +82,12 @@ def print_scorecard(
         ok = n - tally.errors[variant]
         acc = tally.correct[variant] / ok if ok else 0.0
         print(
-            f"{variant:<10} {n:>8} {100 * n / total:>6.1f}% {100 * tally.errors[variant] / n:>6.2f}% "
+            f"{variant:<10} {n:>8} {100 * n / max(total, 1):>6.1f}% {100 * tally.errors[variant] / n:>6.2f}% "
             f"{quantile(lat, 0.5):>7.2f} {quantile(lat, 0.95):>7.2f} {quantile(lat, 0.99):>7.2f} {acc:>8.3f}"
         )
     switched = sum(1 for variants in tally.user_variants.values() if len(variants) > 1)
     print(
-        f"\nusers: {len(tally.user_variants)} seen, {switched} saw more than one variant (sticky: expect 0)"
+        f"users: {len(tally.user_variants)}; {switched} saw both variants (each step or decision moves some)"
     )
     produced = counters.get("outrider_outcomes_produced_total", 0.0)
     stored = counters.get("outrider_outcomes_stored_total", 0.0)
@@ -52,14 +95,5 @@ def print_scorecard(
     dropped = sum(v for k, v in counters.items() if k.startswith("outrider_outcomes_dropped_total"))
     print(
         f"outcomes: produced {produced:.0f} = stored {stored:.0f} + pending {pending:.0f} "
-        f"+ dropped {dropped:.0f}"
+        f"+ dropped {dropped:.0f}; responses seen by the users: {total}"
     )
-    users_share = sum(1 for v in tally.user_variants.values() if "candidate" in v) / max(
-        1, len(tally.user_variants)
-    )
-    print(f"users on the candidate: {100 * users_share:.1f}% (configured {args.canary:g}%)")
-    healthy = (
-        switched == 0 and produced == stored + pending + dropped and produced == total and tally.failed == 0
-    )
-    print("demo: OK" if healthy else "demo: FAILED checks above")
-    return 0 if healthy else 1

@@ -81,7 +81,12 @@ class Sidecar:
         self.data_app.router.add_route("*", FEEDBACK_PATH, self._handle_feedback)
         self.data_app.router.add_route("*", "/{tail:.*}", self._handle_traffic)
         self.admin_app = admin_app(
-            self.router, self.metrics, lambda: self.ready, lambda: self.keeper, settings.admin_token
+            self.router,
+            self.metrics,
+            lambda: self.ready,
+            lambda: self.keeper,
+            settings.admin_token,
+            self.analysis_of,
         )
 
     async def _handle_traffic(self, request: web.Request) -> web.Response:
@@ -153,6 +158,21 @@ class Sidecar:
         stop.set()
         await tasks.drain(timeout=5.0)
         await asyncio.to_thread(reader.close)
+
+    def analysis_of(self, name: str) -> dict[str, Any] | None:
+        """The controller's last look at `name` (None before the first look or without analysis)."""
+        ctl = self.controllers.get(name)
+        look = ctl.looker.last_look if ctl is not None else None
+        if look is None:
+            return None
+        return {
+            "kind": look.kind,
+            "reasons": look.reasons,
+            "records": look.records,
+            "candidate_requests": look.candidate_requests,
+            "step": look.step,
+            "snapshot": look.snapshot,
+        }
 
     def _decided(self, name: str, decision: Decision) -> None:
         self.metrics.decisions.labels(name, decision.kind).inc()

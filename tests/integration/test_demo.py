@@ -1,23 +1,33 @@
-"""`outrider demo` end to end (small): model servers + outrider + sticky users, a scorecard, all stopped."""
+"""`outrider demo` end to end: model servers + outrider + sticky users; outrider rolls back the regression."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from pathlib import Path
 
 from tests.support.procs import outrider_cmd
 
 
-async def test_demo_runs_and_reports_a_healthy_split(models_dir: Path) -> None:
+async def test_demo_regression_is_rolled_back_with_a_report(models_dir: Path, tmp_path: Path) -> None:
     cmd = outrider_cmd(
-        "demo", "--requests", "600", "--users", "200", "--concurrency", "8", "--models-dir", str(models_dir)
+        "demo",
+        "--scenario",
+        "regression",
+        "--models-dir",
+        str(models_dir),
+        "--data-dir",
+        str(tmp_path),
+        "--max-seconds",
+        "90",
     )
-    proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, timeout=120)
+    proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, timeout=150)
     out = proc.stdout.decode()
     assert proc.returncode == 0, out + proc.stderr.decode()
-    assert "demo: OK" in out
-    assert "outcomes: produced 600 = stored 600 + pending 0 + dropped 0" in out
+    assert "outrider decided: ROLLED_BACK" in out
+    assert "regression: as expected (rolled_back)" in out
+    assert "stopped 3 processes" in out
     rows = {
         line.split()[0]: line.split()
         for line in out.splitlines()
@@ -25,4 +35,12 @@ async def test_demo_runs_and_reports_a_healthy_split(models_dir: Path) -> None:
     }
     assert set(rows) == {"stable", "candidate"}
     assert float(rows["stable"][-1]) > float(rows["candidate"][-1])  # the weaker model is less accurate
-    assert "stopped 3 processes" in out
+    counts = re.search(
+        r"outcomes: produced (\d+) = stored (\d+) \+ pending 0 \+ dropped 0; responses seen by "
+        r"the users: (\d+)",
+        out,
+    )
+    assert counts is not None, out
+    assert counts[1] == counts[2] == counts[3]
+    report = tmp_path / "regression" / "reports" / "digits-regression" / "report.md"
+    assert "ROLLBACK" in report.read_text()
