@@ -71,7 +71,8 @@ async def test_feedback_joins_a_reward_to_the_outcome(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    proxy = outrider(canary_yaml(stable.url, candidate.url), data_dir=tmp_path / "fb")
+    config = canary_yaml(stable.url, candidate.url) + "  analysis:\n    feedbackWindow: 1s\n"
+    proxy = outrider(config, data_dir=tmp_path / "fb")
     url = f"{proxy.url}/outrider/v1/feedback"
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "fb"}) as r:
@@ -95,10 +96,18 @@ async def test_feedback_joins_a_reward_to_the_outcome(
             async with session.post(url, data=bad) as r:
                 assert r.status == 400, bad
                 assert (await r.json())["code"] == "bad_request"
+        async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "late"}) as r:
+            late_id = r.headers["x-request-id"]
+        await asyncio.sleep(1.2)  # feedbackWindow is 1s
+        async with session.post(url, data=orjson.dumps({"request_id": late_id, "reward": 1.0})) as r:
+            assert r.status == 422
+            assert (await r.json())["code"] == "feedback_late"
         async with session.get(f"{proxy.admin_url}/metrics") as r:
             text = await r.text()
     assert 'outrider_feedback_total{result="accepted"} 1.0' in text
     assert 'outrider_feedback_total{result="duplicate"} 1.0' in text
+    assert 'outrider_feedback_total{result="late"} 1.0' in text
+    assert 'outrider_feedback_total{result="unknown"} 1.0' in text
     proxy.stop()
     exported = await asyncio.to_thread(
         subprocess.run,
@@ -107,4 +116,4 @@ async def test_feedback_joins_a_reward_to_the_outcome(
         check=True,
     )
     records = [orjson.loads(line) for line in exported.stdout.splitlines()]
-    assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0)]
+    assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0), (late_id, None)]

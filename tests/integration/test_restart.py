@@ -1,0 +1,96 @@
+"""A restart in the middle of an experiment continues the same e-values: the live statistics after the restart
+equal an offline replay of the whole export, which never restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tests.integration.conftest import OutriderFactory, canary_yaml
+from tests.support.procs import Proc, outrider_cmd
+
+ANALYSIS = """\
+  analysis:
+    interval: 100ms
+    maxRequests: 1000000
+    guardrails:
+      - {metric: error_rate, margin: 1.2}
+      - {metric: latency_gmean, margin: 1.05}
+"""
+
+
+async def send(proxy: Proc, users: range) -> None:
+    async with aiohttp.ClientSession() as session:
+        for user in users:
+            async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": f"u{user}"}) as r:
+                assert r.status == 200
+
+
+async def look_at(proxy: Proc, records: int) -> dict[str, Any]:
+    """The controller's last look, once it has judged `records` outcomes."""
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            async with session.get(f"{proxy.admin_url}/experiments/split") as r:
+                analysis = (await r.json())["analysis"]
+            if analysis is not None and analysis["records"] == records:
+                return dict(analysis)
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the controller never looked at {records} records")
+
+
+def analyze(data_dir: Path, config: Path) -> dict[str, Any]:
+    export = subprocess.run(
+        outrider_cmd("export", "--data-dir", str(data_dir)), capture_output=True, check=True
+    )
+    jsonl = data_dir.parent / "export.jsonl"
+    jsonl.write_bytes(export.stdout)
+    out = subprocess.run(
+        outrider_cmd("analyze", str(jsonl), "-c", str(config), "--json"), capture_output=True, check=True
+    )
+    result: dict[str, Any] = orjson.loads(out.stdout)
+    return result
+
+
+async def test_restart_continues_the_same_evalues(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    text = canary_yaml(stable.url, candidate.url, steps="[50]") + ANALYSIS
+    data_dir = tmp_path / "data"
+    first = outrider(text, data_dir=data_dir)
+    await send(first, range(1000))
+    before = await look_at(first, 1000)
+    first.stop()
+
+    second = outrider(text, data_dir=data_dir)
+    await send(second, range(1000, 1500))
+    after = await look_at(second, 1500)
+    assert after["candidate_requests"] > before["candidate_requests"]
+    second.stop()
+
+    config = tmp_path / "split.yaml"
+    config.write_text(text)
+    offline = await asyncio.to_thread(analyze, data_dir, config)
+    assert offline["records"] == 1500
+    live = {m["name"]: m for m in after["snapshot"]["metrics"]}
+    for metric in offline["metrics"]:
+        for key in ("log_e_harm", "log_e_noninf", "estimate"):
+            assert live[metric["name"]][key] == metric[key], (metric["name"], key)
+
+    out = tmp_path / "report"
+    cmd = outrider_cmd("report", "--data-dir", str(data_dir), "--experiment", "split", "-o", str(out))
+    made = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, check=True)
+    assert made.stdout.decode().split() == [str(out / "report.json"), str(out / "report.md")]
+    doc = orjson.loads((out / "report.json").read_bytes())
+    assert doc["experiment"] == "split"
+    assert doc["phase"] == "progressing"
+    assert doc["counts"]["records"] == 1500
+    assert {m["name"] for m in doc["metrics"]} == {"error_rate", "latency_gmean"}
+    assert "| error_rate |" in (out / "report.md").read_text()
