@@ -154,6 +154,7 @@ class Controller:
             f"{decision.kind}: {'; '.join(decision.reasons)}",
             extra=extra,
             decision=decision.kind,
+            reasons=decision.reasons,
             at_records=decision.records,
             at_candidate_requests=decision.candidate_requests,
             snapshot=decision.snapshot,

@@ -87,6 +87,7 @@ def final_state_of(result: dict[str, Any], experiment: Experiment) -> Experiment
             0.0,
             f"{d['kind']}: {'; '.join(d['reasons'])}",
             decision=d["kind"],
+            reasons=d["reasons"],
             at_candidate_requests=d["candidate_requests"],
         )
     return state

@@ -35,9 +35,11 @@ def build_report(
 ) -> dict[str, Any]:
     """The report document."""
     last = last_decision(state)
-    reason = str(last.get("reason", ""))
     decision = str(last.get("decision") or FINAL.get(state.phase, state.phase.upper()))
-    reasons = [r.strip() for r in reason.split(":", 1)[-1].split(";") if r.strip()] if reason else []
+    reasons = last.get("reasons") or ([str(last["reason"])] if last.get("reason") else [])
+    # The scorecard shows the statistics the decision was taken on; the counts are the final ones.
+    taken_on = last.get("snapshot")
+    judged = taken_on if isinstance(taken_on, Mapping) else snapshot
     return {
         "experiment": experiment.name,
         "source": experiment.source,
@@ -49,8 +51,9 @@ def build_report(
         "state_version": state.version,
         "weights": dict(state.weights),
         "history": [dict(h) for h in state.history],
-        "srm": snapshot.get("srm", {}),
-        "metrics": snapshot.get("metrics", []),
+        "srm": judged.get("srm", {}),
+        "metrics": judged.get("metrics", []),
+        "decided_at_records": last.get("at_records"),
         "counts": {k: snapshot.get(k) for k in ("records", "candidate_requests", "n_stable", "n_candidate")},
         "drops": dict(drops or {}),
         "variants": [{"name": v.name, "role": v.role, "upstream": v.upstream} for v in experiment.variants],

@@ -102,7 +102,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     """`outrider analyze FILE.jsonl -c EXPERIMENT.yaml [--json]`: the decision the controller would make."""
     from analysis.engine import Judge
-
     from analysis.offline import analyze_records, parse_jsonl
     from experiments.config import ConfigError, load_experiment
 
@@ -142,15 +141,19 @@ def print_analysis(name: str, result: dict[str, Any]) -> None:
     )
     for m in result["metrics"]:
         print(
-            f"  {m['name']:<14} estimate {m['estimate']:.4g}  CI [{m['ci_low']:.4g}, {m['ci_high']:.4g}]  "
-            f"log e harm {m['log_e_harm']:.2f}  non-inferiority {m['log_e_noninf']:.2f}"
+            f"  {m['name']:<14} estimate {num(m['estimate'])}  CI [{num(m['ci_low'])}, {num(m['ci_high'])}]  "
+            f"log e harm {num(m['log_e_harm'])}  non-inferiority {num(m['log_e_noninf'])}"
         )
+
+
+def num(value: object) -> str:
+    """A number for people: 4 significant digits, or — when there is none yet."""
+    return f"{value:.4g}" if isinstance(value, int | float) else "—"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`outrider report --data-dir DIR --experiment NAME -o OUTDIR`: report.json + report.md."""
     from analysis.engine import Judge
-
     from analysis.offline import report_from_store
 
     try:
