@@ -69,7 +69,6 @@ class Progress:
 
     outcome_seq: int = 0
     feedback_seq: int = 0
-    caught_up: bool = False
     last: Decision | None = None
 
 
@@ -85,8 +84,12 @@ class Controller:
         drops: Callable[[], Mapping[str, int]] = dict,
         on_decision: Callable[[Decision], None] = lambda d: None,
         on_finish: Callable[[ExperimentState, dict[str, Any]], None] = lambda s, snap: None,
+        history_until: int = 0,
     ) -> None:
         self.experiment = experiment
+        self.history_until = history_until
+        """Outcomes stored before this process started (seq ≤ this) are replayed without deciding: those
+        looks were taken by the previous process."""
         self.source, self.states = source, states
         self.looker = Looker(judge_factory(experiment), experiment, states.current(experiment.name))
         self.drops, self.on_decision, self.on_finish = drops, on_decision, on_finish
@@ -114,11 +117,8 @@ class Controller:
         loop = asyncio.get_running_loop()
         state = self.states.current(self.experiment.name)
         finished = state.phase in ("promoted", "rolled_back")
-        # The first catch-up after a start replays history without deciding: those looks were taken before.
-        decide = self.progress.caught_up and not finished
         drops = dict(self.drops())
-        decisions = await loop.run_in_executor(self._worker, self._read, drops, decide)
-        self.progress.caught_up = True
+        decisions = await loop.run_in_executor(self._worker, self._read, drops, not finished)
         for decision in decisions:
             state = await self._act(decision)
         if state.phase in ("promoted", "rolled_back"):
@@ -132,7 +132,10 @@ class Controller:
         decisions: list[Decision] = []
         while rows := self.source.read_after(name, self.progress.outcome_seq, READ_PAGE):
             self.progress.outcome_seq = rows[-1][0]
-            decisions += self.looker.feed([r for _, r in rows], drops, decide=decide)
+            old = [r for seq, r in rows if seq <= self.history_until]
+            new = [r for seq, r in rows if seq > self.history_until]
+            self.looker.feed(old, drops, decide=False)
+            decisions += self.looker.feed(new, drops, decide=decide)
         while rewards := self.source.read_feedback(name, self.progress.feedback_seq, READ_PAGE):
             self.progress.feedback_seq = rewards[-1][0]
             self.looker.feed_rewards([r for _, r in rewards])
@@ -166,4 +169,6 @@ def replay(
 ) -> tuple[list[Decision], dict[str, Any]]:
     """Offline: the decisions the controller makes on `records` (store order), and the final snapshot."""
     looker = Looker(judge_factory(experiment), experiment)
-    return looker.replay(records), looker.snapshot()
+    decisions = looker.replay(records)
+    last = looker.last_look
+    return decisions, {**looker.snapshot(), "last_look": last.kind if last is not None else "WARMUP"}

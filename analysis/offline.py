@@ -49,10 +49,9 @@ def analyze_records(
     """Replay the controller's looks over `records` and say what it decides."""
     decisions, snapshot = replay(experiment, records, judge)
     final = next((d for d in decisions if d.kind in FINAL_KINDS), None)
-    shown = final or (decisions[-1] if decisions else None)
     return {
         "experiment": experiment.name,
-        "decision": final.kind if final else (shown.kind if shown else "WARMUP"),
+        "decision": final.kind if final else str(snapshot["last_look"]),
         "decided_at": final.candidate_requests if final else None,
         "reasons": list(final.reasons) if final else [],
         "srm": snapshot.get("srm", {"log_bf": 0.0, "flagged": False}),

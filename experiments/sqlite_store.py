@@ -164,6 +164,13 @@ class SqliteOutcomeStore:
             out.append((int(seq), rec))
         return out
 
+    def max_seq(self, experiment: str) -> int:
+        """The newest seq stored for `experiment` (0 if none)."""
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM outcomes WHERE experiment = ?", (experiment,)
+        ).fetchone()
+        return int(row[0] or 0)
+
     def count(self, experiment: str | None = None) -> int:
         """Number of stored records."""
         if experiment is None:

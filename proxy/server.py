@@ -151,6 +151,7 @@ class Sidecar:
                 drops=partial(sink.drops_for, exp.name),
                 on_decision=partial(self._decided, exp.name),
                 on_finish=partial(self._finished, exp),
+                history_until=await asyncio.to_thread(reader.max_seq, exp.name),
             )
             self.controllers[exp.name] = ctl
             tasks.spawn(ctl.run(stop), name=f"controller:{exp.name}")

@@ -138,13 +138,14 @@ async def test_restart_catches_up_without_deciding_again() -> None:
     source.add(records(250))
     state = transition(EXP, initial_state(EXP), "progressing", 1, 0.0, "ADVANCE")
     states = MemoryStates(replace(state, extra={"step_start_candidates": 30}))
-    ctl = Controller(EXP, source, states, factory)
+    ctl = Controller(EXP, source, states, factory, history_until=250)
+    source.add(records(30, start=250))  # arrived before the first catch-up, after the start: judged
     await ctl.tick()
     assert states.state.version == 2  # history was replayed, no decision re-fired
     judge = ctl.looker.judge
     assert isinstance(judge, ScriptedJudge)
     assert judge.looks == []
-    source.add(records(200, start=250))
+    source.add(records(170, start=280))
     await ctl.tick()
     assert [look[1] for look in judge.looks] == [1, 1]
     assert states.state.phase == "promoted"

@@ -21,15 +21,17 @@ ANALYSIS = """\
     maxRequests: 1000000
     guardrails:
       - {metric: error_rate, margin: 1.2}
-      - {metric: latency_gmean, margin: 1.05}
 """
+# Only the error rate is judged: its outcomes depend on the users alone (every 7th fails on both arms), so the
+# test is deterministic; latency would differ between two upstream processes and could legitimately decide.
 
 
 async def send(proxy: Proc, users: range) -> None:
     async with aiohttp.ClientSession() as session:
         for user in users:
-            async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": f"u{user}"}) as r:
-                assert r.status == 200
+            path = "/v2/status/500" if user % 7 == 0 else "/v2/x"
+            async with session.post(f"{proxy.url}{path}", data=b"{}", headers={"x-user-id": f"u{user}"}) as r:
+                assert r.status == (500 if user % 7 == 0 else 200)
 
 
 async def look_at(proxy: Proc, records: int) -> dict[str, Any]:
@@ -79,7 +81,9 @@ async def test_restart_continues_the_same_evalues(
     config.write_text(text)
     offline = await asyncio.to_thread(analyze, data_dir, config)
     assert offline["records"] == 1500
+    assert offline["decision"] == "CONTINUE"
     live = {m["name"]: m for m in after["snapshot"]["metrics"]}
+    assert live["error_rate"]["log_e_harm"] != 0.0
     for metric in offline["metrics"]:
         for key in ("log_e_harm", "log_e_noninf", "estimate"):
             assert live[metric["name"]][key] == metric[key], (metric["name"], key)
@@ -92,5 +96,5 @@ async def test_restart_continues_the_same_evalues(
     assert doc["experiment"] == "split"
     assert doc["phase"] == "progressing"
     assert doc["counts"]["records"] == 1500
-    assert {m["name"] for m in doc["metrics"]} == {"error_rate", "latency_gmean"}
+    assert {m["name"] for m in doc["metrics"]} == {"error_rate"}
     assert "| error_rate |" in (out / "report.md").read_text()
