@@ -108,7 +108,8 @@ def report_from_store(data_dir: Path, name: str, out_dir: Path, judge: JudgeFact
     store = SqliteOutcomeStore(data_dir / DB_NAME, readonly=True)
     try:
         records = [OutcomeRecord.from_dict(orjson.loads(raw)) for raw in store.iter_raw(name)]
+        feedback = store.feedback_counts(name)
     finally:
         store.close()
     _, snapshot = replay(experiment, records, judge)
-    return write_report(build_report(experiment, state, snapshot), out_dir)
+    return write_report(build_report(experiment, state, snapshot, feedback=feedback), out_dir)

@@ -32,6 +32,7 @@ def build_report(
     snapshot: Mapping[str, Any],
     drops: Mapping[str, int] | None = None,
     now: float | None = None,
+    feedback: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The report document."""
     last = last_decision(state)
@@ -56,8 +57,16 @@ def build_report(
         "decided_at_records": last.get("at_records"),
         "counts": {k: snapshot.get(k) for k in ("records", "candidate_requests", "n_stable", "n_candidate")},
         "drops": dict(drops or {}),
+        "feedback": feedback_quality(feedback or {}, snapshot.get("records")),
         "variants": [{"name": v.name, "role": v.role, "upstream": v.upstream} for v in experiment.variants],
     }
+
+
+def feedback_quality(counts: Mapping[str, int], records: Any) -> dict[str, Any]:
+    """Feedback arrival: timely and late rewards, and the share of judged requests that got one."""
+    timely, late = int(counts.get("timely", 0)), int(counts.get("late", 0))
+    share = timely / records if isinstance(records, int) and records > 0 else None
+    return {"timely": timely, "late": late, "arrival_share": share}
 
 
 def _fmt(value: Any) -> str:
@@ -84,6 +93,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"- Sample ratio: log Bayes factor {_fmt(srm.get('log_bf'))}, "
         f"{'**MISMATCH**' if srm.get('flagged') else 'ok'}",
         f"- Outcome drops: {sum(doc.get('drops', {}).values())}",
+        f"- Feedback: {doc['feedback']['timely']} timely, {doc['feedback']['late']} late "
+        f"(arrival share {_fmt(doc['feedback']['arrival_share'])})",
         f"- Records judged: {_fmt(counts.get('records'))}, "
         f"candidate requests: {_fmt(counts.get('candidate_requests'))}",
         "",

@@ -164,6 +164,16 @@ class SqliteOutcomeStore:
             out.append((int(seq), rec))
         return out
 
+    def feedback_counts(self, experiment: str) -> dict[str, int]:
+        """Feedback received for `experiment`: timely and late."""
+        rows = self._conn.execute(
+            "SELECT late, COUNT(*) FROM feedback WHERE experiment = ? GROUP BY late", (experiment,)
+        ).fetchall()
+        counts = {"timely": 0, "late": 0}
+        for late, n in rows:
+            counts["late" if late else "timely"] = int(n)
+        return counts
+
     def max_seq(self, experiment: str) -> int:
         """The newest seq stored for `experiment` (0 if none)."""
         row = self._conn.execute(

@@ -180,9 +180,18 @@ class Sidecar:
 
     def _finished(self, experiment: Experiment, state: ExperimentState, snapshot: dict[str, Any]) -> None:
         assert self.sink is not None
-        doc = build_report(experiment, state, snapshot, self.sink.drops_for(experiment.name))
+        drops = self.sink.drops_for(experiment.name)
         out = self.settings.data_dir / "reports" / experiment.name
-        self.tasks.spawn(asyncio.to_thread(write_report, doc, out), name=f"report:{experiment.name}")
+
+        def write() -> None:  # in a thread: it reads the store and writes files
+            store = SqliteOutcomeStore(self.settings.data_dir / DB_NAME, readonly=True)
+            try:
+                feedback = store.feedback_counts(experiment.name)
+            finally:
+                store.close()
+            write_report(build_report(experiment, state, snapshot, drops, feedback=feedback), out)
+
+        self.tasks.spawn(asyncio.to_thread(write), name=f"report:{experiment.name}")
         event(
             "experiment finished",
             experiment=experiment.name,
