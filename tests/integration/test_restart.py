@@ -97,4 +97,5 @@ async def test_restart_continues_the_same_evalues(
     assert doc["phase"] == "progressing"
     assert doc["counts"]["records"] == 1500
     assert {m["name"] for m in doc["metrics"]} == {"error_rate"}
+    assert doc["feedback"] == {"timely": 0, "late": 0, "arrival_share": 0.0}
     assert "| error_rate |" in (out / "report.md").read_text()
