@@ -12,6 +12,7 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from experiments.model import Experiment, Variant
+from shadow.pairing import Pair
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class Exchange:
     upstream_url: str | None = None  # route: base URL of the destination (variant or default upstream)
     upstream_ms: float = 0.0  # forward: time spent waiting for the upstream
     extra: dict[str, str] = field(default_factory=dict)  # response headers added by filters
+    pair: Pair | None = None  # mirror: the shadows' answers, joined to the outcome record by record
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from experiments.sink import OutcomeSink
+from shadow.dispatch import ShadowDispatcher
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LABELS = ("experiment", "destination_version", "response_code")
@@ -47,6 +48,36 @@ class OutcomeCollector(Collector):
         ):
             dropped.add_metric([reason], float(drops.get(reason, 0)))
         yield from (produced, stored, pending, dropped)
+
+
+class ShadowCollector(Collector):
+    """The shadow dispatcher's counters at collect time (eligible == enqueued + dropped + sampled_out)."""
+
+    def __init__(self, dispatcher: ShadowDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the shadow families from one consistent read."""
+        d = self.dispatcher
+        for name, value in (
+            ("eligible", d.eligible),
+            ("enqueued", d.enqueued),
+            ("sampled_out", d.sampled_out),
+        ):
+            family = CounterMetricFamily(f"outrider_shadow_{name}", f"Shadow copies {name.replace('_', ' ')}")
+            family.add_metric([], float(value))
+            yield family
+        dropped = CounterMetricFamily("outrider_shadow_dropped", "Shadow copies dropped", labels=["reason"])
+        for reason in sorted({"queue_full", "body_too_large", "shutdown", *d.dropped}):
+            dropped.add_metric([reason], float(d.dropped.get(reason, 0)))
+        yield dropped
+        results = CounterMetricFamily("outrider_shadow_results", "Shadow calls by result", labels=["result"])
+        for result, count in sorted(d.results.items()):
+            results.add_metric([result], float(count))
+        yield results
+        depth = GaugeMetricFamily("outrider_shadow_queue_depth", "Shadow copies waiting for a worker")
+        depth.add_metric([], float(d.depth))
+        yield depth
 
 
 class Metrics:
@@ -85,6 +116,10 @@ class Metrics:
         if sink is not None:
             self.attach_sink(sink)
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def attach_shadows(self, dispatcher: ShadowDispatcher) -> None:
+        """Expose the shadow dispatcher's counters."""
+        self.registry.register(ShadowCollector(dispatcher))
 
     def attach_sink(self, sink: OutcomeSink) -> None:
         """Expose the sink's outcome counters."""

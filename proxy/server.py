@@ -28,11 +28,12 @@ from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 from experiments.state import ExperimentState
 from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
-from proxy.chain import build_chain
+from proxy.chain import Filter, build_chain
 from proxy.edge import Edge
 from proxy.feedback import PATH as FEEDBACK_PATH
 from proxy.feedback import Feedback
 from proxy.filters.forward import Forward, client_session
+from proxy.filters.mirror import Mirror
 from proxy.filters.record import Record
 from proxy.filters.route import Route
 from proxy.logs import event
@@ -41,6 +42,7 @@ from proxy.router import Router
 from proxy.runtime_checks import runtime_facts, runtime_problems
 from proxy.statekeeper import StateKeeper
 from proxy.tasks import TaskGroup
+from shadow.dispatch import ShadowDispatcher
 
 FEEDBACK_MAX_BYTES = 64 * 1024
 
@@ -73,6 +75,7 @@ class Sidecar:
         self.ready = False
         self.sink: OutcomeSink | None = None
         self.keeper: StateKeeper | None = None
+        self.shadows: ShadowDispatcher | None = None
         self._traffic: Edge | None = None
         self._feedback: Edge | None = None
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
@@ -117,14 +120,22 @@ class Sidecar:
     async def _wiring(self, _: web.Application) -> AsyncIterator[None]:
         assert self.sink is not None
         session = client_session()
-        chain = build_chain(
-            [Route(self.router, self.settings.default_upstream), Record(self.sink)], Forward(session)
-        )
+        filters: list[Filter] = [Route(self.router, self.settings.default_upstream), Record(self.sink)]
+        shadowed = any(lv.experiment.shadows for lv in self.router.all())
+        if shadowed:
+            self.shadows = ShadowDispatcher()
+            self.metrics.attach_shadows(self.shadows)
+            shadow_task = self.tasks.spawn(self.shadows.run(), name="shadow-dispatch")
+            filters.append(Mirror(self.shadows))
+        chain = build_chain(filters, Forward(session))
         self._traffic = Edge(chain, self.metrics, self.settings.max_body_bytes)
         reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
         feedback = Feedback(reader, self.sink, self.router, self.metrics)
         self._feedback = Edge(build_chain([], feedback), self.metrics, FEEDBACK_MAX_BYTES)
         yield
+        if self.shadows is not None:  # pending pairs complete (bounded by the shadow timeout) before the sink
+            await self.shadows.close(timeout=self.shadows.limits.timeout_s * 2)
+            await asyncio.wait({shadow_task}, timeout=self.shadows.limits.timeout_s * 2)
         await session.close()
         await asyncio.to_thread(feedback.close)
         await asyncio.to_thread(reader.close)

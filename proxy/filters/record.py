@@ -45,19 +45,21 @@ class Record:
         a = ex.assignment
         assert a is not None
         inbound = ex.inbound
-        self.sink.submit(
-            OutcomeRecord(
-                request_id=inbound.request_id,
-                ts=inbound.received_at,
-                experiment=a.experiment.name,
-                variant=a.variant.name,
-                p_variant=a.p_variant,
-                status=status,
-                error=error,
-                latency_ms=(self.clock() - inbound.received_mono) * 1000.0,
-                upstream_ms=ex.upstream_ms,
-                unit=a.unit,
-                pinned=a.pinned,
-                state_version=a.state_version,
-            )
+        record = OutcomeRecord(
+            request_id=inbound.request_id,
+            ts=inbound.received_at,
+            experiment=a.experiment.name,
+            variant=a.variant.name,
+            p_variant=a.p_variant,
+            status=status,
+            error=error,
+            latency_ms=(self.clock() - inbound.received_mono) * 1000.0,
+            upstream_ms=ex.upstream_ms,
+            unit=a.unit,
+            pinned=a.pinned,
+            state_version=a.state_version,
         )
+        if ex.pair is not None:  # written once the shadows have answered too (bounded by their timeout)
+            ex.pair.finish_with(record, self.sink.submit)
+        else:
+            self.sink.submit(record)

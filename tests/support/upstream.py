@@ -5,6 +5,7 @@ Path segments anywhere in the path trigger faults:
   .../sleep/MS/...  answers after MS milliseconds
   .../status/N/...  answers with status N
   every answer echoes: {"name", "method", "path", "headers": [[k, v], ...], "body_len"}
+`--fault hang|500|garbage|reset|slow-body` breaks every request of the process (a broken shadow).
 Every answer carries hop-by-hop headers that a proxy must strip (Connection names X-Upstream-Secret) and
 `x-upstream-name`. Logs the `listening` line of tests/support/procs.py.
 """
@@ -18,12 +19,40 @@ import sys
 import orjson
 from aiohttp import web
 
+FAULTS = ("none", "hang", "500", "garbage", "reset", "slow-body")
 
-def make_app(name: str) -> web.Application:
+
+async def faulty(request: web.Request, fault: str) -> web.StreamResponse | None:
+    """Apply a whole-process fault (for shadows); None means answer normally."""
+    if fault == "hang":
+        await asyncio.sleep(3600)
+    if fault == "500":
+        return web.Response(status=500, text="shadow is broken")
+    if fault == "garbage":
+        return web.Response(status=200, body=b"\x00\xffnot json at all{{{", content_type="application/json")
+    if fault == "reset":
+        assert request.transport is not None
+        request.transport.abort()
+        await asyncio.sleep(3600)
+    if fault == "slow-body":
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.content_length = 100
+        await resp.prepare(request)
+        for _ in range(100):
+            await resp.write(b" ")
+            await asyncio.sleep(0.05)
+        return resp
+    return None
+
+
+def make_app(name: str, fault: str = "none") -> web.Application:
     """The echo application."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        broken = await faulty(request, fault)
+        if broken is not None:
+            return broken
         segments = request.path.split("/")
         if "reset" in segments:
             assert request.transport is not None
@@ -57,9 +86,9 @@ def make_app(name: str) -> web.Application:
     return app
 
 
-async def main(port: int, name: str) -> None:
+async def main(port: int, name: str, fault: str) -> None:
     """Serve until killed."""
-    runner = web.AppRunner(make_app(name), access_log=None)
+    runner = web.AppRunner(make_app(name, fault), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     host, bound = runner.addresses[0][:2]
@@ -75,5 +104,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--name", default="upstream")
+    parser.add_argument("--fault", default="none", choices=FAULTS, help="answer every request this way")
     ns = parser.parse_args()
-    asyncio.run(main(ns.port, ns.name))
+    asyncio.run(main(ns.port, ns.name, ns.fault))

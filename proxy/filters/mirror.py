@@ -1,0 +1,86 @@
+"""`mirror`: hand a copy of each eligible request to the shadow dispatcher, then pair the answers.
+
+Eligible: the experiment has shadow variants, and the request is side-effect free — by default the inference
+POST under the experiment's match (`POST .../infer`). Copies are sampled (`shadow.sample`), capped in size,
+and never awaited: the client's path only pays for an O(1) enqueue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from multidict import CIMultiDict
+
+from proxy.chain import Stage
+from proxy.errors import OutriderError
+from proxy.exchange import Exchange, Reply
+from proxy.filters.forward import forwarded_headers
+from shadow.compare.base import Comparator, comparator
+from shadow.dispatch import SHADOW_HEADER, ShadowDispatcher, ShadowJob, shadow_host
+from shadow.pairing import Pair
+
+INFER_SUFFIX = "/infer"
+
+
+def side_effect_free(method: str, path: str) -> bool:
+    """The default mirroring rule: the inference POST."""
+    return method == "POST" and path.split("?", 1)[0].rstrip("/").endswith(INFER_SUFFIX)
+
+
+class Mirror:
+    """Mirrors eligible requests to every shadow variant of their experiment."""
+
+    def __init__(self, dispatcher: ShadowDispatcher, rng: random.Random | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.rng = rng or random.Random()
+        self._comparators: dict[str, Comparator] = {}
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Enqueue the copies, run the primary, give the primary's answer to the pair."""
+        pair = self._mirror(ex)
+        if pair is None:
+            return await call_next(ex)
+        try:
+            reply = await call_next(ex)
+        except (OutriderError, asyncio.CancelledError):
+            pair.primary_done(0, b"")
+            raise
+        pair.primary_done(reply.status, reply.body)
+        return reply
+
+    def _mirror(self, ex: Exchange) -> Pair | None:
+        a, inbound, d = ex.assignment, ex.inbound, self.dispatcher
+        if a is None or not a.experiment.shadows or not side_effect_free(inbound.method, inbound.path):
+            return None
+        shadows, spec = a.experiment.shadows, a.experiment.shadow
+        d.eligible += len(shadows)
+        if spec is not None and self.rng.random() >= spec.sample:
+            d.sampled_out += len(shadows)
+            return None
+        if len(inbound.body) > d.limits.max_body_bytes:
+            d.dropped["body_too_large"] += len(shadows)
+            return None
+        compare = None
+        if spec is not None:
+            compare = self._comparators.get(spec.compare)
+            if compare is None:
+                compare = self._comparators.setdefault(spec.compare, comparator(spec.compare))
+        pair = Pair([s.name for s in shadows], compare)
+        ex.pair = pair
+        headers = forwarded_headers(ex)
+        headers["Host"] = shadow_host(inbound.headers.get("Host", "localhost"))
+        headers[SHADOW_HEADER] = "1"
+        timeout = spec.timeout_s if spec is not None else d.limits.timeout_s
+        for shadow in shadows:
+            job = ShadowJob(
+                shadow.name,
+                shadow.upstream + inbound.path,
+                inbound.method,
+                CIMultiDict(headers),
+                inbound.body,
+                pair,
+                timeout,
+            )
+            d.offer(job)
+        return pair

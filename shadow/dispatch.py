@@ -1,0 +1,195 @@
+"""Bounded dispatch of mirrored copies to shadow upstreams, on their own connection pool.
+
+Usage:
+    dispatcher = ShadowDispatcher(ShadowLimits())
+    tasks.spawn(dispatcher.run(), name="shadow-dispatch")
+    dispatcher.offer(job)            # on the request path: O(1), never waits; a full queue drops the copy
+    await dispatcher.close(timeout)  # stop taking copies, let the workers finish, close the pool
+
+A fixed set of workers serves one bounded queue, so a hung or slow shadow can only fill the queue — never
+hold client requests, memory or connections of the primary (RELIABILITY.md: shadow isolation). Counters obey
+`eligible == enqueued + dropped + sampled_out` exactly (the mirror filter counts eligible and sampled_out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import aiohttp
+from multidict import CIMultiDict
+
+from shadow.pairing import Pair, ShadowResult
+
+log = logging.getLogger(__name__)
+SHADOW_HEADER = "x-outrider-shadow"
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowLimits:
+    """Safe defaults of RELIABILITY.md."""
+
+    queue: int = 100
+    workers: int = 16
+    timeout_s: float = 1.0
+    max_body_bytes: int = 1024 * 1024
+    max_response_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowJob:
+    """One copy of a request for one shadow variant."""
+
+    variant: str
+    url: str
+    method: str
+    headers: CIMultiDict[str]
+    body: bytes
+    pair: Pair
+    timeout_s: float
+
+
+def shadow_host(host: str) -> str:
+    """`models.local:8080` → `models.local-shadow:8080` (Envoy's convention, so upstream logs can tell)."""
+    name, sep, port = host.rpartition(":")
+    has_port = bool(sep) and port.isdigit() and ("[" not in host or name.endswith("]"))
+    if has_port:
+        return f"{name}-shadow:{port}"
+    return f"{host}-shadow"
+
+
+class ShadowDispatcher:
+    """Queue + workers + pool for shadow traffic."""
+
+    def __init__(self, limits: ShadowLimits | None = None) -> None:
+        self.limits = limits or ShadowLimits()
+        # Unbounded as a data structure, bounded by offer(): close() must always be able to post the stop
+        # markers (None) for the workers.
+        self._queue: asyncio.Queue[ShadowJob | None] = asyncio.Queue()
+        self.eligible = 0
+        self.sampled_out = 0
+        self.enqueued = 0
+        self.dropped: Counter[str] = Counter()
+        self.results: Counter[str] = Counter()
+        """Completed shadow calls by outcome class (`ok`, `timeout`, `upstream_5xx`, ...)."""
+        self.max_depth = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._closing = False
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting in the queue."""
+        return self._queue.qsize()
+
+    def offer(self, job: ShadowJob) -> bool:
+        """Enqueue without waiting; a full queue (or a closing dispatcher) drops the copy and says so."""
+        reason = "shutdown" if self._closing else None
+        if reason is None and self._queue.qsize() >= self.limits.queue:
+            reason = "queue_full"
+        if reason is None:
+            self._queue.put_nowait(job)
+        else:
+            self.dropped[reason] += 1
+            job.pair.shadow_done(job.variant, ShadowResult(0, f"dropped:{reason}", 0.0))
+            return False
+        self.enqueued += 1
+        self.max_depth = max(self.max_depth, self._queue.qsize())
+        return True
+
+    async def run(self) -> None:
+        """Serve the queue with the workers until close()."""
+        connector = aiohttp.TCPConnector(limit=self.limits.workers, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        )
+        try:
+            await asyncio.gather(*(self._worker() for _ in range(self.limits.workers)))
+        finally:
+            await self._session.close()
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job is None:  # close() posted the stop marker
+                self._queue.task_done()
+                return
+            try:
+                result = await self._call(job)
+                self.results["ok" if result.error is None else result.error] += 1
+                job.pair.shadow_done(job.variant, result)
+            except asyncio.CancelledError:
+                job.pair.shadow_done(job.variant, ShadowResult(0, "dropped:shutdown", 0.0))
+                raise
+            except Exception:  # a bug here must not kill the worker or lose the record
+                log.exception("shadow worker failed on %s", job.variant)
+                job.pair.shadow_done(job.variant, ShadowResult(0, "internal", 0.0))
+            finally:
+                self._queue.task_done()
+
+    async def _call(self, job: ShadowJob) -> ShadowResult:
+        assert self._session is not None
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(job.timeout_s):
+                async with self._session.request(
+                    job.method, job.url, headers=job.headers, data=job.body, allow_redirects=False
+                ) as resp:
+                    body = await self._read(resp)
+        except TimeoutError:
+            return ShadowResult(0, "timeout", _ms(started))
+        except aiohttp.ClientConnectorError:
+            return ShadowResult(0, "connect_error", _ms(started))
+        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError):
+            return ShadowResult(0, "invalid_response", _ms(started))
+        except (aiohttp.ClientError, ConnectionError, ValueError):
+            return ShadowResult(0, "upstream_reset", _ms(started))
+        error = "upstream_5xx" if resp.status >= 500 else None
+        return ShadowResult(resp.status, error, _ms(started), body)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > self.limits.max_response_bytes:
+                raise ValueError("shadow response over the cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def close(self, timeout: float) -> None:
+        """Take no more copies; wait up to `timeout` for queued ones; stop the workers."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            log.warning("shadow queue not drained within %.1fs", timeout)
+            while not self._queue.empty():  # their records must still be written: count the copies dropped
+                job = self._queue.get_nowait()
+                self._queue.task_done()
+                if job is not None:
+                    self.dropped["shutdown"] += 1
+                    job.pair.shadow_done(job.variant, ShadowResult(0, "dropped:shutdown", 0.0))
+        for _ in range(self.limits.workers):
+            self._queue.put_nowait(None)
+
+    def snapshot(self) -> dict[str, object]:
+        """Counters for /metrics and tests."""
+        return {
+            "eligible": self.eligible,
+            "enqueued": self.enqueued,
+            "sampled_out": self.sampled_out,
+            "dropped": dict(self.dropped),
+            "results": dict(self.results),
+            "depth": self.depth,
+            "max_depth": self.max_depth,
+        }
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000.0
