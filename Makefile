@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 MODELS  := models/digits.onnx
 
-.PHONY: install models demo test check lint typecheck fmt bench bench-deps stats-bench schema clean
+.PHONY: install models demo test check lint typecheck fmt bench bench-deps stats-bench reliability schema clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-deps:
 
 bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder; figures in docs/benchmarks.md
 	$(BIN)/python -m loadtests.bench
+
+reliability: $(MODELS)  ## the slow suites (load, soak, long calibration): `-m slow`, not in the default run
+	$(BIN)/pytest -m slow
 
 stats-bench: $(STAMP)  ## the engine's error rates and times to decide over 1000 runs per row (not in CI; minutes)
 	$(BIN)/python -m analysis.stats_bench

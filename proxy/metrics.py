@@ -68,7 +68,7 @@ class ShadowCollector(Collector):
             family.add_metric([], float(value))
             yield family
         dropped = CounterMetricFamily("outrider_shadow_dropped", "Shadow copies dropped", labels=["reason"])
-        for reason in sorted({"queue_full", "body_too_large", "shutdown", *d.dropped}):
+        for reason in sorted({"queue_full", "body_too_large", "circuit_open", "shutdown", *d.dropped}):
             dropped.add_metric([reason], float(d.dropped.get(reason, 0)))
         yield dropped
         results = CounterMetricFamily("outrider_shadow_results", "Shadow calls by result", labels=["result"])
@@ -78,6 +78,9 @@ class ShadowCollector(Collector):
         depth = GaugeMetricFamily("outrider_shadow_queue_depth", "Shadow copies waiting for a worker")
         depth.add_metric([], float(d.depth))
         yield depth
+        high = GaugeMetricFamily("outrider_shadow_queue_depth_max", "Deepest the shadow queue has been")
+        high.add_metric([], float(d.max_depth))
+        yield high
 
 
 class Metrics:

@@ -37,6 +37,42 @@ class ShadowLimits:
     timeout_s: float = 1.0
     max_body_bytes: int = 1024 * 1024
     max_response_bytes: int = 1024 * 1024
+    breaker_failures: int = 5
+    """Consecutive failures (timeout, reset, connect error) that open a shadow's circuit."""
+    breaker_open_s: float = 1.0
+    """How long an open circuit drops copies before one probe is let through."""
+
+
+class Breaker:
+    """Per-shadow circuit breaker: a dead or hung shadow costs one probe per interval, not a connection per
+    copy (without it, every worker would open, hang on and tear down a connection per timeout)."""
+
+    __slots__ = ("failures", "limit", "open_for", "open_until", "probing")
+
+    def __init__(self, limit: int, open_for: float) -> None:
+        self.limit, self.open_for = limit, open_for
+        self.failures = 0
+        self.open_until = 0.0
+        self.probing = False
+
+    def admits(self, now: float) -> bool:
+        """Whether a copy may go out now (half-open: exactly one probe at a time)."""
+        if self.failures < self.limit:
+            return True
+        if now < self.open_until or self.probing:
+            return False
+        self.probing = True
+        return True
+
+    def record(self, ok: bool, now: float) -> None:
+        """Account one finished call."""
+        self.probing = False
+        if ok:
+            self.failures = 0
+            return
+        self.failures += 1
+        if self.failures >= self.limit:
+            self.open_until = now + self.open_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +112,7 @@ class ShadowDispatcher:
         self.results: Counter[str] = Counter()
         """Completed shadow calls by outcome class (`ok`, `timeout`, `upstream_5xx`, ...)."""
         self.max_depth = 0
+        self._breakers: dict[str, Breaker] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
 
@@ -84,17 +121,30 @@ class ShadowDispatcher:
         """Jobs waiting in the queue."""
         return self._queue.qsize()
 
+    def refusal(self, variant: str) -> str | None:
+        """Why a copy for `variant` would be dropped right now (None: it would be queued). Cheap, so the
+        mirror filter can skip building a copy that cannot go out."""
+        if self._closing:
+            return "shutdown"
+        if self._queue.qsize() >= self.limits.queue:
+            return "queue_full"
+        breaker = self._breakers.get(variant)
+        if breaker is not None and not breaker.admits(time.monotonic()):
+            return "circuit_open"
+        return None
+
+    def drop(self, pair: Pair, variant: str, reason: str) -> None:
+        """Count a copy that is not sent, and complete its side of the pair."""
+        self.dropped[reason] += 1
+        pair.shadow_done(variant, ShadowResult(0, f"dropped:{reason}", 0.0))
+
     def offer(self, job: ShadowJob) -> bool:
-        """Enqueue without waiting; a full queue (or a closing dispatcher) drops the copy and says so."""
-        reason = "shutdown" if self._closing else None
-        if reason is None and self._queue.qsize() >= self.limits.queue:
-            reason = "queue_full"
-        if reason is None:
-            self._queue.put_nowait(job)
-        else:
-            self.dropped[reason] += 1
-            job.pair.shadow_done(job.variant, ShadowResult(0, f"dropped:{reason}", 0.0))
+        """Enqueue without waiting; a full queue, an open circuit or closing drops the copy and says so."""
+        reason = self.refusal(job.variant)
+        if reason is not None:
+            self.drop(job.pair, job.variant, reason)
             return False
+        self._queue.put_nowait(job)
         self.enqueued += 1
         self.max_depth = max(self.max_depth, self._queue.qsize())
         return True
@@ -122,6 +172,10 @@ class ShadowDispatcher:
             try:
                 result = await self._call(job)
                 self.results["ok" if result.error is None else result.error] += 1
+                breaker = self._breakers.setdefault(
+                    job.variant, Breaker(self.limits.breaker_failures, self.limits.breaker_open_s)
+                )
+                breaker.record(result.status != 0, time.monotonic())
                 job.pair.shadow_done(job.variant, result)
             except asyncio.CancelledError:
                 job.pair.shadow_done(job.variant, ShadowResult(0, "dropped:shutdown", 0.0))

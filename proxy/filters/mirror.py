@@ -68,19 +68,17 @@ class Mirror:
                 compare = self._comparators.setdefault(spec.compare, comparator(spec.compare))
         pair = Pair([s.name for s in shadows], compare)
         ex.pair = pair
-        headers = forwarded_headers(ex)
-        headers["Host"] = shadow_host(inbound.headers.get("Host", "localhost"))
-        headers[SHADOW_HEADER] = "1"
         timeout = spec.timeout_s if spec is not None else d.limits.timeout_s
+        headers: CIMultiDict[str] | None = None
         for shadow in shadows:
-            job = ShadowJob(
-                shadow.name,
-                shadow.upstream + inbound.path,
-                inbound.method,
-                CIMultiDict(headers),
-                inbound.body,
-                pair,
-                timeout,
-            )
-            d.offer(job)
+            reason = d.refusal(shadow.name)
+            if reason is not None:  # drop before paying for a copy that cannot go out
+                d.drop(pair, shadow.name, reason)
+                continue
+            if headers is None:  # one copy of the headers serves every shadow (never mutated after this)
+                headers = forwarded_headers(ex)
+                headers["Host"] = shadow_host(inbound.headers.get("Host", "localhost"))
+                headers[SHADOW_HEADER] = "1"
+            url = shadow.upstream + inbound.path
+            d.offer(ShadowJob(shadow.name, url, inbound.method, headers, inbound.body, pair, timeout))
         return pair
