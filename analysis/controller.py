@@ -62,6 +62,10 @@ class StateWriter(Protocol):
         """Persist and apply a new state."""
         ...
 
+    async def annotate(self, name: str, **extra: object) -> None:
+        """Record facts in the state (a new version, same weights)."""
+        ...
+
 
 @dataclass
 class Progress:
@@ -69,6 +73,7 @@ class Progress:
 
     outcome_seq: int = 0
     feedback_seq: int = 0
+    shadow: dict[str, str] | None = None
     last: Decision | None = None
 
 
@@ -119,6 +124,10 @@ class Controller:
         finished = state.phase in ("promoted", "rolled_back")
         drops = dict(self.drops())
         decisions = await loop.run_in_executor(self._worker, self._read, drops, not finished)
+        verdicts = await loop.run_in_executor(self._worker, self.looker.shadow_verdicts)
+        if verdicts and verdicts != self.progress.shadow and not finished:
+            self.progress.shadow = verdicts
+            await self.states.annotate(self.experiment.name, shadow_verdicts=verdicts)
         for decision in decisions:
             state = await self._act(decision)
         if state.phase in ("promoted", "rolled_back"):

@@ -56,6 +56,7 @@ def analyze_records(
         "reasons": list(final.reasons) if final else [],
         "srm": snapshot.get("srm", {"log_bf": 0.0, "flagged": False}),
         "metrics": snapshot.get("metrics", []),
+        "shadow": snapshot.get("shadow", {}),
         "decisions": [
             {
                 "kind": d.kind,

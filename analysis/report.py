@@ -55,6 +55,7 @@ def build_report(
         "srm": judged.get("srm", {}),
         "metrics": judged.get("metrics", []),
         "decided_at_records": last.get("at_records"),
+        "shadow": snapshot.get("shadow", {}),
         "counts": {k: snapshot.get(k) for k in ("records", "candidate_requests", "n_stable", "n_candidate")},
         "drops": dict(drops or {}),
         "feedback": feedback_quality(feedback or {}, snapshot.get("records")),
@@ -109,11 +110,33 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             f"| [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}] "
             f"| {_fmt(m.get('log_e_harm'))} | {_fmt(m.get('log_e_noninf'))} |"
         )
+    lines += shadow_markdown(doc.get("shadow") or {})
     lines += ["", "## Timeline", "", "| version | phase | step | reason |", "|---|---|---|---|"]
     for h in doc.get("history", []):
         lines.append(f"| {h.get('version')} | {h.get('phase')} | {h.get('step')} | {h.get('reason')} |")
     lines += ["", f"Final weights: {doc['weights']}", ""]
     return "\n".join(lines)
+
+
+def shadow_markdown(shadow: Mapping[str, Any]) -> list[str]:
+    """The shadow verdicts as a Markdown table (nothing without shadows)."""
+    if not shadow:
+        return []
+    lines = [
+        "",
+        "## Shadows (same input, paired answers)",
+        "",
+        "| shadow | verdict | pairs | agreement | anytime CI | required | latency ratio | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in shadow.items():
+        a, lat = v.get("agreement") or {}, v.get("latency_ratio") or {}
+        lines.append(
+            f"| {name} | **{v.get('verdict')}** | {v.get('pairs')} | {_fmt(a.get('estimate'))} "
+            f"| [{_fmt(a.get('ci_low'))}, {_fmt(a.get('ci_high'))}] | {_fmt(a.get('requirement'))} "
+            f"| {_fmt(lat.get('estimate'))} | {v.get('errors') or {}} |"
+        )
+    return lines
 
 
 def write_report(doc: Mapping[str, Any], out_dir: Path) -> list[Path]:

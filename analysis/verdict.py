@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from analysis.shadow_judge import ShadowJudge
 from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
 from experiments.state import ExperimentState, Phase
@@ -90,6 +91,7 @@ class Looker:
         self, judge: JudgeLike, experiment: Experiment, state: ExperimentState | None = None
     ) -> None:
         self.judge, self.experiment = judge, experiment
+        self.shadow: ShadowJudge | None = ShadowJudge(experiment) if experiment.shadows else None
         self.pending: list[OutcomeRecord] = []
         self.last_look: Decision | None = None
         self.rewards_inline = False
@@ -110,6 +112,8 @@ class Looker:
         while len(self.pending) >= LOOK_EVERY:
             block, self.pending = self.pending[:LOOK_EVERY], self.pending[LOOK_EVERY:]
             self.judge.observe(block)
+            if self.shadow is not None:
+                self.shadow.observe(block)
             if self.rewards_inline:
                 self.judge.observe_rewards([r for r in block if r.reward is not None])
             self.records += len(block)
@@ -131,9 +135,8 @@ class Looker:
         raw = self.judge.decide(
             step=view.step, candidate_in_step=self.candidates - view.step_start_candidates, drops=drops
         )
-        decision = Decision(
-            raw.kind, list(raw.reasons), raw.snapshot, self.records, self.candidates, view.step
-        )
+        snapshot = raw.snapshot if self.shadow is None else {**raw.snapshot, "shadow": self.shadow.verdicts()}
+        decision = Decision(raw.kind, list(raw.reasons), snapshot, self.records, self.candidates, view.step)
         self.last_look = decision
         change = self.transition(decision)
         if change is not None:
@@ -171,4 +174,16 @@ class Looker:
 
     def snapshot(self) -> dict[str, Any]:
         """The judge's statistics plus the looker's counts."""
-        return {**self.judge.snapshot(), "records": self.records, "candidate_requests": self.candidates}
+        shadow = {"shadow": self.shadow.verdicts()} if self.shadow is not None else {}
+        return {
+            **self.judge.snapshot(),
+            **shadow,
+            "records": self.records,
+            "candidate_requests": self.candidates,
+        }
+
+    def shadow_verdicts(self) -> dict[str, str]:
+        """variant → OK / FAIL / NOT_ENOUGH_DATA (empty without shadows)."""
+        if self.shadow is None:
+            return {}
+        return {name: str(v["verdict"]) for name, v in self.shadow.verdicts().items()}

@@ -105,6 +105,9 @@ class MemoryStates:
             self.state = replace(self.state, extra={**self.state.extra, **extra})
         return self.state
 
+    async def annotate(self, name: str, **extra: object) -> None:
+        self.state = replace(self.state, version=self.state.version + 1, extra={**self.state.extra, **extra})
+
 
 def factory(exp: Experiment) -> JudgeLike:
     return ScriptedJudge(exp)

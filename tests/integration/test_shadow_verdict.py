@@ -1,0 +1,137 @@
+"""The int8 model as a shadow of the fp32 model, judged live: the agreement verdict reaches the experiment
+state, and `outrider analyze` and the report show the same verdict; the offline agreement is inside the
+live anytime interval."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from modelserver.testset import infer_body, read_test_set
+from tests.integration.conftest import OutriderFactory
+from tests.support.procs import Proc, outrider_cmd, start
+
+EXPERIMENT = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: digits-shadow
+spec:
+  match:
+    pathPrefix: /v2/models/digits
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable}"}}
+    - {{name: candidate, role: candidate, upstream: "{stable}"}}
+    - {{name: int8, role: shadow, upstream: "{shadow}"}}
+  assignment:
+    unit: header:x-user-id
+    salt: shadow-test
+  strategy:
+    canary:
+      steps: [10, 50]
+      minRequestsPerStep: 1000000
+  shadow:
+    sample: 1.0
+    timeout: 1s
+    compare: {{kind: oip-top1, agreementMin: 0.99}}
+  analysis:
+    interval: 200ms
+    guardrails:
+      - {{metric: error_rate, margin: 1.2}}
+"""
+
+
+@pytest.fixture
+def models(models_dir: Path, tmp_path: Path) -> Iterator[tuple[Proc, Proc]]:
+    procs = tuple(
+        start(
+            outrider_cmd("serve-model", "--model", str(models_dir / f), "--name", "digits", "--port", "0"),
+            tmp_path / f"{f}.log",
+        )
+        for f in ("digits.onnx", "digits-int8.onnx")
+    )
+    yield procs[0], procs[1]
+    for proc in procs:
+        proc.stop()
+
+
+async def drive(proxy: Proc, models_dir: Path, until: float) -> dict[str, Any]:
+    """Traffic until the shadow verdict is in the state (or `until`); returns the experiment view."""
+    test_set = read_test_set(models_dir / "test_set.json")
+    rng = random.Random(5)
+    view: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            while time.monotonic() < until and not view.get("done"):
+                body = orjson.dumps(infer_body([test_set.x[rng.randrange(len(test_set.y))]]))
+                headers = {"x-user-id": f"u{rng.randrange(3000)}", "content-type": "application/json"}
+                async with session.post(
+                    f"{proxy.url}/v2/models/digits/infer", data=body, headers=headers
+                ) as r:
+                    assert r.status == 200
+                    await r.read()
+
+        workers = [asyncio.get_running_loop().create_task(worker()) for _ in range(12)]
+        while time.monotonic() < until:
+            async with session.get(f"{proxy.admin_url}/experiments/digits-shadow") as r:
+                view = await r.json()
+            if view["state"]["extra"].get("shadow_verdicts", {}).get("int8") == "OK":
+                view["done"] = True
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.gather(*workers)
+    return view
+
+
+async def test_int8_shadow_agrees_with_fp32_and_the_verdict_is_everywhere(
+    models: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, shadow = models
+    text = EXPERIMENT.format(stable=stable.url, shadow=shadow.url)
+    data_dir = tmp_path / "data"
+    proxy = outrider(text, data_dir=data_dir)
+    view = await drive(proxy, models_dir, time.monotonic() + 90)
+    assert view["state"]["extra"]["shadow_verdicts"] == {"int8": "OK"}
+    live = view["analysis"]["snapshot"]["shadow"]["int8"]
+    manifest = orjson.loads((models_dir / "manifest.json").read_bytes())
+    offline = next(m["agreement_with_fp32"] for m in manifest["models"] if m["name"] == "digits-int8")
+    assert live["agreement"]["ci_low"] <= offline <= live["agreement"]["ci_high"]
+    assert live["agreement"]["ci_low"] > 0.99
+    proxy.stop()
+
+    config = tmp_path / "shadow.yaml"
+    config.write_text(text)
+
+    def offline_tools() -> tuple[dict[str, Any], str]:
+        export = subprocess.run(
+            outrider_cmd("export", "--data-dir", str(data_dir)), capture_output=True, check=True
+        )
+        (tmp_path / "e.jsonl").write_bytes(export.stdout)
+        out = subprocess.run(
+            outrider_cmd("analyze", str(tmp_path / "e.jsonl"), "-c", str(config), "--json"),
+            capture_output=True,
+            check=True,
+        )
+        report = tmp_path / "report"
+        subprocess.run(
+            outrider_cmd(
+                "report", "--data-dir", str(data_dir), "--experiment", "digits-shadow", "-o", str(report)
+            ),
+            capture_output=True,
+            check=True,
+        )
+        return orjson.loads(out.stdout), (report / "report.md").read_text()
+
+    analyzed, markdown = await asyncio.to_thread(offline_tools)
+    assert analyzed["shadow"]["int8"]["verdict"] == "OK"
+    assert "| int8 | **OK** |" in markdown
