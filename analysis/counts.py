@@ -51,20 +51,32 @@ class RhoCounts:
 
 def add_events(counts: RhoCounts, rho: Array, in_b: BoolArray) -> RhoCounts:
     """`counts` plus one event per element (its ρ = P(routed to B), and whether it was on B)."""
-    rho = np.asarray(np.round(np.asarray(rho, dtype=np.float64), RHO_DECIMALS), dtype=np.float64)
+    rho = np.asarray(rho, dtype=np.float64)
     in_b = np.asarray(in_b, dtype=np.bool_)
-    total_b = counts.total_b + int(in_b.sum())
-    total_a = counts.total_a + int(in_b.size - in_b.sum())
-    keep = (rho > 0.0) & (rho < 1.0)
-    rho, in_b = rho[keep], in_b[keep]
+    n_b = int(np.count_nonzero(in_b))
+    total_a, total_b = counts.total_a + in_b.size - n_b, counts.total_b + n_b
     if rho.size and rho.min() == rho.max():  # one split in the batch (the usual case): no sort needed
-        rho_all = np.concatenate([counts.rho, rho[:1]])
-        keys, first = np.unique(rho_all, return_inverse=True)
-        inverse = np.concatenate([first[:-1], np.full(rho.size, first[-1])])
+        keys, a, b = np.round(rho[:1], RHO_DECIMALS), np.array([in_b.size - n_b]), np.array([n_b])
     else:
-        keys, inverse = np.unique(np.concatenate([counts.rho, rho]), return_inverse=True)
-    old = counts.rho.size
-    n = keys.size
-    a = np.bincount(inverse[:old], counts.a, n) + np.bincount(inverse[old:], (~in_b).astype(np.float64), n)
-    b = np.bincount(inverse[:old], counts.b, n) + np.bincount(inverse[old:], in_b.astype(np.float64), n)
-    return RhoCounts(_frozen(keys), _frozen(a), _frozen(b), total_a, total_b)
+        keys, inverse = np.unique(np.round(rho, RHO_DECIMALS), return_inverse=True)
+        a = np.bincount(inverse, weights=~in_b, minlength=keys.size)
+        b = np.bincount(inverse, weights=in_b, minlength=keys.size)
+    keep = (keys > 0.0) & (keys < 1.0)
+    return _merge(counts, keys[keep], a[keep], b[keep], total_a, total_b)
+
+
+def _merge(
+    counts: RhoCounts, keys: Array, a: npt.ArrayLike, b: npt.ArrayLike, total_a: int, total_b: int
+) -> RhoCounts:
+    if keys.size == 1 and counts.rho.size and np.any(counts.rho == keys[0]):
+        i = int(np.flatnonzero(counts.rho == keys[0])[0])
+        new_a, new_b = counts.a.copy(), counts.b.copy()
+        new_a[i] += np.asarray(a, dtype=np.float64)[0]
+        new_b[i] += np.asarray(b, dtype=np.float64)[0]
+        return RhoCounts(counts.rho, _frozen(new_a), _frozen(new_b), total_a, total_b)
+    all_keys, inverse = np.unique(np.concatenate([counts.rho, keys]), return_inverse=True)
+    weights_a = np.concatenate([counts.a, np.asarray(a, dtype=np.float64)])
+    weights_b = np.concatenate([counts.b, np.asarray(b, dtype=np.float64)])
+    sum_a = np.bincount(inverse, weights=weights_a, minlength=all_keys.size)
+    sum_b = np.bincount(inverse, weights=weights_b, minlength=all_keys.size)
+    return RhoCounts(_frozen(all_keys), _frozen(sum_a), _frozen(sum_b), total_a, total_b)

@@ -26,7 +26,7 @@ from analysis.columns import Columns, from_records
 from analysis.metrics_eval import RuleCheck, check_goal, check_guardrail, finite, fmt_e
 from analysis.policy import MAX_DROP_SHARE, Policy
 from analysis.srm import SRM_ALPHA, srm_flagged, srm_log_bf_split
-from analysis.tally import Tally
+from analysis.tally import Tally, tracks_for
 from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
 
@@ -157,7 +157,7 @@ class Judge:
         self.stable = experiment.stable.name
         self.candidate = candidate or candidate_of(experiment)
         self.policy = policy or Policy.from_experiment(experiment, self.candidate)
-        self.tally = Tally()
+        self.tally = Tally(tracks_for(self.policy.metrics))
         self.srm_latched = False
         self._last: Decision | None = None
 

@@ -26,9 +26,10 @@ GRID_POINTS = 64
 GRID_SPAN = float(np.log(20.0))
 PRIOR_SD = 0.5
 
-_OFFSETS = GRID_SPAN * np.arange(1, GRID_POINTS + 1) / GRID_POINTS
-_LOG_W = -(_OFFSETS**2) / (2 * PRIOR_SD**2)
-_LOG_W = _LOG_W - log_sum_exp(_LOG_W)
+GRID_OFFSETS = GRID_SPAN * np.arange(1, GRID_POINTS + 1) / GRID_POINTS
+"""|log r − log r0| of the grid points (r0 itself is left out: it would only add a constant to E)."""
+_log_prior = -(GRID_OFFSETS**2) / (2 * PRIOR_SD**2)
+GRID_LOG_WEIGHTS = _log_prior - log_sum_exp(_log_prior)
 
 
 def update(state: RhoCounts, rho: Array, in_b: BoolArray, error: BoolArray) -> RhoCounts:
@@ -50,11 +51,11 @@ def log_e_many(counts: RhoCounts, log_r0: Array, side: Side) -> Array:
     if counts.rho.size == 0:
         return np.zeros_like(log_r0)
     sign = 1.0 if side == "greater" else -1.0
-    offsets = sign * _OFFSETS
+    offsets = sign * GRID_OFFSETS
     theta = log_r0[..., None] + offsets
     b_total = float(counts.b.sum())
     ll = b_total * offsets - (_log_norm(counts, theta) - _log_norm(counts, log_r0)[..., None])
-    return log_sum_exp(ll + _LOG_W)
+    return log_sum_exp(ll + GRID_LOG_WEIGHTS)
 
 
 def log_e_ratio(counts: RhoCounts, r0: float, side: Side) -> float:
@@ -67,9 +68,9 @@ def log_e_one_split(b: Array, n: Array, rho: float, r0: float, side: Side) -> Ar
     sign = 1.0 if side == "greater" else -1.0
     b_, n_ = np.asarray(b, dtype=np.float64)[..., None], np.asarray(n, dtype=np.float64)[..., None]
     theta0 = float(np.log(r0))
-    lse = np.logaddexp(np.log(rho) + theta0 + sign * _OFFSETS, np.log1p(-rho))
+    lse = np.logaddexp(np.log(rho) + theta0 + sign * GRID_OFFSETS, np.log1p(-rho))
     lse0 = float(np.logaddexp(np.log(rho) + theta0, np.log1p(-rho)))
-    return log_sum_exp(b_ * sign * _OFFSETS - n_ * (lse - lse0) + _LOG_W)
+    return log_sum_exp(b_ * sign * GRID_OFFSETS - n_ * (lse - lse0) + GRID_LOG_WEIGHTS)
 
 
 def _score_root(counts: RhoCounts, pseudo: float) -> float:

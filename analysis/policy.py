@@ -47,6 +47,11 @@ class Policy:
     tuning: Tuning = DEFAULT_TUNING
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric a rule of this policy reads."""
+        return tuple(r.metric for r in (*self.guardrails, *self.goals))
+
+    @property
     def last_step(self) -> int:
         """Index of the step at which passing means PROMOTE rather than ADVANCE."""
         return max(len(self.steps) - 1, 0)

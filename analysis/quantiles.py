@@ -36,31 +36,34 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, slots=True)
 class LatencyHistogram:
-    """Counts per log bin (EDGES_N + 1 bins, the last one above the top edge)."""
+    """Counts per log bin (EDGES_N + 1 bins, the last one above the top edge), and K at every edge."""
 
     counts: IntArray
+    cum: IntArray
+    """cum[j] = K(EDGES[j]) = #{x ≤ EDGES[j]} (kept with the counts: every query needs it)."""
+    n: int = 0
 
     @staticmethod
     def empty() -> LatencyHistogram:
         """No observations."""
-        z = np.zeros(EDGES_N + 1, dtype=np.int64)
-        z.setflags(write=False)
-        return LatencyHistogram(z)
+        return _histogram(np.zeros(EDGES_N + 1, dtype=np.int64))
 
-    @property
-    def n(self) -> int:
-        """Number of observations."""
-        return int(self.counts.sum())
+
+def _histogram(counts: IntArray) -> LatencyHistogram:
+    cum = np.asarray(np.cumsum(counts), dtype=np.int64)
+    counts.setflags(write=False)
+    cum.setflags(write=False)
+    return LatencyHistogram(counts, cum[:EDGES_N], int(cum[-1]))
 
 
 def update(h: LatencyHistogram, latency_ms: Array) -> LatencyHistogram:
     """`h` plus these latencies (values ≤ 0 count in the lowest bin)."""
     x = np.asarray(latency_ms, dtype=np.float64)
+    if x.size == 0:
+        return h
     logx = np.log(np.maximum(x, EDGES[0]))
     idx = np.clip(np.ceil((logx - LOG_LOW) / LOG_STEP - 1e-9), 0, EDGES_N).astype(np.int64)
-    counts = h.counts + np.bincount(idx, minlength=EDGES_N + 1)
-    counts.setflags(write=False)
-    return LatencyHistogram(counts)
+    return _histogram(h.counts + np.bincount(idx, minlength=EDGES_N + 1))
 
 
 def _log_m(s: Array, n: ArrayLike, p: float, t_opt: ArrayLike, alpha: float) -> Array:
@@ -88,16 +91,12 @@ def count_thresholds(n: Array, p: float, t_opt: Array, alpha: float) -> tuple[Ar
     return s[: n.size], s[n.size :]
 
 
-def _cum(h: LatencyHistogram) -> IntArray:
-    return np.asarray(np.cumsum(h.counts)[:EDGES_N], dtype=np.int64)
-
-
 def quantile_estimate(h: LatencyHistogram, p: float) -> float:
     """The p-quantile at bin resolution (geometric middle of its bin); nan when empty."""
     n = h.n
     if n == 0:
         return float("nan")
-    j = int(np.searchsorted(_cum(h), p * n, side="left"))
+    j = int(np.searchsorted(h.cum, p * n, side="left"))
     if j == 0:
         return float(EDGES[0])
     if j >= EDGES_N:
@@ -113,7 +112,7 @@ def quantile_cs_arms(
     s_lo, s_hi = count_thresholds(n, p, np.asarray(t_opts, dtype=np.float64), alpha)
     out = []
     for h, k, lo_k, hi_k in zip(hists, n, s_lo, s_hi, strict=True):
-        s = _cum(h) - p * k
+        s = h.cum - p * k
         below = np.flatnonzero(s <= lo_k)
         above = np.flatnonzero(s >= hi_k)
         lo = float(EDGES[below[-1]]) if below.size and k > 0 else 0.0
@@ -130,7 +129,7 @@ def quantile_cs(h: LatencyHistogram, p: float, alpha: float, t_opt: float) -> tu
 def _one_side(h: LatencyHistogram, idx: IntArray, p: float, t_opt: float, alpha: float, low: bool) -> Array:
     """Evidence that the quantile lies above EDGES[idx] (`low`: few values below) or below it."""
     n = h.n
-    s = _cum(h)[idx] - p * n
+    s = h.cum[idx] - p * n
     s = np.minimum(s, 0.0) if low else np.maximum(s, 0.0)
     return np.maximum(_log_m(s.astype(np.float64), n, p, t_opt, alpha), 0.0)
 

@@ -19,7 +19,7 @@ from analysis import tally as tally_mod
 from analysis.columns import Columns, make_columns
 from analysis.engine import DecisionKind, decide
 from analysis.policy import Policy
-from analysis.tally import Tally
+from analysis.tally import Tally, tracks_for
 
 FINAL: frozenset[str] = frozenset({"ROLLBACK", "PROMOTE", "INCONCLUSIVE", "HOLD"})
 
@@ -92,7 +92,7 @@ def run_engine(
     """
     rng = np.random.default_rng(seed)
     shares = shares or tuple(s / 100.0 for s in policy.steps)
-    tally, step, step_start, done = Tally(), 0, 0, 0
+    tally, step, step_start, done = Tally(tracks_for(policy.metrics)), 0, 0, 0
     for point in look_points():
         if point > sc.max_total:
             break

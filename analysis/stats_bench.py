@@ -26,7 +26,7 @@ from analysis.srm import srm_log_bf
 from experiments.model import AnalysisSpec, CanaryStrategy, Experiment, UnitKey, Variant
 
 CANARY = 10.0
-MAX_REQUESTS = 30_000
+MAX_REQUESTS = 35_000
 ENGINE_ROWS: tuple[tuple[str, Scenario, str], ...] = (
     ("A/A", Scenario(), "1.9% rollback, 70.9% promoted, 27% inconclusive"),
     ("errors ×1.2 (at the error margin)", Scenario(error_mult=1.2), "3.6% promoted"),
@@ -38,7 +38,7 @@ ENGINE_ROWS: tuple[tuple[str, Scenario, str], ...] = (
 
 
 def bench_policy() -> Policy:
-    """The policy of a canary experiment at 10% with default guardrails and maxRequests = 30k."""
+    """The policy of a canary experiment at 10% with default guardrails and maxRequests = 35k."""
     exp = Experiment(
         name="bench",
         source="stats_bench",

@@ -9,7 +9,9 @@ canary step only adds rows with a new ρ.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -18,11 +20,30 @@ from analysis.columns import Columns
 from analysis.counts import RhoCounts, add_events
 from analysis.quantiles import LatencyHistogram
 
+Track = Literal["log_latency", "latency", "histograms"]
+ALL_TRACKS: frozenset[Track] = frozenset({"log_latency", "latency", "histograms"})
+NEEDS: dict[str, frozenset[Track]] = {
+    "latency_gmean": frozenset({"log_latency"}),
+    "latency_mean": frozenset({"latency"}),
+    "latency_p50": frozenset({"histograms"}),
+    "latency_p99": frozenset({"histograms"}),
+}
+"""The optional parts a metric reads (requests, errors and rewards are always kept: they are cheap)."""
+
+
+def tracks_for(metrics: Iterable[str]) -> frozenset[Track]:
+    """The optional parts needed by these metric names."""
+    return frozenset().union(*(NEEDS.get(m, frozenset()) for m in metrics))
+
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Sufficient statistics per method: requests, errors, latency (log and raw), histograms, rewards."""
+    """Sufficient statistics per method: requests, errors, latency (log and raw), histograms, rewards.
 
+    `tracks` says which optional parts are kept up to date; the others stay empty (log E 0, CS unbounded).
+    """
+
+    tracks: frozenset[Track] = ALL_TRACKS
     requests: RhoCounts = field(default_factory=RhoCounts.empty)
     errors: RhoCounts = field(default_factory=RhoCounts.empty)
     log_latency: means.PsiSums = field(default_factory=means.PsiSums)
@@ -49,16 +70,22 @@ def update(tally: Tally, cols: Columns) -> Tally:
     # ψ needs both arms possible: rows routed with certainty tell nothing about the difference.
     split = (cols.rho > 0.0) & (cols.rho < 1.0)
     in_b, rho, lat = cols.in_b[split], cols.rho[split], cols.latency_ms[split]
-    log_lat = np.log(np.maximum(lat, 1e-6))
-    return Tally(
+    tracks = tally.tracks
+    out = replace(
+        tally,
         requests=add_events(tally.requests, cols.rho, cols.in_b),
         errors=error_rate.update(tally.errors, cols.rho, cols.in_b, cols.error),
-        log_latency=means.update(tally.log_latency, log_lat, in_b, rho),
-        latency=means.update(tally.latency, lat, in_b, rho),
-        hist_a=quantiles.update(tally.hist_a, cols.latency_ms[~cols.in_b]),
-        hist_b=quantiles.update(tally.hist_b, cols.latency_ms[cols.in_b]),
-        reward=tally.reward,
     )
+    if "log_latency" in tracks:
+        out = replace(
+            out, log_latency=means.update(tally.log_latency, np.log(np.maximum(lat, 1e-6)), in_b, rho)
+        )
+    if "latency" in tracks:
+        out = replace(out, latency=means.update(tally.latency, lat, in_b, rho))
+    if "histograms" in tracks:
+        hist_a = quantiles.update(tally.hist_a, cols.latency_ms[~cols.in_b])
+        out = replace(out, hist_a=hist_a, hist_b=quantiles.update(tally.hist_b, cols.latency_ms[cols.in_b]))
+    return out
 
 
 def update_rewards(tally: Tally, cols: Columns) -> Tally:

@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         default="all",
-        choices=["all", "regression", "better", "aa", "latency"],
-        help="all = regression (rolled back) then better (promoted)",
+        choices=["all", "everything", "regression", "better", "aa", "latency", "shadow"],
+        help="all = regression (rolled back) then better (promoted); everything = every scenario",
     )
     demo.add_argument("--users", type=int, default=5000, help="distinct users (sticky units)")
     demo.add_argument("--concurrency", type=int, default=16)

@@ -13,15 +13,17 @@ import argparse
 import asyncio
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from modelserver.testset import read_test_set
 from proxy.children import Child, outrider_exe
 from proxy.demo_load import Load, Tally, drive
-from proxy.demo_report import print_progress, print_scorecard
+from proxy.demo_report import offline_agreement, print_progress, print_scorecard, print_shadow
 
 CONFIG = """\
 apiVersion: outrider.dev/v1alpha1
@@ -61,6 +63,9 @@ class Scenario:
     stable: tuple[str, ...]
     candidate: tuple[str, ...]
     expect: str
+    """`promoted` / `rolled_back` (the canary's end), or `shadow:OK` / `shadow:FAIL` (the shadow verdict)."""
+    shadow: tuple[str, ...] | None = None
+    """The shadow model server (model file and knobs), when the scenario mirrors traffic."""
 
 
 SCENARIOS = {
@@ -94,19 +99,64 @@ SCENARIOS = {
             ("digits-int8.onnx", "--latency-ms", "15"),
             "rolled_back",
         ),
+        Scenario(
+            "shadow",
+            "stable: fp32; the int8 model as a shadow, compared answer by answer (oip-top1, ≥ 99% agreement)",
+            ("digits.onnx",),
+            ("digits.onnx",),
+            "shadow:OK",
+            shadow=("digits-int8.onnx",),
+        ),
     )
 }
 
+SHADOW_SECTION = """\
+  shadow:
+    sample: 1.0
+    timeout: 1s
+    compare: {kind: oip-top1, agreementMin: 0.99}
+"""
 
-async def watch(admin: str, name: str, tally: Tally, stop: asyncio.Event, tty: bool) -> dict[str, object]:
-    """Poll the admin API, print progress, set `stop` when the experiment has finished; returns its view."""
-    view: dict[str, object] = {}
+
+def experiment_text(scenario: Scenario, urls: list[str]) -> str:
+    """The demo's experiment file; the shadow scenario adds its shadow and never advances the canary."""
+    text = CONFIG.format(scenario=scenario.name, stable=urls[0], candidate=urls[1])
+    if scenario.shadow is None:
+        return text
+    text = text.replace(
+        "  assignment:", f'    - {{name: int8, role: shadow, upstream: "{urls[2]}"}}\n  assignment:'
+    )
+    text = text.replace("minRequestsPerStep: 500", "minRequestsPerStep: 10000000")
+    return text.replace("  analysis:", SHADOW_SECTION + "  analysis:")
+
+
+def finished(view: Mapping[str, Any], scenario: Scenario) -> bool:
+    """The canary ended, or (shadow scenario) the shadow has a verdict."""
+    if scenario.shadow is not None:
+        verdicts = (view.get("state") or {}).get("extra", {}).get("shadow_verdicts", {})
+        return bool(verdicts.get("int8", "NOT_ENOUGH_DATA") != "NOT_ENOUGH_DATA")
+    return view.get("phase") in ("promoted", "rolled_back")
+
+
+def outcome(view: Mapping[str, Any], scenario: Scenario) -> str:
+    """What happened, in the terms of `Scenario.expect`."""
+    if scenario.shadow is not None:
+        verdicts = (view.get("state") or {}).get("extra", {}).get("shadow_verdicts", {})
+        return f"shadow:{verdicts.get('int8', 'NOT_ENOUGH_DATA')}"
+    return str(view.get("phase"))
+
+
+async def watch(
+    admin: str, name: str, tally: Tally, stop: asyncio.Event, tty: bool, scenario: Scenario
+) -> dict[str, Any]:
+    """Poll the admin API, print progress, set `stop` when the scenario is decided; returns the last view."""
+    view: dict[str, Any] = {}
     async with aiohttp.ClientSession() as session:
         while not stop.is_set():
             async with session.get(f"{admin}/experiments/{name}") as r:
                 view = await r.json()
             print_progress(name, view, tally, tty)
-            if view["phase"] in ("promoted", "rolled_back"):
+            if finished(view, scenario):
                 stop.set()
                 break
             await asyncio.sleep(0.5)
@@ -132,7 +182,10 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
     children: list[Child] = []
     print(f"\n=== {scenario.name}: {scenario.story}")
     try:
-        for role, (model, *knobs) in (("stable", scenario.stable), ("candidate", scenario.candidate)):
+        servers = [("stable", scenario.stable), ("candidate", scenario.candidate)]
+        if scenario.shadow is not None:
+            servers.append(("shadow", scenario.shadow))
+        for role, (model, *knobs) in servers:
             cmd = [
                 exe,
                 "serve-model",
@@ -146,9 +199,7 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
             ]
             children.append(await Child.start(cmd, tmp / f"{scenario.name}-{role}.log"))
         config = tmp / f"{scenario.name}.yaml"
-        config.write_text(
-            CONFIG.format(scenario=scenario.name, stable=children[0].url, candidate=children[1].url)
-        )
+        config.write_text(experiment_text(scenario, [c.url for c in children]))
         data_dir = Path(args.data_dir) / scenario.name
         run = [
             exe,
@@ -171,14 +222,16 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
         driving = asyncio.get_running_loop().create_task(
             drive(f"{sidecar.url}/v2/models/digits/infer", test_set, load, stop, tally)
         )
-        view = await watch(sidecar.admin_url, name, tally, stop, sys.stdout.isatty())
+        view = await watch(sidecar.admin_url, name, tally, stop, sys.stdout.isatty(), scenario)
         stop.set()
         elapsed = await driving
         await asyncio.sleep(0.3)  # the last outcome batch commits
         counters = await outcome_counters(sidecar.admin_url)
         report = data_dir / "reports" / name / "report.md"
         print_scorecard(tally, elapsed, view, report, counters)
-        return view.get("phase") == scenario.expect
+        if scenario.shadow is not None:
+            print_shadow(view, await asyncio.to_thread(offline_agreement, models))
+        return outcome(view, scenario) == scenario.expect
     finally:
         for child in reversed(children):
             await child.stop()
@@ -191,6 +244,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         print(f"outrider demo: no models in {args.models_dir}/ — run `make models` first", file=sys.stderr)
         return 2
     names = ["regression", "better"] if args.scenario == "all" else [args.scenario]
+    if args.scenario == "everything":
+        names = list(SCENARIOS)
     results: dict[str, bool] = {}
     with tempfile.TemporaryDirectory(prefix="outrider-demo-") as tmp:
         for name in names:

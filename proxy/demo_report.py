@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     from proxy.demo_load import Tally
 
@@ -52,6 +54,32 @@ def print_progress(name: str, view: Mapping[str, Any], tally: Tally, tty: bool) 
         print(line, flush=True)
         _last_shown["key"], polls = key, 0
     _last_shown["polls"] = polls
+
+
+def offline_agreement(models: Path) -> float | None:
+    """int8-vs-fp32 top-1 agreement on the held-out digits, from models/manifest.json (blocking)."""
+    manifest = orjson.loads((models / "manifest.json").read_bytes())
+    for model in manifest["models"]:
+        if model["name"] == "digits-int8":
+            return float(model["agreement_with_fp32"])
+    return None
+
+
+def print_shadow(view: Mapping[str, Any], offline: float | None) -> None:
+    """The shadow verdict with the live agreement and its anytime interval, beside the offline figure."""
+    shadow = ((view.get("analysis") or {}).get("snapshot") or {}).get("shadow") or {}
+    for name, v in shadow.items():
+        a = v.get("agreement") or {}
+        print(
+            f"shadow {name}: {v.get('verdict')} — agreement {_num(a.get('estimate'))} "
+            f"over {a.get('n')} pairs, "
+            f"anytime interval [{_num(a.get('ci_low'))}, {_num(a.get('ci_high'))}], "
+            f"required ≥ {a.get('requirement')}; offline on the held-out digits: {_num(offline)}"
+        )
+
+
+def _num(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "—"
 
 
 def print_scorecard(

@@ -141,7 +141,12 @@ class Sidecar:
         await asyncio.to_thread(reader.close)
 
     async def _control(self, _: web.Application) -> AsyncIterator[None]:
-        judged = [lv.experiment for lv in self.router.all() if lv.experiment.analysis is not None]
+        judged = [  # a judge compares a candidate with the stable variant: nothing to judge without one
+            lv.experiment
+            for lv in self.router.all()
+            if lv.experiment.analysis is not None
+            and any(v.role == "candidate" for v in lv.experiment.variants)
+        ]
         if not judged:
             yield
             return

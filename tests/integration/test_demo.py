@@ -44,3 +44,33 @@ async def test_demo_regression_is_rolled_back_with_a_report(models_dir: Path, tm
     assert counts[1] == counts[2] == counts[3]
     report = tmp_path / "regression" / "reports" / "digits-regression" / "report.md"
     assert "ROLLBACK" in report.read_text()
+
+
+async def test_demo_shadow_reports_agreement_covering_the_offline_figure(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    cmd = outrider_cmd(
+        "demo",
+        "--scenario",
+        "shadow",
+        "--models-dir",
+        str(models_dir),
+        "--data-dir",
+        str(tmp_path),
+        "--max-seconds",
+        "90",
+    )
+    proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, timeout=150)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()
+    assert "shadow: as expected (shadow:OK)" in out
+    found = re.search(
+        r"shadow int8: OK — agreement ([\d.]+) over (\d+) pairs, anytime interval \[([\d.]+), ([\d.]+)\], "
+        r"required ≥ 0.99; offline on the held-out digits: ([\d.]+)",
+        out,
+    )
+    assert found is not None, out
+    low, high, offline = float(found[3]), float(found[4]), float(found[5])
+    assert low <= offline <= high
+    assert low > 0.99
+    assert "stopped 4 processes" in out
