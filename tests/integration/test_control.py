@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import aiohttp
 import orjson
 
 from tests.integration.conftest import OutriderFactory, canary_yaml
-from tests.support.procs import Proc, outrider_cmd
+from tests.support.cli import exported
+from tests.support.procs import Proc
 
 TOKEN = "s3cret-admin-token"
 
@@ -109,11 +109,5 @@ async def test_feedback_joins_a_reward_to_the_outcome(
     assert 'outrider_feedback_total{result="late"} 1.0' in text
     assert 'outrider_feedback_total{result="unknown"} 1.0' in text
     proxy.stop()
-    exported = await asyncio.to_thread(
-        subprocess.run,
-        outrider_cmd("export", "--data-dir", str(tmp_path / "fb")),
-        capture_output=True,
-        check=True,
-    )
-    records = [orjson.loads(line) for line in exported.stdout.splitlines()]
+    records = await exported(tmp_path / "fb")
     assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0), (late_id, None)]

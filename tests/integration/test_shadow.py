@@ -5,15 +5,14 @@ carries its paired shadow entry."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
-import orjson
 import pytest
 
 from tests.integration.conftest import OutriderFactory, canary_yaml
+from tests.support.cli import exported
 from tests.support.http import scrape
 from tests.support.procs import Proc, outrider_cmd, start
 
@@ -119,13 +118,7 @@ async def test_a_broken_shadow_never_changes_what_the_client_gets(
         proxy.stop()
     finally:
         shadow.stop()
-    export = await asyncio.to_thread(
-        subprocess.run,
-        outrider_cmd("export", "--data-dir", str(tmp_path / "data")),
-        capture_output=True,
-        check=True,
-    )
-    records = [orjson.loads(line) for line in export.stdout.splitlines()]
+    records = await exported(tmp_path / "data")
     assert len(records) == REQUESTS
     for rec in records:
         (entry,) = rec["shadows"]
@@ -155,13 +148,7 @@ async def test_paired_records_compare_outputs(
         proxy.stop()
     finally:
         shadow.stop()
-    export = await asyncio.to_thread(
-        subprocess.run,
-        outrider_cmd("export", "--data-dir", str(tmp_path / "data")),
-        capture_output=True,
-        check=True,
-    )
-    records = [orjson.loads(line) for line in export.stdout.splitlines()]
+    records = await exported(tmp_path / "data")
     paired = [r for r in records if r["shadows"]]
     assert len(paired) == REQUESTS
     for rec in paired:
