@@ -22,7 +22,7 @@ from experiments.state import ExperimentState, Phase, initial_state, transition
 from experiments.state_store import SqliteStateStore
 
 JudgeFactory = Callable[[Experiment], JudgeLike]
-FINAL_KINDS = ("PROMOTE", "ROLLBACK", "INCONCLUSIVE")
+FINAL_KINDS = ("PROMOTE", "ROLLBACK", "INCONCLUSIVE", "SHADOW_FAIL")
 
 
 def parse_jsonl(lines: Iterable[bytes], experiment: str, source: str = "-") -> list[OutcomeRecord]:
@@ -75,10 +75,15 @@ def analyze_records(
 def final_state_of(result: dict[str, Any], experiment: Experiment) -> ExperimentState:
     """A state whose history holds the replayed decisions (for reports made from an export)."""
     state = initial_state(experiment)
-    phases: dict[str, Phase] = {"ADVANCE": "progressing", "PROMOTE": "promoted", "ROLLBACK": "rolled_back"}
+    phases: dict[str, Phase] = {
+        "ADVANCE": "progressing",
+        "SHADOW_OK": "progressing",
+        "PROMOTE": "promoted",
+        "ROLLBACK": "rolled_back",
+    }
     for d in result["decisions"]:
         phase = phases.get(d["kind"], "rolled_back")
-        step = d["step"] + 1 if d["kind"] == "ADVANCE" else d["step"]
+        step = {"ADVANCE": d["step"] + 1, "SHADOW_OK": 0}.get(d["kind"], d["step"])
         state = transition(
             experiment,
             state,

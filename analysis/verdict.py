@@ -19,7 +19,9 @@ from experiments.state import ExperimentState, Phase
 
 LOOK_EVERY = 100
 """Outcome records between two looks (any cadence is valid for the e-processes)."""
-ACTIONS = frozenset({"ADVANCE", "PROMOTE", "ROLLBACK", "INCONCLUSIVE"})
+ACTIONS = frozenset({"ADVANCE", "PROMOTE", "ROLLBACK", "INCONCLUSIVE", "SHADOW_OK", "SHADOW_FAIL"})
+"""Decisions that change the experiment. SHADOW_OK / SHADOW_FAIL end the `shadowing` phase of an experiment
+whose canary waits for the shadow verdict (`shadow.requireOk`)."""
 
 
 class DecisionLike(Protocol):
@@ -91,14 +93,17 @@ class Looker:
         self, judge: JudgeLike, experiment: Experiment, state: ExperimentState | None = None
     ) -> None:
         self.judge, self.experiment = judge, experiment
-        self.shadow: ShadowJudge | None = ShadowJudge(experiment) if experiment.shadows else None
+        spec = experiment.shadow
+        floor = spec.noise_floor if spec is not None else None
+        self.shadow: ShadowJudge | None = ShadowJudge(experiment, floor=floor) if experiment.shadows else None
         self.pending: list[OutcomeRecord] = []
         self.last_look: Decision | None = None
         self.rewards_inline = False
         """Replay: rewards travel inside the records (an export), so feed them with their block."""
         self.records = 0
         self.candidates = 0
-        self.view = View()
+        gated = experiment.shadow is not None and experiment.shadow.require_ok
+        self.view = View("shadowing" if gated else "progressing")
         if state is not None:
             start = state.extra.get("step_start_candidates", 0)
             self.view = View(state.phase, state.step, int(start) if isinstance(start, int | float) else 0)
@@ -120,7 +125,11 @@ class Looker:
             self.candidates += sum(
                 1 for r in block if r.variant != self.experiment.stable.name and not r.pinned
             )
-            if decide and self.view.phase == "progressing":
+            if decide and self.view.phase == "shadowing":
+                gate = self._shadow_gate()
+                if gate is not None:
+                    out.append(gate)
+            elif decide and self.view.phase == "progressing":
                 decision = self._look(drops)
                 if decision.kind in ACTIONS:
                     out.append(decision)
@@ -147,9 +156,37 @@ class Looker:
             )
         return decision
 
+    def _shadow_gate(self) -> Decision | None:
+        """While shadowing: SHADOW_OK once every shadow is OK, SHADOW_FAIL as soon as one fails."""
+        if self.shadow is None:
+            return None
+        verdicts = self.shadow.verdicts()
+        kinds = {name: str(v["verdict"]) for name, v in verdicts.items()}
+        if "FAIL" in kinds.values():
+            kind = "SHADOW_FAIL"
+        elif kinds and all(k == "OK" for k in kinds.values()):
+            kind = "SHADOW_OK"
+        else:
+            return None
+        reasons = [
+            f"{name}: {v['verdict']} — {'; '.join(v.get('reasons') or [])}" for name, v in verdicts.items()
+        ]
+        decision = Decision(
+            kind, reasons, {"shadow": verdicts}, self.records, self.candidates, self.view.step
+        )
+        self.last_look = decision
+        change = self.transition(decision)
+        if change is not None:
+            self.view = View(change[0], change[1], self.candidates, change[2])
+        return decision
+
     def transition(self, decision: Decision) -> tuple[Phase, int, dict[str, object]] | None:
         """(phase, step, state extra) a decision leads to, or None when it changes nothing."""
         step = decision.step
+        if decision.kind == "SHADOW_OK":
+            return "progressing", 0, {"step_start_candidates": decision.candidate_requests}
+        if decision.kind == "SHADOW_FAIL":
+            return "rolled_back", step, {}
         if decision.kind == "ADVANCE":
             return "progressing", step + 1, {"step_start_candidates": decision.candidate_requests}
         if decision.kind == "PROMOTE":
@@ -168,7 +205,7 @@ class Looker:
         out: list[Decision] = []
         for start in range(0, len(records), LOOK_EVERY):
             out += self.feed(records[start : start + LOOK_EVERY], {})
-            if self.view.phase != "progressing":
+            if self.view.phase not in ("progressing", "shadowing"):
                 break
         return out
 

@@ -79,6 +79,17 @@ class ShadowSpec:
     timeout_s: float = 1.0
     compare: CompareKind = "none"
     agreement_min: float | None = None
+    compare_options: Mapping[str, object] = field(default_factory=dict)
+    """Comparator options: `output` (oip-*), `atol`/`rtol` (oip-numeric), `ignore_paths` (json-exact)."""
+    noise_floor: str | None = None
+    """A shadow variant that runs a second copy of the stable model: its disagreement with the primary is the
+    model's own noise, and other shadows are judged against it rather than against a fixed number."""
+    require_ok: bool = False
+    """Shadow → canary: the candidate gets no traffic until every shadow's verdict is OK (FAIL rolls back)."""
+    mirror_methods: frozenset[str] = frozenset({"POST"})
+    """Methods the experiment declares side-effect free (only these are mirrored)."""
+    mirror_path_suffixes: tuple[str, ...] = ("/infer",)
+    """Path endings (under the match prefix) that are mirrored; empty means every path."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from typing import Literal
 
 from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment
 
-Phase = Literal["progressing", "paused", "promoted", "rolled_back"]
+Phase = Literal["shadowing", "progressing", "paused", "promoted", "rolled_back"]
+"""`shadowing`: shadows are judged and the candidate gets no traffic yet (`shadow.requireOk`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def planned_weights(experiment: Experiment, phase: Phase, step: int) -> dict[str
     stable, candidate = experiment.stable.name, _candidate(experiment)
     if phase == "promoted":
         return {stable: 0.0, candidate: 100.0} if candidate != stable else {stable: 100.0}
-    if phase == "rolled_back":
+    if phase in ("rolled_back", "shadowing"):
         return {stable: 100.0}
     strategy = experiment.strategy
     if isinstance(strategy, CanaryStrategy):
@@ -69,13 +70,16 @@ def planned_weights(experiment: Experiment, phase: Phase, step: int) -> dict[str
 
 
 def initial_state(experiment: Experiment, now: float = 0.0) -> ExperimentState:
-    """Version 1: the first canary step, the A/B weights, or the blue-green active side."""
+    """Version 1: the first canary step, the A/B weights, or the blue-green active side — or, when the shadow
+    verdict must be OK first, all traffic on stable."""
+    gated = experiment.shadow is not None and experiment.shadow.require_ok
+    phase: Phase = "shadowing" if gated else "progressing"
     return ExperimentState(
         experiment=experiment.name,
         version=1,
-        phase="progressing",
+        phase=phase,
         step=0,
-        weights=planned_weights(experiment, "progressing", 0),
+        weights=planned_weights(experiment, phase, 0),
         updated_at=now,
     )
 

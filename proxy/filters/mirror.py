@@ -12,6 +12,7 @@ import random
 
 from multidict import CIMultiDict
 
+from experiments.model import ShadowSpec
 from proxy.chain import Stage
 from proxy.errors import OutriderError
 from proxy.exchange import Exchange, Reply
@@ -23,9 +24,14 @@ from shadow.pairing import Pair
 INFER_SUFFIX = "/infer"
 
 
-def side_effect_free(method: str, path: str) -> bool:
-    """The default mirroring rule: the inference POST."""
-    return method == "POST" and path.split("?", 1)[0].rstrip("/").endswith(INFER_SUFFIX)
+def side_effect_free(method: str, path: str, spec: ShadowSpec | None) -> bool:
+    """Whether the experiment declares this request safe to send twice (default: the inference POST)."""
+    methods = spec.mirror_methods if spec is not None else frozenset({"POST"})
+    suffixes = spec.mirror_path_suffixes if spec is not None else (INFER_SUFFIX,)
+    if method not in methods:
+        return False
+    path = path.split("?", 1)[0].rstrip("/")
+    return not suffixes or any(path.endswith(s.rstrip("/")) for s in suffixes)
 
 
 class Mirror:
@@ -51,9 +57,11 @@ class Mirror:
 
     def _mirror(self, ex: Exchange) -> Pair | None:
         a, inbound, d = ex.assignment, ex.inbound, self.dispatcher
-        if a is None or not a.experiment.shadows or not side_effect_free(inbound.method, inbound.path):
+        if a is None or not a.experiment.shadows:
             return None
         shadows, spec = a.experiment.shadows, a.experiment.shadow
+        if not side_effect_free(inbound.method, inbound.path, spec):
+            return None
         d.eligible += len(shadows)
         if spec is not None and self.rng.random() >= spec.sample:
             d.sampled_out += len(shadows)
@@ -63,9 +71,10 @@ class Mirror:
             return None
         compare = None
         if spec is not None:
-            compare = self._comparators.get(spec.compare)
+            compare = self._comparators.get(a.experiment.name)
             if compare is None:
-                compare = self._comparators.setdefault(spec.compare, comparator(spec.compare))
+                made = comparator(spec.compare, **dict(spec.compare_options))
+                compare = self._comparators.setdefault(a.experiment.name, made)
         pair = Pair([s.name for s in shadows], compare)
         ex.pair = pair
         timeout = spec.timeout_s if spec is not None else d.limits.timeout_s
