@@ -7,7 +7,8 @@ Call it only on a file that also passed `experiments.crossref.cross_check`.
 from __future__ import annotations
 
 from experiments import model
-from experiments.schema_models import Analysis, Assignment, ExperimentFile, Shadow, Strategy
+from experiments.schema_models import Analysis, Assignment, ExperimentFile, Strategy
+from experiments.schema_shadow import Shadow
 
 
 def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:
@@ -62,6 +63,11 @@ def _shadow(shadow: Shadow) -> model.ShadowSpec:
         timeout_s=shadow.timeout,
         compare=shadow.compare.kind,
         agreement_min=shadow.compare.agreement_min,
+        compare_options=shadow.compare.options(),
+        noise_floor=shadow.noise_floor,
+        require_ok=shadow.require_ok,
+        mirror_methods=frozenset(shadow.mirror.methods),
+        mirror_path_suffixes=tuple(shadow.mirror.path_suffixes),
     )
 
 

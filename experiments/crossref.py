@@ -1,5 +1,5 @@
 """Rules that tie sections of an experiment file together: variant names and roles against the strategy, pins
-and shadow settings.
+and shadow settings (those in `experiments.crossref_shadow`).
 
 They read the plain document rather than the validated model, so that they are reported together with field
 errors elsewhere (a model validator would not run while any field is broken); parts that are malformed are
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from experiments.crossref_shadow import shadow_findings
 from experiments.yamlmarks import Finding
 
 _STRATEGIES = ("canary", "abTest", "blueGreen")
@@ -49,9 +50,7 @@ def cross_check(data: object) -> list[Finding]:
     if isinstance(strategy, dict):
         findings += _strategy(strategy, variants)
     findings += _pins(_dict(spec.get("assignment")).get("pins"), variants)
-    if "shadow" in spec and variants.complete and not variants.with_role("shadow"):
-        message = "shadow settings but no variant has role: shadow"
-        findings.append(Finding(("spec", "shadow"), message, key=True))
+    findings += shadow_findings(spec, variants.names, complete=variants.complete)
     return findings
 
 

@@ -5,6 +5,7 @@ Usage: `findings = explain(exc.errors(), data)`, `exc` raised by `ExperimentFile
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -21,12 +22,22 @@ def explain(errors: Sequence[ErrorDetails], data: object) -> list[Finding]:
     """One finding per pydantic error, with the path as written in the document."""
     findings = []
     for error in errors:
-        path = data_path(error["loc"], data)
         ctx = error.get("ctx") or {}
+        if _short_after_item_errors(error, ctx):
+            continue
+        path = data_path(error["loc"], data)
+        key = error["type"] == "extra_forbidden"
         if error["type"] == "outrider":
             path = (*path, *ctx.get("at", ()))
-        findings.append(Finding(path, _message(error, path, ctx), key=error["type"] == "extra_forbidden"))
+            key = bool(ctx.get("key"))
+        findings.append(Finding(path, _message(error, path, ctx), key=key))
     return findings
+
+
+def _short_after_item_errors(error: ErrorDetails, ctx: dict[str, Any]) -> bool:
+    """A list long enough as written, "too short" only because broken items (each reported) were dropped."""
+    value = error["input"]
+    return error["type"] == "too_short" and isinstance(value, list) and len(value) >= ctx.get("min_length", 0)
 
 
 def data_path(loc: tuple[int | str, ...], data: object) -> Path:
@@ -84,11 +95,19 @@ def _message(error: ErrorDetails, path: Path, ctx: dict[str, Any]) -> str:
     kind, value = error["type"], error["input"]
     got = f", got {describe(value)}"
     if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}{got}"
+        hint = _text_number_hint(value) if kind in ("float_type", "float_parsing") else ""
+        return f"expected {_EXPECTED[kind]}{got}{hint}"
     render = _RENDER.get(kind)
     if render is not None:
         return render(path, ctx, value)
     return f"{error['msg']}{got}"
+
+
+def _text_number_hint(value: object) -> str:
+    # YAML 1.1 (PyYAML) reads `1e-6` as text: a float with an exponent needs a '.' in its mantissa.
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+        return " (YAML reads a number without a '.' as text: write it like 1.0e-6)"
+    return ""
 
 
 _EXPECTED = {

@@ -1,7 +1,8 @@
 """The experiment file schema as pydantic models: its sections, and the rules that concern one field.
 
-Rules that tie sections together (weights name variants, one stable variant, ...) are in
-`experiments.crossref`, so they are reported even when an unrelated field is broken.
+The `shadow` section is in `experiments.schema_shadow`. Rules that tie sections together (weights name
+variants, one stable variant, ...) are in `experiments.crossref`, so they are reported even when an
+unrelated field is broken.
 Usage: `ExperimentFile.model_validate(data)`
 """
 
@@ -10,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
 from experiments import model
+from experiments.schema_shadow import Shadow
 from experiments.schema_types import (
     DNS_LABEL,
     HEADER_NAME,
@@ -24,7 +25,7 @@ from experiments.schema_types import (
     GoalMetric,
     GuardrailMetric,
     Percent,
-    Share,
+    Section,
     Upstream,
     problem,
 )
@@ -32,24 +33,12 @@ from experiments.schema_types import (
 SCHEMA_ID = "https://outrider.dev/schemas/experiment-v1alpha1.json"
 
 
-class Section(BaseModel):
-    """Common settings: camelCase keys as in YAML, unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        use_attribute_docstrings=True,
-        allow_inf_nan=False,
-    )
-
-
 class Metadata(Section):
     """Who the experiment is."""
 
     name: str = Field(max_length=63, pattern=DNS_LABEL)
     """Experiment name: lowercase letters, digits and '-', at most 63 characters; unique among the files."""
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = {}  # noqa: RUF012 (a pydantic field: ruff cannot see that Section is a model)
     """Free-form labels, copied to events and reports."""
 
 
@@ -152,32 +141,6 @@ class Strategy(Section):
         # `blueGreen:` with nothing after it chooses the strategy with its defaults (and `canary:` must then
         # report its missing steps), rather than reading as "not chosen".
         return {} if value is None else value
-
-
-class Compare(Section):
-    """How a shadow's answer is compared with the primary's."""
-
-    kind: model.CompareKind
-    """`oip-top1` (same top class), `oip-numeric` (outputs close), `json-exact` or `none`."""
-    agreement_min: Share | None = None
-    """Share of compared requests that must agree for the shadow to pass."""
-
-    @model_validator(mode="after")
-    def _agreement_needs_a_comparison(self) -> Compare:
-        if self.kind == "none" and self.agreement_min is not None:
-            raise problem("agreementMin needs a comparison: set kind to something other than none")
-        return self
-
-
-class Shadow(Section):
-    """Mirroring of requests to the shadow variants."""
-
-    sample: Share = 1.0
-    """Share of eligible requests mirrored, 0 to 1."""
-    timeout: Duration = 1.0
-    """How long a mirrored request may take."""
-    compare: Compare = Compare(kind="none")
-    """How shadow answers are compared with primary answers."""
 
 
 class Guardrail(Section):

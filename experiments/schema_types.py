@@ -1,7 +1,9 @@
-"""Value types of experiment files that carry their own check: durations, upstream URLs, metric names, names.
+"""Building blocks of the experiment file schema: `Section`, the base of every section model, and value types
+that carry their own check (durations, upstream URLs, metric names, names).
 
-Each is an `Annotated` type for `experiments.schema_models`; a failed check raises `problem(...)`, whose
-message reaches the user as written. Usage: `timeout: Duration = 1.0`
+Each value type is an `Annotated` type for the section models (`experiments.schema_models`,
+`experiments.schema_shadow`); a failed check raises `problem(...)`, whose message reaches the user as
+written. Usage: `timeout: Duration = 1.0`
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from experiments.durations import DURATION_PATTERN, parse_duration
@@ -22,6 +33,9 @@ VARIANT_NAME = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 UNIT = r"^(request|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|claim:[^\s]+)$"
 PATH_PREFIX = r"^/[^\s?#]*$"
+PATH_SUFFIX = PATH_PREFIX  # the same rule: '/' first, then no spaces, '?' or '#'
+HTTP_METHOD = r"^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$"
+DOTTED_PATH = r"^[^.]+(\.[^.]+)*$"
 
 PATTERN_HINTS = {
     DNS_LABEL: "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
@@ -29,13 +43,30 @@ PATTERN_HINTS = {
     HEADER_NAME: "must be an HTTP header name",
     UNIT: "must be 'header:NAME', 'claim:NAME' or 'request'",
     PATH_PREFIX: "must start with '/' and hold no spaces, '?' or '#'",
+    HTTP_METHOD: "must be an HTTP method in upper case, like POST",
+    DOTTED_PATH: "must be a dotted path like 'outputs.0.data'",
 }
 """Messages for values that do not match a pattern, by pattern."""
 
 
-def problem(message: str, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
-    """A validation error with a plain message, pointing `at` a place below the validated field."""
-    return PydanticCustomError("outrider", "{message}", {"message": message, "at": at})
+class Section(BaseModel):
+    """Common settings: camelCase keys as in YAML, unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
+    )
+
+
+def problem(message: str, at: tuple[str | int, ...] = (), *, key: bool = False) -> PydanticCustomError:
+    """A validation error with a plain message, pointing `at` a place below the validated field.
+
+    `key`: point at the mapping key rather than at its value (the key should not be there at all).
+    """
+    return PydanticCustomError("outrider", "{message}", {"message": message, "at": at, "key": key})
 
 
 def _duration(value: object) -> float:

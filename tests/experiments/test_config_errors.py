@@ -157,6 +157,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
         _edit("[5, 10, 25, 50]", "[5, 10, 250]"),
         ["f.yaml:15:29: spec.strategy.canary.steps.2: must be <= 100, got 250"],
     ),
+    "a broken step is not also an empty list": (
+        _edit("[5, 10, 25, 50]", "[abc]"),
+        ["f.yaml:15:22: spec.strategy.canary.steps.0: expected a number, got 'abc'"],
+    ),
     "more than one stable": (
         _edit("role: candidate", "role: stable"),
         [

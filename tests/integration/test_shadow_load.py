@@ -101,6 +101,13 @@ async def test_a_hung_shadow_under_load_costs_the_primary_nothing(
         hung.stop()
     assert len(latencies["shadowed"]) == int(SECONDS * RATE)
     ratio = p99(latencies["shadowed"]) / p99(latencies["plain"])
+    growth = (rss_after - rss_before) / 1024
+    plain_ms, shadowed_ms = 1000 * p99(latencies["plain"]), 1000 * p99(latencies["shadowed"])
+    high = samples["outrider_shadow_queue_depth_max"]
+    print(
+        f"p99 ms: plain {plain_ms:.1f}, shadowed {shadowed_ms:.1f}, ratio {ratio:.2f}; "
+        f"RSS growth {growth:.1f} MiB; queue max {high:.0f}"
+    )
     assert ratio <= 1.3, (ratio, p99(latencies["shadowed"]), p99(latencies["plain"]))
     assert samples["outrider_shadow_queue_depth_max"] <= 100
     dropped = sum(v for k, v in samples.items() if k.startswith("outrider_shadow_dropped_total"))

@@ -135,3 +135,58 @@ async def test_int8_shadow_agrees_with_fp32_and_the_verdict_is_everywhere(
     analyzed, markdown = await asyncio.to_thread(offline_tools)
     assert analyzed["shadow"]["int8"]["verdict"] == "OK"
     assert "| int8 | **OK** |" in markdown
+
+
+GATED = (
+    EXPERIMENT.replace(
+        '    - {{name: candidate, role: candidate, upstream: "{stable}"}}',
+        '    - {{name: candidate, role: candidate, upstream: "{shadow}"}}',
+    )
+    .replace(
+        "    sample: 1.0\n",
+        "    sample: 1.0\n    requireOk: true\n    mirror: {{methods: [POST], pathSuffixes: [/infer]}}\n",
+    )
+    .replace("minRequestsPerStep: 1000000", "minRequestsPerStep: 1000000")
+    .replace("name: digits-shadow", "name: digits-gated")
+)
+
+
+async def test_the_canary_waits_for_the_shadow_verdict(
+    models: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, int8 = models
+    proxy = outrider(GATED.format(stable=stable.url, shadow=int8.url), data_dir=tmp_path / "data")
+    test_set = read_test_set(models_dir / "test_set.json")
+    seen: list[tuple[str, str]] = []  # (phase at the time, variant)
+    async with aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + 90
+        phase = "shadowing"
+        for i in range(20_000):
+            if time.monotonic() > deadline:
+                break
+            body = orjson.dumps(infer_body([test_set.x[i % len(test_set.y)]]))
+            headers = {"x-user-id": f"u{i % 3000}", "content-type": "application/json"}
+            async with session.post(f"{proxy.url}/v2/models/digits/infer", data=body, headers=headers) as r:
+                assert r.status == 200
+                seen.append((phase, r.headers["x-outrider-variant"]))
+            if i % 100 == 99:
+                async with session.get(f"{proxy.admin_url}/experiments/digits-gated") as r:
+                    view = await r.json()
+                if phase == "shadowing" and view["phase"] == "progressing":
+                    phase = "progressing"
+                    await asyncio.sleep(0.3)
+                    seen.append(("switch", ""))
+                if phase == "progressing" and sum(1 for p, v in seen if p == "progressing") > 500:
+                    break
+    assert phase == "progressing", view
+    history = view["state"]["history"]
+    assert history[0]["decision"] == "SHADOW_OK"
+    assert view["weights"] == {"stable": 90.0, "candidate": 10.0}
+    switch = seen.index(("switch", ""))
+    before = [
+        v for p, v in seen[: switch - 100] if p == "shadowing"
+    ]  # a poll's worth of slack before the switch
+    assert before
+    assert set(before) == {"stable"}
+    after = [v for p, v in seen[switch:] if p == "progressing"]
+    assert "candidate" in after

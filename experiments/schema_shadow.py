@@ -1,0 +1,104 @@
+"""The `spec.shadow` section of experiment files: sampling, which requests are mirrored, how answers compare.
+
+Rules that need other sections (the noise floor names a shadow variant, `requireOk` needs an analysis) are
+in `experiments.crossref_shadow`. Usage: `Shadow.model_validate(data["spec"]["shadow"])`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import Field, StrictBool, StrictFloat, ValidationInfo, field_validator, model_validator
+
+from experiments import model
+from experiments.schema_types import DOTTED_PATH, HTTP_METHOD, PATH_SUFFIX, Duration, Section, Share, problem
+
+OPTION_KINDS: dict[str, tuple[model.CompareKind, ...]] = {
+    "output": ("oip-top1", "oip-numeric"),
+    "atol": ("oip-numeric",),
+    "rtol": ("oip-numeric",),
+    "ignore_paths": ("json-exact",),
+}
+"""The comparison kinds that take each comparator option (by field name, which is the comparator's)."""
+
+
+class Compare(Section):
+    """How a shadow's answer is compared with the primary's."""
+
+    kind: model.CompareKind
+    """`oip-top1` (same top class), `oip-numeric` (outputs close), `json-exact` or `none`."""
+    agreement_min: Share | None = None
+    """Share of compared requests that must agree for the shadow to pass."""
+    output: str | None = Field(None, min_length=1)
+    """oip-top1 and oip-numeric: name of the OIP output compared; default: the primary's first output."""
+    atol: StrictFloat | None = Field(None, gt=0)
+    """oip-numeric: absolute tolerance, > 0; default 1e-6."""
+    rtol: StrictFloat | None = Field(None, ge=0)
+    """oip-numeric: tolerance relative to the primary's value, >= 0; default 1e-3."""
+    ignore_paths: tuple[Annotated[str, Field(pattern=DOTTED_PATH)], ...] | None = None
+    """json-exact: dotted paths removed from both answers before comparing, e.g. `id` or `outputs.0.data`."""
+
+    @field_validator("output", "atol", "rtol", "ignore_paths")
+    @classmethod
+    def _applies_to_kind(cls, value: object, info: ValidationInfo) -> object:
+        # `kind` is validated first; when it is broken, it is reported and nothing is checked against it.
+        name = str(info.field_name)
+        kinds, kind = OPTION_KINDS[name], info.data.get("kind")
+        if value is not None and kind is not None and kind not in kinds:
+            key = cls.model_fields[name].alias or name
+            raise problem(f"{key} applies to {' and '.join(kinds)} only", key=True)
+        return value
+
+    @model_validator(mode="after")
+    def _agreement_needs_a_comparison(self) -> Compare:
+        if self.kind == "none" and self.agreement_min is not None:
+            raise problem("agreementMin needs a comparison: set kind to something other than none")
+        return self
+
+    def options(self) -> dict[str, object]:
+        """The comparator options that were given, by comparator option name."""
+        given = {name: getattr(self, name) for name in OPTION_KINDS}
+        return {name: value for name, value in given.items() if value is not None}
+
+
+def _unique(items: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            raise problem(f"{item!r} appears twice", at=(i,))
+        seen.add(item)
+
+
+class Mirror(Section):
+    """Which requests are copied to the shadows: those the experiment declares side-effect free."""
+
+    methods: tuple[Annotated[str, Field(pattern=HTTP_METHOD)], ...] = Field(("POST",), min_length=1)
+    """HTTP methods mirrored, in upper case; only methods that are safe to send twice belong here."""
+    path_suffixes: tuple[Annotated[str, Field(pattern=PATH_SUFFIX)], ...] = ("/infer",)
+    """Path endings (under the match prefix) that are mirrored, each starting with '/'; empty: every path."""
+
+    @field_validator("methods", "path_suffixes")
+    @classmethod
+    def _no_repeats(cls, items: tuple[str, ...]) -> tuple[str, ...]:
+        _unique(items)
+        return items
+
+
+class Shadow(Section):
+    """Mirroring of requests to the shadow variants."""
+
+    sample: Share = 1.0
+    """Share of eligible requests mirrored, 0 to 1."""
+    timeout: Duration = 1.0
+    """How long a mirrored request may take."""
+    mirror: Mirror = Mirror()
+    """Which requests are mirrored (default: POST to paths ending in /infer)."""
+    compare: Compare = Compare(kind="none")
+    """How shadow answers are compared with primary answers."""
+    noise_floor: str | None = None
+    """A shadow variant running a second copy of the stable model: its disagreement with the primary is the
+    model's own noise, and the other shadows are judged against it rather than against a fixed number."""
+    require_ok: StrictBool = False
+    """Shadow before canary: the candidate gets no traffic until every shadow's verdict is OK (a FAIL rolls
+    back). Needs `spec.analysis`, a comparison, and a canary or abTest strategy with a candidate."""
