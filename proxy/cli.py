@@ -6,11 +6,17 @@ Usage: outrider run -c experiments/canary.yaml --listen 127.0.0.1:8080
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from modelserver import cli as modelserver_cli
 from proxy import commands
+
+
+def env(name: str) -> str | None:
+    """$OUTRIDER_<name>, or None."""
+    return os.environ.get(f"OUTRIDER_{name}") or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +48,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="bearer token for admin mutations (else $OUTRIDER_ADMIN_TOKEN; none = mutations refused)",
+    )
+    edge = run.add_argument_group(
+        "edge (each flag falls back to its OUTRIDER_ environment variable, e.g. $OUTRIDER_AUTH_ISSUER)"
+    )
+    edge.add_argument("--auth-issuer", default=env("AUTH_ISSUER"), help="JWT `iss` required (turns auth on)")
+    edge.add_argument("--auth-audience", default=env("AUTH_AUDIENCE"), help="JWT `aud` required")
+    edge.add_argument(
+        "--auth-keys",
+        default=env("AUTH_KEYS"),
+        metavar="FILE",
+        help="PEM public key, JWKS JSON, or (HS* only) a shared-secret file",
+    )
+    edge.add_argument(
+        "--auth-algorithms",
+        default=env("AUTH_ALGORITHMS") or "RS256",
+        help="comma-separated allowlist, one family only (default RS256)",
+    )
+    edge.add_argument("--auth-leeway", type=float, default=env("AUTH_LEEWAY") or "30", help="seconds, ≤ 60")
+    edge.add_argument(
+        "--rate-limit",
+        type=float,
+        default=env("RATE_LIMIT") or "0",
+        help="requests/second per key (0 = off)",
+    )
+    edge.add_argument("--rate-burst", type=int, default=env("RATE_BURST") or "20")
+    edge.add_argument(
+        "--rate-key", default=env("RATE_KEY") or "client", help="client | claim:NAME | route | header:NAME"
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=commands.cmd_run)

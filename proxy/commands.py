@@ -9,13 +9,17 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from experiments.model import DEFAULT_MAX_BODY_BYTES
 from proxy import loop
 from proxy.logs import setup_logging
+
+if TYPE_CHECKING:
+    from proxy.filters.auth import AuthSettings
+    from proxy.filters.ratelimit import RateLimitSettings
 
 
 def parse_hostport(value: str, flag: str) -> tuple[str, int]:
@@ -39,6 +43,37 @@ def admin_token(path: str | None) -> str | None:
     return os.environ.get("OUTRIDER_ADMIN_TOKEN") or None
 
 
+def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
+    """JWT auth from the --auth-* flags (None when no issuer is given); exit 2 on a bad combination."""
+    from proxy.filters.auth import AuthSettings
+    from proxy.jwt_keys import KeySet
+
+    if not args.auth_issuer:
+        return None
+    algorithms = tuple(a.strip() for a in args.auth_algorithms.split(",") if a.strip())
+    try:
+        if not args.auth_audience or not args.auth_keys:
+            raise ValueError("--auth-issuer needs --auth-audience and --auth-keys")
+        keys = KeySet.from_file(Path(args.auth_keys), algorithms)
+        return AuthSettings(algorithms, args.auth_issuer, args.auth_audience, keys, leeway_s=args.auth_leeway)
+    except (ValueError, OSError) as err:
+        print(f"outrider run: auth: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def rate_limit_settings(args: argparse.Namespace) -> RateLimitSettings | None:
+    """GCRA limits from the --rate-* flags (None when --rate-limit is 0); exit 2 when invalid."""
+    from proxy.filters.ratelimit import RateLimitSettings
+
+    if not args.rate_limit:
+        return None
+    try:
+        return RateLimitSettings(args.rate_limit, args.rate_burst, args.rate_key)
+    except ValueError as err:
+        print(f"outrider run: rate limit: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`outrider run`: load and check every experiment file, then serve until SIGTERM."""
     from experiments.config import ConfigError, load_experiments
@@ -60,6 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         config_files=list(args.config),
         admin_token=admin_token(args.admin_token_file),
+        auth=auth_settings(args),
+        rate_limit=rate_limit_settings(args),
     )
     return loop.run(serve(settings))
 

@@ -32,8 +32,10 @@ from proxy.chain import Filter, build_chain
 from proxy.edge import Edge
 from proxy.feedback import PATH as FEEDBACK_PATH
 from proxy.feedback import Feedback
+from proxy.filters.auth import Auth, AuthSettings
 from proxy.filters.forward import Forward, client_session
 from proxy.filters.mirror import Mirror
+from proxy.filters.ratelimit import RateLimit, RateLimitSettings
 from proxy.filters.record import Record
 from proxy.filters.route import Route
 from proxy.logs import event
@@ -62,6 +64,8 @@ class Settings:
     config_files: list[str] = field(default_factory=list)
     allow_python_parser: bool = False
     admin_token: str | None = None
+    auth: AuthSettings | None = None
+    rate_limit: RateLimitSettings | None = None
 
 
 class Sidecar:
@@ -120,7 +124,14 @@ class Sidecar:
     async def _wiring(self, _: web.Application) -> AsyncIterator[None]:
         assert self.sink is not None
         session = client_session()
-        filters: list[Filter] = [Route(self.router, self.settings.default_upstream), Record(self.sink)]
+        edge: list[
+            Filter
+        ] = []  # auth and rate limits come first: a refused request reaches no upstream, no record
+        if self.settings.auth is not None:
+            edge.append(Auth(self.settings.auth))
+        if self.settings.rate_limit is not None:
+            edge.append(RateLimit(self.settings.rate_limit))
+        filters: list[Filter] = [*edge, Route(self.router, self.settings.default_upstream), Record(self.sink)]
         shadowed = any(lv.experiment.shadows for lv in self.router.all())
         if shadowed:
             self.shadows = ShadowDispatcher()
@@ -131,7 +142,7 @@ class Sidecar:
         self._traffic = Edge(chain, self.metrics, self.settings.max_body_bytes)
         reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
         feedback = Feedback(reader, self.sink, self.router, self.metrics)
-        self._feedback = Edge(build_chain([], feedback), self.metrics, FEEDBACK_MAX_BYTES)
+        self._feedback = Edge(build_chain(edge, feedback), self.metrics, FEEDBACK_MAX_BYTES)
         yield
         if self.shadows is not None:  # pending pairs complete (bounded by the shadow timeout) before the sink
             await self.shadows.close(timeout=self.shadows.limits.timeout_s * 2)

@@ -1,0 +1,156 @@
+"""`auth`: verify the `Authorization: Bearer` JWT (RFC 8725 rules) and set `ex.principal` to its claims.
+
+Usage: Auth(AuthSettings(("RS256",), "https://issuer", "outrider", KeySet.from_file(path, ("RS256",))))
+Every failure is a 401 with `WWW-Authenticate`, raised before any later filter (or the upstream) runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import jwt
+
+from proxy.chain import Stage
+from proxy.errors import Unauthorized
+from proxy.exchange import Exchange, Reply
+from proxy.jwt_keys import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, KNOWN_ALGORITHMS, KeySet
+
+REALM = 'Bearer realm="outrider"'
+MAX_LEEWAY_S = 60.0
+ALWAYS_REQUIRED = ("exp", "iat", "iss", "aud")
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_UNSAFE_IN_QUOTES = re.compile(r'[^\x20-\x7e]|["\\]')
+
+# Our own wording, most specific first: PyJWT's messages may quote claim values back, which a header must not.
+_DESCRIPTIONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidIssuedAtError, "iat is not a number"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.DecodeError, "malformed token"),
+    (jwt.InvalidKeyError, "key does not fit the algorithm"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """What a token must satisfy; checked once here so the request path only verifies."""
+
+    algorithms: tuple[str, ...]
+    """Allowlist; one family only (HS* or asymmetric), never "none"."""
+    issuer: str
+    """Exact match against `iss`."""
+    audience: str
+    keys: KeySet
+    leeway_s: float = 30.0
+    """Clock skew tolerated on exp/iat/nbf; at most 60 s."""
+    max_token_bytes: int = 8192
+    required_claims: tuple[str, ...] = ALWAYS_REQUIRED
+
+    def __post_init__(self) -> None:
+        algs = set(self.algorithms)
+        if not algs:
+            raise ValueError("auth.algorithms must name at least one algorithm")
+        if any(alg.lower() == "none" for alg in algs):
+            raise ValueError('auth.algorithms must never allow "none"')
+        if unknown := sorted(algs - KNOWN_ALGORITHMS):
+            raise ValueError(f"auth.algorithms: unknown {unknown}; known: {sorted(KNOWN_ALGORITHMS)}")
+        if algs & HMAC_ALGORITHMS and algs & ASYMMETRIC_ALGORITHMS:
+            raise ValueError("auth.algorithms mixes HS* with asymmetric algorithms (key confusion risk)")
+        if not 0 <= self.leeway_s <= MAX_LEEWAY_S:
+            raise ValueError(f"auth.leeway_s must be within 0..{MAX_LEEWAY_S:g}, got {self.leeway_s:g}")
+        if self.max_token_bytes <= 0:
+            raise ValueError("auth.max_token_bytes must be positive")
+        if not self.issuer or not self.audience:
+            raise ValueError("auth.issuer and auth.audience must be set")
+        if missing := [c for c in ALWAYS_REQUIRED if c not in self.required_claims]:
+            raise ValueError(f"auth.required_claims must include {missing}")
+        self._check_key_family(bool(algs & HMAC_ALGORITHMS))
+
+    def _check_key_family(self, hmac: bool) -> None:
+        entries = [*self.keys.by_kid.values(), *([self.keys.default] if self.keys.default else [])]
+        if not entries:
+            raise ValueError("auth.keys holds no keys")
+        if any(isinstance(e.key, bytes) != hmac for e in entries):
+            raise ValueError("auth.keys holds keys of the wrong family for auth.algorithms")
+
+
+class Auth:
+    """Verifies the bearer JWT; sets `ex.principal` to its claims (read-only) or raises Unauthorized."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Set `ex.principal`, then continue."""
+        token = self._bearer_token(ex.inbound.headers.getall("Authorization", []))
+        ex.principal = self.verify(token)
+        return await call_next(ex)
+
+    def verify(self, token: str) -> Mapping[str, Any]:
+        """The token's verified claims; raises Unauthorized on any failure."""
+        s = self.settings
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise _invalid("malformed token") from exc
+        # The allowlist is checked before any key is touched: the header is attacker-controlled.
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in s.algorithms:
+            raise _invalid("algorithm not allowed")
+        kid = header.get("kid")
+        entry = s.keys.find(kid if isinstance(kid, str) else None)
+        if entry is None:
+            raise _invalid("unknown key id")
+        if entry.alg is not None and entry.alg != alg:
+            raise _invalid("key is not for this algorithm")
+        try:
+            claims = jwt.decode(
+                token,
+                entry.key,
+                algorithms=[alg],
+                audience=s.audience,
+                issuer=s.issuer,
+                leeway=s.leeway_s,
+                options={"require": list(s.required_claims), "enforce_minimum_key_length": True},
+            )
+        except jwt.PyJWTError as exc:
+            raise _invalid(_describe(exc)) from exc
+        return MappingProxyType(claims)
+
+    def _bearer_token(self, values: list[str]) -> str:
+        if not values:
+            raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": REALM})
+        if len(values) > 1:
+            raise _invalid("more than one Authorization header")
+        scheme, _, token = values[0].strip().partition(" ")
+        if scheme.lower() != "bearer":
+            # RFC 6750 §3.1: no error code when the request carries no credentials for this scheme.
+            raise Unauthorized("authorization scheme is not Bearer", headers={"WWW-Authenticate": REALM})
+        token = token.strip(" ")
+        if len(token) > self.settings.max_token_bytes:
+            raise _invalid("token too large")
+        if not _TOKEN68.fullmatch(token):
+            raise _invalid("malformed token")
+        return token
+
+
+def _describe(exc: jwt.PyJWTError) -> str:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"missing required claim {exc.claim}"
+    for kind, text in _DESCRIPTIONS:
+        if isinstance(exc, kind):
+            return text
+    return "invalid token"
+
+
+def _invalid(description: str) -> Unauthorized:
+    safe = _UNSAFE_IN_QUOTES.sub("", description)
+    challenge = f'{REALM}, error="invalid_token", error_description="{safe}"'
+    return Unauthorized(description, headers={"WWW-Authenticate": challenge})

@@ -1,0 +1,107 @@
+"""`ratelimit`: refuse requests over `rate`/s (plus `burst`) per key with 429 and Retry-After.
+
+Usage: RateLimit(RateLimitSettings(rate=100, burst=20, key="claim:sub"))
+Keys: `client` (peer address), `claim:NAME` (verified JWT claim), `route` (path up to its third
+segment), `header:NAME`. A missing claim or header falls back to the peer, so an anonymous client gets
+its own budget rather than sharing one with every other anonymous client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from proxy.chain import Stage
+from proxy.errors import TooManyRequests
+from proxy.exchange import Exchange, Reply
+from proxy.limits import Gcra, LimiterStore, MemoryLimiterStore
+
+_MAX_KEY_CHARS = 200  # longer keys (client-chosen headers) are hashed: the store's memory stays bounded
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """Split a key spec into (kind, name); raise ValueError if it is not one of the four forms."""
+    kind, sep, name = key.partition(":")
+    if kind in ("client", "route") and not sep:
+        return kind, ""
+    if kind in ("claim", "header") and sep and name.strip() == name and name:
+        return kind, name
+    raise ValueError(f"key must be 'client', 'route', 'claim:NAME' or 'header:NAME', got {key!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """One limit: `rate` requests/second per key, with `burst` admitted at once."""
+
+    rate: float
+    """Sustained requests per second per key (> 0)."""
+    burst: int
+    """Requests a fresh key may send at once (≥ 1)."""
+    key: str = "client"
+    """What a budget belongs to: client, route, claim:NAME or header:NAME."""
+
+    def __post_init__(self) -> None:
+        Gcra(self.rate, self.burst)  # the same checks the limiter applies
+        parse_key(self.key)
+
+
+class RateLimit:
+    """Admits a request if its key has budget left, else raises TooManyRequests."""
+
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        store: LimiterStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.kind, self.name = parse_key(settings.key)
+        self.store: LimiterStore = store or MemoryLimiterStore(Gcra(settings.rate, settings.burst))
+        self.clock = clock
+        self.allowed = 0
+        self.limited = 0
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Continue if the key has budget; otherwise refuse with a whole-second Retry-After."""
+        key = self.key_of(ex)
+        decision = await self.store.acquire(key, self.clock())
+        if not decision.allowed:
+            self.limited += 1
+            retry_after = max(1, math.ceil(decision.retry_after_s))
+            raise TooManyRequests(
+                f"rate limit of {self.settings.rate:g}/s (burst {self.settings.burst}) "
+                f"per {self.kind} exceeded; retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+        self.allowed += 1
+        return await call_next(ex)
+
+    def key_of(self, ex: Exchange) -> str:
+        """The store key for `ex`, prefixed by its kind so that different kinds never collide."""
+        inbound = ex.inbound
+        value: str | None = None
+        if self.kind == "route":
+            return "route:" + route_prefix(inbound.path)
+        if self.kind == "claim" and ex.principal is not None:
+            claim = ex.principal.get(self.name)
+            value = None if claim in (None, "") else str(claim)
+        elif self.kind == "header":
+            value = inbound.headers.get(self.name) or None
+        if value is None:
+            return f"client:{inbound.peer or '-'}"
+        return _bounded(f"{self.kind}:{self.name}={value}")
+
+
+def route_prefix(path: str) -> str:
+    """The path without its query, cut after the third segment: `/v2/models/m/infer?x` → `/v2/models/m`."""
+    segments = path.split("?", 1)[0].split("/")
+    return "/".join(segments[:4]) or "/"
+
+
+def _bounded(key: str) -> str:
+    if len(key) <= _MAX_KEY_CHARS:
+        return key
+    return key[:64] + "#" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
