@@ -11,11 +11,11 @@ import time
 import uuid
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.chain import Stage
-from proxy.errors import OutriderError, PayloadTooLarge
+from proxy.errors import BadFraming, OutriderError, PayloadTooLarge, VersionNotSupported
 from proxy.exchange import Exchange, Inbound, Reply
 from proxy.headers import end_to_end
 from proxy.metrics import Metrics
@@ -40,7 +40,16 @@ def error_reply(err: OutriderError, request_id: str) -> Reply:
     """The JSON body every outrider-made error carries."""
     body = orjson.dumps({"code": err.code, "detail": err.detail, "request_id": request_id})
     headers = CIMultiDict({"Content-Type": "application/json", **err.headers})
-    return Reply(err.status, headers, body)
+    return Reply(err.status, headers, body, close=err.close_connection)
+
+
+def check_framing(request: web.Request) -> None:
+    """Refuse what aiohttp's parser lets through but a proxy must not forward (RFC 9112 §6.1, §2.3)."""
+    if request.version not in (HttpVersion10, HttpVersion11):
+        version = f"{request.version.major}.{request.version.minor}"
+        raise VersionNotSupported(f"HTTP/{version} is not supported here")
+    if request.version == HttpVersion10 and "Transfer-Encoding" in request.headers:
+        raise BadFraming("Transfer-Encoding in an HTTP/1.0 request")
 
 
 def inbound_headers(request: web.Request) -> CIMultiDictProxy[str]:
@@ -79,6 +88,7 @@ class Edge:
         rid = request_id_of(request.headers)
         ex: Exchange | None = None
         try:
+            check_framing(request)
             body = await read_body(request, self.max_body_bytes)
             inbound = Inbound(
                 request.method,
@@ -112,4 +122,7 @@ class Edge:
         headers[REQUEST_ID] = rid
         headers[VARIANT] = variant
         self.metrics.observe(experiment, variant, reply.status, time.monotonic() - mono)
-        return web.Response(status=reply.status, headers=headers, body=reply.body)
+        response = web.Response(status=reply.status, headers=headers, body=reply.body)
+        if reply.close:
+            response.force_close()
+        return response

@@ -3,6 +3,8 @@
     OutriderError
     ├── Rejected            4xx: the request is refused before any upstream sees it
     │   ├── BadRequest          400 bad_request
+    │   │   └── BadFraming          400 bad_framing (the connection is closed)
+    │   ├── VersionNotSupported 505 http_version_not_supported (a client fault; connection closed)
     │   ├── Unauthorized        401 unauthorized (with WWW-Authenticate)
     │   ├── Forbidden           403 forbidden
     │   ├── NotFound            404 no_route
@@ -25,6 +27,7 @@ class OutriderError(Exception):
 
     status: int = 500
     code: str = "internal"
+    close_connection: bool = False
 
     def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -44,6 +47,21 @@ class BadRequest(Rejected):
 
     status = 400
     code = "bad_request"
+
+
+class BadFraming(BadRequest):
+    """Ambiguous message framing (e.g. Transfer-Encoding on HTTP/1.0): refuse and close the connection."""
+
+    code = "bad_framing"
+    close_connection = True
+
+
+class VersionNotSupported(Rejected):
+    """An HTTP version other than 1.0/1.1 on an HTTP/1 connection (e.g. `HTTP/2.0` in a request line)."""
+
+    status = 505
+    code = "http_version_not_supported"
+    close_connection = True
 
 
 class Unauthorized(Rejected):

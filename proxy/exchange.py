@@ -67,3 +67,5 @@ class Reply:
     status: int
     headers: CIMultiDict[str]
     body: bytes
+    close: bool = False
+    """Close the client connection after this reply (framing errors: nothing after them can be trusted)."""
