@@ -66,6 +66,15 @@ class Settings:
     admin_token: str | None = None
     auth: AuthSettings | None = None
     rate_limit: RateLimitSettings | None = None
+    # connection limits (RELIABILITY.md "Safe defaults")
+    header_timeout_s: float = 10.0  # from the first byte of a request to its last header byte
+    body_min_rate: int = 1024  # bytes/second a request body must keep up (after header_timeout_s of grace)
+    max_connections: int = 4096  # open client connections on the data port; beyond, new ones are closed
+    keepalive_s: float = 75.0  # idle keep-alive connections are closed after this long
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed (read right to left)
+    retry_budget: float = 0.2  # connect-failure retries allowed, as a share of requests (min retry_min)
+    retry_min: int = 3
+    drain_delay_s: float = 5.0  # SIGTERM: readiness off, wait this long, then stop accepting
 
 
 class Sidecar:
