@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 MODELS  := models/digits.onnx
 
-.PHONY: install models demo test check lint typecheck fmt bench bench-deps stats-bench reliability schema clean
+.PHONY: install models demo test check lint typecheck fmt bench bench-deps browser-deps stats-bench reliability schema clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,13 @@ models: $(MODELS)  ## train and export the reference ONNX models (seconds, no do
 demo: $(MODELS)  ## two model versions behind outrider, thousands of sticky users, a printed scorecard
 	$(BIN)/outrider demo
 
-test: $(MODELS)  ## the default test run (< 10 min)
+browser-deps:  ## Debian's chromium (tests/browser: playwright drives it, never downloads a browser) and promtool
+	@test -x /usr/bin/chromium -a -x /usr/bin/promtool || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium prometheus >/dev/null; }
+
+test: $(MODELS) browser-deps  ## the default test run (< 10 min)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -39,8 +45,9 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-schema: $(STAMP)  ## regenerate experiments/schema.json after changing the config models
+schema: $(STAMP)  ## regenerate experiments/schema.json and docs/settings.md after changing the config models
 	$(BIN)/outrider schema > experiments/schema.json
+	$(BIN)/python -m proxy.settings_cli > docs/settings.md
 
 bench-deps:
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null || \

@@ -1,4 +1,5 @@
-"""Judging offline: `outrider analyze` (an export re-judged) and `outrider report` (from a data dir).
+"""Judging offline: `outrider analyze` (an export re-judged) and the reports (live, from a data dir, from an
+export: all three through `report_doc`, one replay of the outcomes).
 
 Usage: result = analyze_records(experiment, records, Judge); print(orjson.dumps(result))
 The `analyze --json` shape is a contract: decision, decided_at, reasons, srm {log_bf, flagged}, metrics
@@ -7,18 +8,20 @@ The `analyze --json` shape is a contract: decision, decided_at, reasons, srm {lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from analysis.controller import replay
-from analysis.report import build_report, write_report
+from analysis.report import build_report, last_decision, write_report
+from analysis.report_series import arm_summary, replay_series
 from analysis.verdict import JudgeLike
 from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
-from experiments.state import ExperimentState, Phase, initial_state, transition
+from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+from experiments.state import ExperimentState
 from experiments.state_store import SqliteStateStore
 
 JudgeFactory = Callable[[Experiment], JudgeLike]
@@ -72,36 +75,57 @@ def analyze_records(
     }
 
 
-def final_state_of(result: dict[str, Any], experiment: Experiment) -> ExperimentState:
-    """A state whose history holds the replayed decisions (for reports made from an export)."""
-    state = initial_state(experiment)
-    phases: dict[str, Phase] = {
-        "ADVANCE": "progressing",
-        "SHADOW_OK": "progressing",
-        "PROMOTE": "promoted",
-        "ROLLBACK": "rolled_back",
-    }
-    for d in result["decisions"]:
-        phase = phases.get(d["kind"], "rolled_back")
-        step = {"ADVANCE": d["step"] + 1, "SHADOW_OK": 0}.get(d["kind"], d["step"])
-        state = transition(
-            experiment,
-            state,
-            phase,
-            step,
-            0.0,
-            f"{d['kind']}: {'; '.join(d['reasons'])}",
-            decision=d["kind"],
-            reasons=d["reasons"],
-            at_candidate_requests=d["candidate_requests"],
-        )
-    return state
+def report_doc(
+    experiment: Experiment,
+    records: Sequence[OutcomeRecord],
+    judge: JudgeFactory,
+    state: ExperimentState | None = None,
+    snapshot: Mapping[str, Any] | None = None,
+    **facts: Any,
+) -> dict[str, Any]:
+    """The report document of `records`: one replay gives the plots' series (and, without a `state`, the
+    decisions: an export judged here); `facts` are build_report's `drops` and `feedback`."""
+    replayed = replay_series(experiment, records, judge)
+    state = state if state is not None else replayed.state
+    decided = last_decision(state).get("at_records")
+    upto = decided if isinstance(decided, int) else len(records)
+    return build_report(
+        experiment,
+        state,
+        snapshot if snapshot is not None else replayed.snapshot,
+        series=replayed.series,
+        arms=arm_summary(records[:upto], experiment),
+        **facts,
+    )
+
+
+def stored_outcomes(data_dir: Path, name: str) -> tuple[list[OutcomeRecord], dict[str, int]]:
+    """Every stored outcome of `name` (timely rewards joined) and its feedback counts (blocking)."""
+    store = SqliteOutcomeStore(data_dir / DB_NAME, readonly=True)
+    try:
+        records = [OutcomeRecord.from_dict(orjson.loads(raw)) for raw in store.iter_raw(name)]
+        return records, store.feedback_counts(name)
+    finally:
+        store.close()
+
+
+def live_report(
+    data_dir: Path,
+    experiment: Experiment,
+    state: ExperimentState,
+    snapshot: Mapping[str, Any],
+    drops: Mapping[str, int],
+    judge: JudgeFactory,
+) -> list[Path]:
+    """The report of an experiment that just finished, into DATA_DIR/reports/NAME (blocking: a thread)."""
+    records, feedback = stored_outcomes(data_dir, experiment.name)
+    doc = report_doc(experiment, records, judge, state, snapshot, drops=drops, feedback=feedback)
+    return write_report(doc, data_dir / "reports" / experiment.name)
 
 
 def report_from_store(data_dir: Path, name: str, out_dir: Path, judge: JudgeFactory) -> list[Path]:
     """Re-judge the stored outcomes of `name` with its stored config and state; write the report files."""
     from experiments.config import load_experiment_text
-    from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 
     states = SqliteStateStore(data_dir / DB_NAME)
     try:
@@ -111,11 +135,20 @@ def report_from_store(data_dir: Path, name: str, out_dir: Path, judge: JudgeFact
     if config is None or state is None:
         raise LookupError(f"no experiment {name!r} in {data_dir}")
     experiment = load_experiment_text(config[1], config[0])
-    store = SqliteOutcomeStore(data_dir / DB_NAME, readonly=True)
-    try:
-        records = [OutcomeRecord.from_dict(orjson.loads(raw)) for raw in store.iter_raw(name)]
-        feedback = store.feedback_counts(name)
-    finally:
-        store.close()
-    _, snapshot = replay(experiment, records, judge)
-    return write_report(build_report(experiment, state, snapshot, feedback=feedback), out_dir)
+    records, feedback = stored_outcomes(data_dir, name)
+    return write_report(report_doc(experiment, records, judge, state, feedback=feedback), out_dir)
+
+
+def report_from_export(export: Path, config: Path, out_dir: Path, judge: JudgeFactory) -> list[Path]:
+    """Judge an export (`outrider export`) with an experiment file, as the controller would; write the report.
+
+    Raises ConfigError for a bad experiment file, ValueError for a malformed export, OSError.
+    """
+    from experiments.config import load_experiment
+
+    experiment = load_experiment(config)
+    with export.open("rb") as fh:
+        records = parse_jsonl(fh, experiment.name, str(export))
+    # An export carries the timely rewards inside the records; late ones are not exported.
+    feedback = {"timely": sum(r.reward is not None for r in records), "late": 0}
+    return write_report(report_doc(experiment, records, judge, feedback=feedback), out_dir)

@@ -1,7 +1,9 @@
-"""Promotion reports: one JSON document (the single source) rendered to Markdown.
+"""Promotion reports: one JSON document (the single source) rendered to Markdown and HTML.
 
 Usage: doc = build_report(experiment, state, snapshot, counts); write_report(doc, out_dir)
-`report.json` holds everything; `report.md` is a rendering of it, never computed separately.
+`report.json` holds everything; `report.md` and `report.html` are renderings of it, never computed apart.
+The plots' series (`analysis.report_series.replay_series`) and per-arm figures are computed by the caller
+and passed in, so importing this module does not load numpy (the server imports it at start-up).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from analysis.report_html import render_html
 from experiments.model import Experiment
 from experiments.state import ExperimentState
 
@@ -33,8 +36,13 @@ def build_report(
     drops: Mapping[str, int] | None = None,
     now: float | None = None,
     feedback: Mapping[str, int] | None = None,
+    series: Mapping[str, Any] | None = None,
+    arms: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report document."""
+    """The report document; `series` (the looks over time) and `arms` (per-variant figures) feed the plots and
+    the scorecard's stable/candidate columns."""
+    from analysis.report_series import decision_marks, thresholds  # numpy: only once a report is built
+
     last = last_decision(state)
     decision = str(last.get("decision") or FINAL.get(state.phase, state.phase.upper()))
     reasons = last.get("reasons") or ([str(last["reason"])] if last.get("reason") else [])
@@ -60,6 +68,12 @@ def build_report(
         "drops": dict(drops or {}),
         "feedback": feedback_quality(feedback or {}, snapshot.get("records")),
         "variants": [{"name": v.name, "role": v.role, "upstream": v.upstream} for v in experiment.variants],
+        "thresholds": thresholds(experiment),
+        "arms": dict(arms or {}),
+        "series": {
+            **(series or {}),
+            "decisions": decision_marks(experiment, state, (series or {}).get("looks") or {}),
+        },
     }
 
 
@@ -140,9 +154,15 @@ def shadow_markdown(shadow: Mapping[str, Any]) -> list[str]:
 
 
 def write_report(doc: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    """Write report.json and report.md into `out_dir` (blocking; call from a thread on an event loop)."""
+    """Write report.json, report.md and report.html into `out_dir` (blocking; call from a thread on a loop).
+
+    The renderings read the JSON as written (a round trip), so they can only show what report.json holds.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "report.json", out_dir / "report.md"]
-    paths[0].write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    paths[1].write_text(render_markdown(doc))
+    paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report.html"]
+    raw = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    stored = orjson.loads(raw)
+    paths[0].write_bytes(raw)
+    paths[1].write_text(render_markdown(stored))
+    paths[2].write_text(render_html(stored))
     return paths

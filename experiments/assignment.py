@@ -20,13 +20,15 @@ BUCKETS = 10_000
 
 def bucket_of(salt: str, key: str) -> int:
     """The unit's bucket in [0, 10000): stable for a (salt, key) pair, uniform over keys."""
-    digest = hashlib.blake2b(salt.encode() + b"\x00" + key.encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(
+        salt.encode() + b"\x00" + key.encode("utf-8", "surrogateescape"), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
 
 def unit_hash(key: str) -> str:
     """What outcome records store instead of the raw key (independent of the salt, for per-unit analysis)."""
-    return hashlib.blake2b(b"unit\x00" + key.encode(), digest_size=8).hexdigest()
+    return hashlib.blake2b(b"unit\x00" + key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 def layout_order(experiment: Experiment) -> tuple[Variant, ...]:

@@ -18,8 +18,11 @@ from experiments.schema_types import PATTERN_HINTS
 from experiments.yamlmarks import Finding, Path, describe
 
 
-def explain(errors: Sequence[ErrorDetails], data: object) -> list[Finding]:
-    """One finding per pydantic error, with the path as written in the document."""
+def explain(
+    errors: Sequence[ErrorDetails], data: object, root: type[BaseModel] = ExperimentFile
+) -> list[Finding]:
+    """One finding per pydantic error, with the path as written in the document (`root`: the model that
+    validated `data`, for the list of allowed keys)."""
     findings = []
     for error in errors:
         ctx = error.get("ctx") or {}
@@ -30,7 +33,10 @@ def explain(errors: Sequence[ErrorDetails], data: object) -> list[Finding]:
         if error["type"] == "outrider":
             path = (*path, *ctx.get("at", ()))
             key = bool(ctx.get("key"))
-        findings.append(Finding(path, _message(error, path, ctx), key=key))
+        message = (
+            _unknown_key(path, root) if error["type"] == "extra_forbidden" else _message(error, path, ctx)
+        )
+        findings.append(Finding(path, message, key=key))
     return findings
 
 
@@ -132,8 +138,8 @@ def _last(path: Path) -> str:
     return str(path[-1]) if path else "(document)"
 
 
-def _unknown_key(path: Path, ctx: dict[str, Any], value: object) -> str:
-    allowed = allowed_keys(path[:-1])
+def _unknown_key(path: Path, root: type[BaseModel]) -> str:
+    allowed = allowed_keys(path[:-1], root)
     return f"unknown key {_last(path)!r} (allowed: {', '.join(allowed)})"
 
 
@@ -157,7 +163,6 @@ def _bound(sign: str, key: str) -> Callable[[Path, dict[str, Any], object], str]
 _RENDER: dict[str, Callable[[Path, dict[str, Any], object], str]] = {
     "outrider": lambda path, ctx, value: str(ctx["message"]),
     "missing": lambda path, ctx, value: f"missing required key {_last(path)!r}",
-    "extra_forbidden": _unknown_key,
     "literal_error": lambda path, ctx, value: f"unknown value {describe(value)} (allowed: {ctx['expected']})",
     "string_pattern_mismatch": lambda path, ctx, value: (
         f"{describe(value)} {PATTERN_HINTS.get(ctx['pattern'], 'must match ' + ctx['pattern'])}"

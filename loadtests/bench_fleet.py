@@ -111,7 +111,7 @@ async def fleet(tmp: Path, models: Path, body: bytes) -> AsyncIterator[list[Targ
             )
             ports = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
             data_dir = str(tmp / f"data-{case}")
-            run = [exe, "run", "-c", str(config), *ports, "--data-dir", data_dir]
+            run = [exe, "run", "-c", str(config), *ports, "--data-dir", data_dir, "--drain-delay", "0"]
             sidecar = await _child(stack, run, tmp / f"outrider-{case}.log")
             bare = await _child(
                 stack,

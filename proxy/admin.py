@@ -1,25 +1,45 @@
 """The admin port: health, readiness, Prometheus metrics, the experiments' live state, and manual control.
 
 Usage: app = admin_app(router, metrics, readiness, keeper, token)
-Bound to 127.0.0.1 by default. Mutations (`POST /experiments/{name}/promote|rollback|pause|resume`) need
+Bound to 127.0.0.1 by default. `GET /openapi.json` serves the committed description of every route
+(`proxy/admin_openapi.json`). Mutations (`POST /experiments/{name}/promote|rollback|pause|resume`) need
 `Authorization: Bearer TOKEN`; with no token configured they are refused (403), never open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from analysis.policy import DEFAULT_GUARDRAILS
 from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment
+from experiments.state import ExperimentState, Phase
+from proxy.dashboard import dashboard
 from proxy.metrics import Metrics
 from proxy.router import Live, Router
-from proxy.statekeeper import StateKeeper
+from proxy.statekeeper import StateConflict, StateKeeper
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OPENAPI_FILE = Path(__file__).with_name("admin_openapi.json")
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+async def load_openapi(app: web.Application) -> AsyncIterator[None]:
+    """Read the OpenAPI document once as the admin app starts, in a thread (never in a handler)."""
+    app[OPENAPI] = await asyncio.to_thread(OPENAPI_FILE.read_bytes)
+    yield
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The admin API's OpenAPI 3.1 document, as read at start-up."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -38,8 +58,36 @@ def strategy_json(exp: Experiment) -> dict[str, Any]:
     return {"kind": "blueGreen", "active": s.active}
 
 
-def experiment_json(live: Live, analysis: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What /experiments/{name} shows: config summary, live weights, phase, state version, last look."""
+def thresholds_json(exp: Experiment) -> dict[str, float] | None:
+    """The e-value thresholds of the looks (as analysis.engine applies them): harm 1/(α/K), pass 1/α."""
+    if exp.analysis is None:
+        return None
+    alpha, k = exp.analysis.alpha, len(exp.analysis.guardrails or DEFAULT_GUARDRAILS)
+    return {"alpha": alpha, "harm": k / alpha, "pass": 1 / alpha}
+
+
+def request_counts(metrics: Metrics) -> dict[str, dict[str, dict[str, int]]]:
+    """experiment → variant → {"total", "errors" (5xx)} answered so far, from the requests counter."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for family in metrics.requests.collect():
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            labels = sample.labels
+            count = out.setdefault(labels["experiment"], {}).setdefault(
+                labels["destination_version"], {"total": 0, "errors": 0}
+            )
+            count["total"] += int(sample.value)
+            if labels["response_code"].startswith("5"):
+                count["errors"] += int(sample.value)
+    return out
+
+
+def experiment_json(
+    live: Live, analysis: dict[str, Any] | None = None, requests: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """What /experiments/{name} shows: config summary, live weights, phase, state version, last look,
+    requests answered per variant and the e-value thresholds."""
     exp, state = live.experiment, live.state
     return {
         "analysis": analysis,
@@ -61,6 +109,8 @@ def experiment_json(live: Live, analysis: dict[str, Any] | None = None) -> dict[
         "step": state.step,
         "version": state.version,
         "state": state.to_json(),
+        "requests": requests or {},
+        "thresholds": thresholds_json(exp),
     }
 
 
@@ -73,8 +123,8 @@ def authorized(request: web.Request, token: str | None) -> web.Response | None:
     """None if the request carries the admin token, else the refusal to send."""
     if token is None:
         return error(403, "forbidden", "mutations are disabled: no admin token configured")
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         return web.Response(
             body=orjson.dumps({"code": "unauthorized", "detail": "missing or wrong admin token"}),
             status=401,
@@ -84,20 +134,32 @@ def authorized(request: web.Request, token: str | None) -> web.Response | None:
     return None
 
 
-async def mutate(keeper: StateKeeper, live: Live, action: str) -> web.Response:
-    """Apply a manual promote/rollback/pause/resume; 409 when the phase does not allow it."""
-    state = live.state
-    finished = state.phase in ("promoted", "rolled_back")
-    if finished:
-        return error(409, "conflict", f"experiment is already {state.phase}")
+def refusal(action: str, state: ExperimentState) -> str | None:
+    """Why `action` is not allowed in `state` (None if it is)."""
+    if state.phase in ("promoted", "rolled_back"):
+        return f"experiment is already {state.phase}"
     if action == "pause" and state.phase == "paused":
-        return error(409, "conflict", "experiment is already paused")
+        return "experiment is already paused"
     if action == "resume" and state.phase != "paused":
-        return error(409, "conflict", "experiment is not paused")
-    phase = {"promote": "promoted", "rollback": "rolled_back", "pause": "paused", "resume": "progressing"}[
-        action
-    ]
-    new = await keeper.change(live.experiment.name, phase, state.step, f"manual {action} (admin API)")  # type: ignore[arg-type]
+        return "experiment is not paused"
+    return None
+
+
+async def mutate(keeper: StateKeeper, live: Live, action: str) -> web.Response:
+    """Apply a manual promote/rollback/pause/resume; 409 when the phase does not allow it (checked under the
+    keeper's lock, so two concurrent promotes cannot both pass)."""
+    phase: Phase = {
+        "promote": "promoted",
+        "rollback": "rolled_back",
+        "pause": "paused",
+        "resume": "progressing",
+    }[action]  # type: ignore[assignment]
+    try:
+        new = await keeper.change_if(
+            live.experiment.name, phase, None, f"manual {action} (admin API)", partial(refusal, action)
+        )
+    except StateConflict as err:
+        return error(409, "conflict", str(err))
     return json_response(new.to_json())
 
 
@@ -122,8 +184,14 @@ def admin_app(
         return web.Response(body=metrics.render(), headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def experiments(_: web.Request) -> web.Response:
+        counts = request_counts(metrics)
         return json_response(
-            {"experiments": [experiment_json(lv, analysis_of(lv.experiment.name)) for lv in router.all()]}
+            {
+                "experiments": [
+                    experiment_json(lv, analysis_of(lv.experiment.name), counts.get(lv.experiment.name))
+                    for lv in router.all()
+                ]
+            }
         )
 
     async def experiment(request: web.Request) -> web.Response:
@@ -132,7 +200,7 @@ def admin_app(
             live = router.get(name)
         except KeyError:
             return json_response({"code": "not_found", "detail": f"no experiment named {name!r}"}, status=404)
-        return json_response(experiment_json(live, analysis_of(name)))
+        return json_response(experiment_json(live, analysis_of(name), request_counts(metrics).get(name)))
 
     async def action(request: web.Request) -> web.Response:
         refused = authorized(request, token)
@@ -149,10 +217,13 @@ def admin_app(
         return await mutate(current, live, verb)
 
     app = web.Application()
+    app.cleanup_ctx.append(load_openapi)
     app.router.add_post("/experiments/{name}/{action:promote|rollback|pause|resume}", action)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/experiments", experiments)
     app.router.add_get("/experiments/{name}", experiment)
+    app.router.add_get("/dashboard", dashboard)
+    app.router.add_get("/openapi.json", openapi)
     return app

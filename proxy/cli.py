@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from modelserver import cli as modelserver_cli
-from proxy import commands
+from proxy import commands, control_cli
+from proxy.settings_cli import add_setting_flags
 
 
 def env(name: str) -> str | None:
@@ -28,55 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-c", "--config", action="append", default=[], metavar="FILE", help="experiment file (repeatable)"
     )
-    run.add_argument("--listen", default="127.0.0.1:8080", help="data port HOST:PORT (port 0 = any free)")
-    run.add_argument("--admin", default="127.0.0.1:8081", help="admin port HOST:PORT (port 0 = any free)")
-    run.add_argument("--data-dir", default="./outrider-data", help="where outcomes and state are stored")
     run.add_argument(
-        "--default-upstream",
-        default=None,
-        metavar="URL",
-        help="where requests that match no experiment go (default: answer 404)",
-    )
-    run.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=None,
-        help="request body cap for the whole sidecar (default 10 MiB; routes may set less)",
-    )
-    run.add_argument(
-        "--admin-token-file",
-        default=None,
+        "--settings",
+        default=env("SETTINGS"),
         metavar="FILE",
-        help="bearer token for admin mutations (else $OUTRIDER_ADMIN_TOKEN; none = mutations refused)",
+        help="sidecar settings file (YAML, docs/settings.md); flags > $OUTRIDER_* > file > defaults",
     )
-    edge = run.add_argument_group(
-        "edge (each flag falls back to its OUTRIDER_ environment variable, e.g. $OUTRIDER_AUTH_ISSUER)"
-    )
-    edge.add_argument("--auth-issuer", default=env("AUTH_ISSUER"), help="JWT `iss` required (turns auth on)")
-    edge.add_argument("--auth-audience", default=env("AUTH_AUDIENCE"), help="JWT `aud` required")
-    edge.add_argument(
-        "--auth-keys",
-        default=env("AUTH_KEYS"),
-        metavar="FILE",
-        help="PEM public key, JWKS JSON, or (HS* only) a shared-secret file",
-    )
-    edge.add_argument(
-        "--auth-algorithms",
-        default=env("AUTH_ALGORITHMS") or "RS256",
-        help="comma-separated allowlist, one family only (default RS256)",
-    )
-    edge.add_argument("--auth-leeway", type=float, default=env("AUTH_LEEWAY") or "30", help="seconds, ≤ 60")
-    edge.add_argument(
-        "--rate-limit",
-        type=float,
-        default=env("RATE_LIMIT") or "0",
-        help="requests/second per key (0 = off)",
-    )
-    edge.add_argument("--rate-burst", type=int, default=env("RATE_BURST") or "20")
-    edge.add_argument(
-        "--rate-key", default=env("RATE_KEY") or "client", help="client | claim:NAME | route | header:NAME"
-    )
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_setting_flags(run)
     run.set_defaults(func=commands.cmd_run)
 
     validate = sub.add_parser("validate", help="check experiment files; exit 2 on any problem")
@@ -99,9 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="machine-readable output (a contract)")
     analyze.set_defaults(func=commands.cmd_analyze)
 
-    report = sub.add_parser("report", help="write report.json and report.md for an experiment")
-    report.add_argument("--data-dir", default="./outrider-data")
-    report.add_argument("--experiment", required=True, metavar="NAME")
+    report = sub.add_parser(
+        "report", help="write report.json, report.md and report.html (from a data dir or an export)"
+    )
+    source = report.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", metavar="NAME", help="an experiment stored in --data-dir")
+    source.add_argument("--input", metavar="EXPORT.jsonl", help="an export (`outrider export`), judged here")
+    report.add_argument("--data-dir", default=None, help="with --experiment (default ./outrider-data)")
+    report.add_argument("-c", "--config", metavar="EXPERIMENT.yaml", help="with --input: the experiment")
     report.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     report.set_defaults(func=commands.cmd_report)
 
@@ -126,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--models-dir", default="models")
     demo.add_argument("--data-dir", default="./outrider-data/demo", help="outcomes and reports of the demo")
     demo.set_defaults(func=commands.cmd_demo)
+    control_cli.add_parsers(sub)  # status, promote, rollback, pause, resume
     return parser
 
 

@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from experiments.model import DEFAULT_MAX_BODY_BYTES
 from proxy import loop
 from proxy.logs import setup_logging
+from proxy.progress import Bar, tracked
 
 if TYPE_CHECKING:
+    from experiments.model import Experiment
     from proxy.filters.auth import AuthSettings
     from proxy.filters.ratelimit import RateLimitSettings
+    from proxy.server import Settings
+    from proxy.settings_model import SidecarFile
 
 
 def parse_hostport(value: str, flag: str) -> tuple[str, int]:
@@ -43,19 +46,46 @@ def admin_token(path: str | None) -> str | None:
     return os.environ.get("OUTRIDER_ADMIN_TOKEN") or None
 
 
+def webhook_settings(url: str | None, secret_file: str | None) -> tuple[str | None, str | None]:
+    """(webhook URL, secret read from its file) for Settings; exit 2 when unusable."""
+    from proxy.webhook import check_url
+
+    try:
+        if url is None and secret_file is not None:
+            raise ValueError("--webhook-secret-file needs --webhook-url")
+        secret = Path(secret_file).read_text().strip() if secret_file is not None else None
+        if secret == "":
+            raise ValueError(f"--webhook-secret-file {secret_file} is empty")
+        return (check_url(url) if url is not None else None), secret
+    except (ValueError, OSError) as err:
+        print(f"outrider run: webhook: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
-    """JWT auth from the --auth-* flags (None when no issuer is given); exit 2 on a bad combination."""
+    """JWT auth from the --auth-* flags (None when no issuer is given); exit 2 on a bad combination.
+
+    Keys come from exactly one of --auth-keys (a file, read now) and --auth-jwks-url (fetched by the server).
+    """
     from proxy.filters.auth import AuthSettings
     from proxy.jwt_keys import KeySet
 
     if not args.auth_issuer:
         return None
     algorithms = tuple(a.strip() for a in args.auth_algorithms.split(",") if a.strip())
+    jwks_url = args.auth_jwks_url or None
     try:
-        if not args.auth_audience or not args.auth_keys:
-            raise ValueError("--auth-issuer needs --auth-audience and --auth-keys")
-        keys = KeySet.from_file(Path(args.auth_keys), algorithms)
-        return AuthSettings(algorithms, args.auth_issuer, args.auth_audience, keys, leeway_s=args.auth_leeway)
+        if not args.auth_audience or bool(args.auth_keys) == bool(jwks_url):
+            raise ValueError("--auth-issuer needs --auth-audience and one of --auth-keys or --auth-jwks-url")
+        keys = KeySet.from_file(Path(args.auth_keys), algorithms) if args.auth_keys else None
+        return AuthSettings(
+            algorithms,
+            args.auth_issuer,
+            args.auth_audience,
+            keys,
+            leeway_s=args.auth_leeway,
+            jwks_url=jwks_url,
+        )
     except (ValueError, OSError) as err:
         print(f"outrider run: auth: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -75,30 +105,69 @@ def rate_limit_settings(args: argparse.Namespace) -> RateLimitSettings | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`outrider run`: load and check every experiment file, then serve until SIGTERM."""
+    """`outrider run`: resolve settings, load and check every experiment file, then serve until SIGTERM."""
     from experiments.config import ConfigError, load_experiments
-    from proxy.server import Settings, serve
+    from proxy.server import serve
+    from proxy.settings_load import SettingsError, resolve
 
-    setup_logging(args.log_level)
     try:
-        experiments = load_experiments(args.config)
+        resolved = resolve(args.settings, vars(args), os.environ)
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    conf = resolved.settings
+    setup_logging(conf.log_level)
+    files = [*resolved.experiment_files, *args.config]
+    try:
+        experiments = load_experiments(files)
     except ConfigError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return 2
-    settings = Settings(
-        experiments=experiments,
-        listen=parse_hostport(args.listen, "--listen"),
-        admin=parse_hostport(args.admin, "--admin"),
-        data_dir=Path(args.data_dir),
-        default_upstream=args.default_upstream,
-        max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-        config_files=list(args.config),
-        admin_token=admin_token(args.admin_token_file),
-        auth=auth_settings(args),
-        rate_limit=rate_limit_settings(args),
+    return loop.run(serve(sidecar_settings(conf, experiments, files)))
+
+
+def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: list[str]) -> Settings:
+    """The server's Settings from validated settings (reads the key and token files; exit 2 if unusable)."""
+    from proxy.server import Settings
+
+    flat = argparse.Namespace(  # the names auth_settings/rate_limit_settings read
+        auth_issuer=conf.auth.issuer,
+        auth_audience=conf.auth.audience,
+        auth_keys=conf.auth.keys,
+        auth_jwks_url=conf.auth.jwks_url,
+        auth_algorithms=",".join(conf.auth.algorithms),
+        auth_leeway=conf.auth.leeway,
+        rate_limit=conf.rate_limit.rate,
+        rate_burst=conf.rate_limit.burst,
+        rate_key=conf.rate_limit.key,
     )
-    return loop.run(serve(settings))
+    limits = conf.limits
+    hook_url, hook_secret = webhook_settings(conf.webhook.url, conf.webhook.secret_file)
+    return Settings(
+        experiments=experiments,
+        listen=parse_hostport(conf.listen, "--listen"),
+        admin=parse_hostport(conf.admin, "--admin"),
+        data_dir=Path(conf.data_dir),
+        default_upstream=conf.default_upstream,
+        max_body_bytes=limits.max_body_bytes,
+        config_files=files,
+        admin_token=admin_token(conf.admin_token_file),
+        auth=auth_settings(flat),
+        rate_limit=rate_limit_settings(flat),
+        header_timeout_s=limits.header_timeout,
+        body_min_rate=limits.body_min_rate,
+        max_connections=limits.max_connections,
+        keepalive_s=limits.keepalive,
+        trusted_proxies=tuple(conf.trusted_proxies),
+        retry_budget=conf.retries.budget,
+        retry_min=conf.retries.min,
+        drain_delay_s=conf.drain.delay,
+        shutdown_timeout_s=conf.drain.timeout,
+        reload_interval_s=conf.reload.interval,
+        webhook_url=hook_url,
+        webhook_secret=hook_secret,
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -126,8 +195,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = SqliteOutcomeStore(path, readonly=True)
     out = sys.stdout.buffer
     try:
-        for raw in store.iter_raw(args.experiment):
-            out.write(raw + b"\n")
+        with Bar("export", total=lambda: store.count(args.experiment)) as bar:
+            for raw in store.iter_raw(args.experiment):
+                out.write(raw + b"\n")
+                bar.advance()
         out.flush()
     except BrokenPipeError:  # `outrider export | head` is fine
         return 0
@@ -150,14 +221,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.input == "-":
-            records = parse_jsonl(sys.stdin.buffer, experiment.name, "<stdin>")
+            with Bar("reading", unit="bytes") as bar:
+                records = parse_jsonl(tracked(sys.stdin.buffer, bar), experiment.name, "<stdin>")
         else:
-            with open(args.input, "rb") as fh:
-                records = parse_jsonl(fh, experiment.name, args.input)
+            with (
+                open(args.input, "rb") as fh,
+                Bar("reading", os.fstat(fh.fileno()).st_size, unit="bytes") as bar,
+            ):
+                records = parse_jsonl(tracked(fh, bar), experiment.name, args.input)
     except (OSError, ValueError) as err:
         print(f"outrider analyze: {err}", file=sys.stderr)
         return 2
-    result = analyze_records(experiment, records, Judge)
+    with Bar(f"judging {len(records):,} records", unit=""):
+        result = analyze_records(experiment, records, Judge)
     if args.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
         return 0
@@ -189,13 +265,30 @@ def num(value: object) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """`outrider report --data-dir DIR --experiment NAME -o OUTDIR`: report.json + report.md."""
+    """`outrider report --data-dir DIR --experiment NAME -o OUTDIR` or `outrider report --input EXPORT.jsonl
+    -c EXPERIMENT.yaml -o OUTDIR`: report.json, report.md and report.html (an export is judged offline, as
+    the controller would judge it)."""
     from analysis.engine import Judge
-    from analysis.offline import report_from_store
+    from analysis.offline import report_from_export, report_from_store
+    from experiments.config import ConfigError
 
+    if (args.input is not None) != (args.config is not None) or (args.input and args.data_dir):
+        print(
+            "outrider report: --input needs -c EXPERIMENT.yaml; --data-dir goes with --experiment",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        paths = report_from_store(Path(args.data_dir), args.experiment, Path(args.out), Judge)
-    except (LookupError, OSError) as err:
+        if args.input is not None:
+            paths = report_from_export(Path(args.input), Path(args.config), Path(args.out), Judge)
+        else:
+            data_dir = Path(args.data_dir or "./outrider-data")
+            paths = report_from_store(data_dir, args.experiment, Path(args.out), Judge)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except (LookupError, OSError, ValueError) as err:
         print(f"outrider report: {err}", file=sys.stderr)
         return 2
     for path in paths:

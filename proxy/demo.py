@@ -212,6 +212,8 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
             "127.0.0.1:0",
             "--data-dir",
             str(data_dir),
+            "--drain-delay",
+            "0",  # the demo stops its own sidecar once the load is over: no balancer to wait for
         ]
         sidecar = await Child.start(run, tmp / f"{scenario.name}-outrider.log")
         children.append(sidecar)

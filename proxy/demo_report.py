@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from proxy.progress import bar
+
 if TYPE_CHECKING:
     from proxy.demo_load import Tally
 
@@ -44,8 +46,8 @@ def print_progress(name: str, view: Mapping[str, Any], tally: Tally, tty: bool) 
         f"[{name}] {tally.total:>7,} req  candidate {weights.get('candidate', 0.0):>5.1f}%  "
         f"phase {view.get('phase')}  look {analysis.get('kind', '—')}  {leading_evalues(view)}"
     )
-    if tty:
-        print("\r" + line[:160].ljust(160), end="", flush=True)
+    if tty:  # a bar of the way through the canary steps (full once promoted or rolled back)
+        print("\r" + (f"{canary_bar(view)} " + line)[:170].ljust(170), end="", flush=True)
         return
     # Without a terminal (CI logs, pipes): a line when the weights or the phase change, else every ~5 s.
     key = (view.get("phase"), weights.get("candidate"))
@@ -54,6 +56,13 @@ def print_progress(name: str, view: Mapping[str, Any], tally: Tally, tty: bool) 
         print(line, flush=True)
         _last_shown["key"], polls = key, 0
     _last_shown["polls"] = polls
+
+
+def canary_bar(view: Mapping[str, Any]) -> str:
+    """Progress through the canary steps: step k of n, full when the experiment has ended."""
+    steps = (view.get("strategy") or {}).get("steps") or [100]
+    done = view.get("phase") in ("promoted", "rolled_back")
+    return bar(1.0 if done else (int(view.get("step") or 0) + 1) / (len(steps) + 1), width=12)
 
 
 def offline_agreement(models: Path) -> float | None:

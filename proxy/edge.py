@@ -6,16 +6,26 @@ Usage: app.router.add_route("*", "/{tail:.*}", Edge(chain, metrics).handle)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.chain import Stage
-from proxy.errors import BadFraming, OutriderError, PayloadTooLarge, VersionNotSupported
+from proxy.errors import (
+    BadFraming,
+    BadRequest,
+    OutriderError,
+    PayloadTooLarge,
+    RequestTimeout,
+    UpstreamError,
+    VersionNotSupported,
+)
 from proxy.exchange import Exchange, Inbound, Reply
 from proxy.headers import end_to_end
 from proxy.metrics import Metrics
@@ -60,27 +70,51 @@ def inbound_headers(request: web.Request) -> CIMultiDictProxy[str]:
     return CIMultiDictProxy(headers)
 
 
-async def read_body(request: web.Request, cap: int) -> bytes:
-    """The whole body, or PayloadTooLarge as soon as it is known to exceed `cap`."""
+@dataclass(frozen=True, slots=True)
+class BodyPace:
+    """How fast a request body must arrive: `received` bytes by start + grace_s + received / min_rate."""
+
+    grace_s: float = 10.0  # the header timeout: a body may start as late as a header block may end
+    min_rate: int = 1024  # bytes/second, RELIABILITY.md "Safe defaults"
+
+
+async def read_body(request: web.Request, cap: int, pace: BodyPace = BodyPace()) -> bytes:
+    """The whole body; PayloadTooLarge as soon as it is known to exceed `cap`, RequestTimeout (408) when it
+    falls behind `pace` (checked per chunk, so a trickle of single bytes is cut off at its deadline)."""
     if request.content_length is not None and request.content_length > cap:
         raise PayloadTooLarge(f"body of {request.content_length} bytes is over the cap of {cap}")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
+    while True:
+        try:
+            async with asyncio.timeout_at(start + pace.grace_s + size / pace.min_rate):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"body arrived slower than {pace.min_rate} bytes/s ({size} bytes received)"
+            ) from None
+        except ConnectionError:  # the client went away mid-body: nobody will read the answer
+            raise BadRequest("connection closed before the body was complete") from None
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > cap:
             raise PayloadTooLarge(f"body is over the cap of {cap} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class Edge:
     """Turns aiohttp requests into exchanges and replies into aiohttp responses."""
 
-    def __init__(self, chain: Stage, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, chain: Stage, metrics: Metrics, max_body_bytes: int, pace: BodyPace = BodyPace()
+    ) -> None:
         self.chain = chain
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.pace = pace
 
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp handler for every path of the data port."""
@@ -89,7 +123,7 @@ class Edge:
         ex: Exchange | None = None
         try:
             check_framing(request)
-            body = await read_body(request, self.max_body_bytes)
+            body = await self._read_body(request)
             inbound = Inbound(
                 request.method,
                 request.path_qs,
@@ -104,11 +138,25 @@ class Edge:
             reply = await self.chain(ex)
         except OutriderError as err:
             reply = error_reply(err, rid)
+            if isinstance(err, UpstreamError):
+                self._count_upstream_error(err, ex)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             self.metrics.internal_errors.inc()
             reply = error_reply(OutriderError("internal error"), rid)
         return self._respond(reply, ex, rid, mono)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        try:
+            return await read_body(request, self.max_body_bytes, self.pace)
+        except RequestTimeout:
+            self.metrics.slow_clients_closed.labels("body").inc()
+            raise
+
+    def _count_upstream_error(self, err: UpstreamError, ex: Exchange | None) -> None:
+        a = ex.assignment if ex is not None else None
+        experiment, variant = (a.experiment.name, a.variant.name) if a is not None else ("", "default")
+        self.metrics.upstream_errors.labels(experiment, variant, err.error_class).inc()
 
     def _respond(self, reply: Reply, ex: Exchange | None, rid: str, mono: float) -> web.Response:
         headers = reply.headers

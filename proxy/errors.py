@@ -8,6 +8,7 @@
     │   ├── Unauthorized        401 unauthorized (with WWW-Authenticate)
     │   ├── Forbidden           403 forbidden
     │   ├── NotFound            404 no_route
+    │   ├── RequestTimeout      408 request_timeout (a body under the minimum rate; connection closed)
     │   ├── PayloadTooLarge     413 payload_too_large
     │   └── TooManyRequests     429 rate_limited (with Retry-After)
     └── UpstreamError       5xx: the upstream failed; outrider itself did not
@@ -83,6 +84,14 @@ class NotFound(Rejected):
 
     status = 404
     code = "no_route"
+
+
+class RequestTimeout(Rejected):
+    """The client sent its body slower than the minimum rate: refuse and close the connection."""
+
+    status = 408
+    code = "request_timeout"
+    close_connection = True
 
 
 class PayloadTooLarge(Rejected):

@@ -12,6 +12,7 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from experiments.model import Experiment, Variant
+from proxy.client_ip import ClientAddress
 from shadow.pairing import Pair
 
 
@@ -52,6 +53,7 @@ class Exchange:
     """One request's journey through the filter chain."""
 
     inbound: Inbound
+    client: ClientAddress | None = None  # client_ip: who the client is (None without that filter)
     principal: Mapping[str, Any] | None = None  # auth: verified JWT claims
     assignment: Assignment | None = None  # route
     upstream_url: str | None = None  # route: base URL of the destination (variant or default upstream)

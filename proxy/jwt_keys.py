@@ -1,6 +1,7 @@
 """Verification keys for the `auth` filter, held by `kid`, loaded once at start-up.
 
 Usage: keys = KeySet.from_file("issuer.pem", algorithms=("RS256",)); entry = keys.find(kid)
+Keys that change at run time come from a JWKS URL instead (`proxy.jwks_fetch.JwksKeys`, a `KeySource`).
 
 A key file is one of: a PEM public key, a JWKS document (`{"keys": [...]}`), or a raw HMAC secret (only
 when the allowlist is HS*). Keys of the wrong family for the allowlist are refused here, so the filter never
@@ -13,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -45,6 +46,14 @@ class KeyEntry:
 
     key: VerifyKey
     alg: str | None = None
+
+
+class KeySource(Protocol):
+    """Where the `auth` filter gets keys: a `KeySet` loaded at start-up (`StaticKeys`) or a JWKS URL."""
+
+    async def find(self, kid: str | None) -> KeyEntry | None:
+        """The key for `kid`, or None when there is none."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +130,14 @@ class KeySet:
         if not by_kid and not unnamed:
             raise ValueError("JWKS holds no signing keys")
         return cls(by_kid=by_kid, default=unnamed[0] if unnamed else None)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticKeys:
+    """A `KeySet` as a `KeySource`: the keys never change."""
+
+    keys: KeySet
+
+    async def find(self, kid: str | None) -> KeyEntry | None:
+        """`KeySet.find`."""
+        return self.keys.find(kid)

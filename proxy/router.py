@@ -76,3 +76,10 @@ class Router:
             live.experiment, state, TrafficTable.build(live.experiment, state.weights)
         )
         return True
+
+    def replace(self, experiment: Experiment) -> None:
+        """Put a reloaded definition of a running experiment in force, keeping its state (proxy.reloader)."""
+        live = self._live[experiment.name]
+        self._live[experiment.name] = Live(
+            experiment, live.state, TrafficTable.build(experiment, live.state.weights)
+        )

@@ -25,6 +25,10 @@ from proxy.router import Router
 T = TypeVar("T")
 
 
+class StateConflict(Exception):
+    """A change that the state in force does not allow (e.g. promoting a rolled-back experiment)."""
+
+
 class StateKeeper:
     """Serialises state changes per sidecar and persists them."""
 
@@ -82,8 +86,27 @@ class StateKeeper:
         **details: object,
     ) -> ExperimentState:
         """Move experiment `name` to (`phase`, `step`), persist, apply; returns the new state."""
+        return await self.change_if(name, phase, step, reason, None, extra=extra, **details)
+
+    async def change_if(
+        self,
+        name: str,
+        phase: Phase,
+        step: int | None,
+        reason: str,
+        precondition: Callable[[ExperimentState], str | None] | None,
+        *,
+        extra: Mapping[str, object] | None = None,
+        **details: object,
+    ) -> ExperimentState:
+        """`change`, if `precondition` (shown the state in force, under the lock) returns no objection;
+        else StateConflict and nothing changes. `step` None keeps the current step."""
         async with self._lock:
             live = self.router.get(name)
+            refused = precondition(live.state) if precondition is not None else None
+            if refused is not None:
+                raise StateConflict(refused)
+            step = live.state.step if step is None else step
             new = transition(live.experiment, live.state, phase, step, self.clock(), reason, **details)
             if extra:
                 new = replace(new, extra={**new.extra, **extra})

@@ -1,6 +1,7 @@
 """`auth`: verify the `Authorization: Bearer` JWT (RFC 8725 rules) and set `ex.principal` to its claims.
 
 Usage: Auth(AuthSettings(("RS256",), "https://issuer", "outrider", KeySet.from_file(path, ("RS256",))))
+   or: Auth(AuthSettings(("RS256",), iss, aud, None, jwks_url=url), JwksKeys(url, ("RS256",)))
 Every failure is a 401 with `WWW-Authenticate`, raised before any later filter (or the upstream) runs.
 """
 
@@ -17,7 +18,15 @@ import jwt
 from proxy.chain import Stage
 from proxy.errors import Unauthorized
 from proxy.exchange import Exchange, Reply
-from proxy.jwt_keys import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, KNOWN_ALGORITHMS, KeySet
+from proxy.jwt_keys import (
+    ASYMMETRIC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    KNOWN_ALGORITHMS,
+    KeyEntry,
+    KeySet,
+    KeySource,
+    StaticKeys,
+)
 
 REALM = 'Bearer realm="outrider"'
 MAX_LEEWAY_S = 60.0
@@ -47,11 +56,14 @@ class AuthSettings:
     issuer: str
     """Exact match against `iss`."""
     audience: str
-    keys: KeySet
+    keys: KeySet | None
+    """Keys loaded at start-up; None when they come from `jwks_url`."""
     leeway_s: float = 30.0
     """Clock skew tolerated on exp/iat/nbf; at most 60 s."""
     max_token_bytes: int = 8192
     required_claims: tuple[str, ...] = ALWAYS_REQUIRED
+    jwks_url: str | None = None
+    """Fetch keys from this JWKS URL instead (asymmetric algorithms only); exactly one of keys/jwks_url."""
 
     def __post_init__(self) -> None:
         algs = set(self.algorithms)
@@ -71,10 +83,18 @@ class AuthSettings:
             raise ValueError("auth.issuer and auth.audience must be set")
         if missing := [c for c in ALWAYS_REQUIRED if c not in self.required_claims]:
             raise ValueError(f"auth.required_claims must include {missing}")
-        self._check_key_family(bool(algs & HMAC_ALGORITHMS))
+        if (self.keys is None) == (self.jwks_url is None):
+            raise ValueError("auth needs exactly one of keys (a file) and jwks_url")
+        if self.keys is not None:
+            self._check_key_family(self.keys, bool(algs & HMAC_ALGORITHMS))
+        elif algs & HMAC_ALGORITHMS:
+            raise ValueError("auth.jwks_url serves public keys: HS* secrets must not be fetched over HTTP")
+        elif not (self.jwks_url or "").startswith(("https://", "http://")):
+            raise ValueError(f"auth.jwks_url must be an http(s) URL, got {self.jwks_url!r}")
 
-    def _check_key_family(self, hmac: bool) -> None:
-        entries = [*self.keys.by_kid.values(), *([self.keys.default] if self.keys.default else [])]
+    @staticmethod
+    def _check_key_family(keys: KeySet, hmac: bool) -> None:
+        entries = [*keys.by_kid.values(), *([keys.default] if keys.default else [])]
         if not entries:
             raise ValueError("auth.keys holds no keys")
         if any(isinstance(e.key, bytes) != hmac for e in entries):
@@ -82,18 +102,26 @@ class AuthSettings:
 
 
 class Auth:
-    """Verifies the bearer JWT; sets `ex.principal` to its claims (read-only) or raises Unauthorized."""
+    """Verifies the bearer JWT; sets `ex.principal` to its claims (read-only) or raises Unauthorized.
 
-    def __init__(self, settings: AuthSettings) -> None:
+    `keys` is required when the settings name a `jwks_url` (the server owns the fetcher's lifecycle).
+    """
+
+    def __init__(self, settings: AuthSettings, keys: KeySource | None = None) -> None:
         self.settings = settings
+        if keys is None:
+            if settings.keys is None:
+                raise ValueError("auth.jwks_url needs its key source (JwksKeys) passed to Auth")
+            keys = StaticKeys(settings.keys)
+        self.keys = keys
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Set `ex.principal`, then continue."""
         token = self._bearer_token(ex.inbound.headers.getall("Authorization", []))
-        ex.principal = self.verify(token)
+        ex.principal = await self.verify(token)
         return await call_next(ex)
 
-    def verify(self, token: str) -> Mapping[str, Any]:
+    async def verify(self, token: str) -> Mapping[str, Any]:
         """The token's verified claims; raises Unauthorized on any failure."""
         s = self.settings
         try:
@@ -105,9 +133,14 @@ class Auth:
         if not isinstance(alg, str) or alg not in s.algorithms:
             raise _invalid("algorithm not allowed")
         kid = header.get("kid")
-        entry = s.keys.find(kid if isinstance(kid, str) else None)
+        entry = await self.keys.find(kid if isinstance(kid, str) else None)
         if entry is None:
+            # Also when the key set could not be fetched: a key problem is the token's 401, never a 5xx.
             raise _invalid("unknown key id")
+        return self._decode(token, alg, entry)
+
+    def _decode(self, token: str, alg: str, entry: KeyEntry) -> Mapping[str, Any]:
+        s = self.settings
         if entry.alg is not None and entry.alg != alg:
             raise _invalid("key is not for this algorithm")
         try:

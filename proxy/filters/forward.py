@@ -1,6 +1,8 @@
 """`forward`: the terminal stage. Sends the request to `ex.upstream_url` and returns the upstream's answer.
 
-Connect failure or reset → 502, route timeout → 504 (typed errors; the edge renders them).
+Connect failure or reset → 502, route timeout → 504 (typed errors; the edge renders them). A refused connect
+is retried once within its upstream's retry budget (`proxy.retry_budget`); nothing that may have sent a
+byte is.
 Usage: forward = Forward(session); reply = await forward(exchange)
 """
 
@@ -16,29 +18,59 @@ from experiments.model import DEFAULT_TIMEOUT_S
 from proxy.errors import UpstreamTimeout, UpstreamUnavailable
 from proxy.exchange import Exchange, Reply
 from proxy.headers import end_to_end
+from proxy.retry_budget import RetryBudget, RetryBudgets
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+RETRY_RESULTS = ("recovered", "failed", "budget_exhausted")
+UNTRUSTED_FORWARDING = ("forwarded", "x-real-ip", "x-forwarded-proto", "x-forwarded-host")
+"""Forwarding headers an untrusted client could forge; dropped unless the peer is a trusted proxy."""
 
 
 def forwarded_headers(ex: Exchange) -> CIMultiDict[str]:
-    """The client's end-to-end headers plus X-Forwarded-For/-Proto and the request id."""
+    """The client's end-to-end headers plus X-Forwarded-For/-Proto and the request id.
+
+    Only a trusted proxy's forwarding headers are passed on (its X-Forwarded-For extended with the peer);
+    from anyone else they are replaced by what outrider saw itself, so the upstream is never lied to.
+    """
     headers = CIMultiDict(ex.inbound.headers)
     peer = ex.inbound.peer
-    if peer:
-        prior = headers.getall("x-forwarded-for", [])
-        headers.popall("x-forwarded-for", None)
-        headers["X-Forwarded-For"] = ", ".join([*prior, peer])
+    prior = headers.popall("x-forwarded-for", [])
+    trusted = ex.client is not None and ex.client.peer_trusted
+    if not trusted:
+        prior = []
+        for name in UNTRUSTED_FORWARDING:
+            headers.popall(name, None)
+    chain = [*prior, peer] if peer else prior
+    if chain:
+        headers["X-Forwarded-For"] = ", ".join(chain)
     headers.setdefault("X-Forwarded-Proto", "http")
     headers["X-Request-Id"] = ex.inbound.request_id
     return headers
 
 
-class Forward:
-    """Proxies one exchange over a shared client session (its connection pool)."""
+def retryable(err: aiohttp.ClientConnectorError) -> bool:
+    """A connect failure no request byte can have followed; TLS failures are not transient, so not retried."""
+    return not isinstance(err, aiohttp.ClientSSLError)
 
-    def __init__(self, session: aiohttp.ClientSession, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+
+class Forward:
+    """Proxies one exchange over a shared client session (its connection pool).
+
+    A failed connect is retried once if the retry budget allows; nothing else is ever retried, because
+    after a connection is made some request bytes may have reached the upstream.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        default_timeout_s: float = DEFAULT_TIMEOUT_S,
+        budgets: RetryBudgets | None = None,
+    ) -> None:
         self.session = session
         self.default_timeout_s = default_timeout_s
+        self.budgets = budgets or RetryBudgets()
+        self.retries = dict.fromkeys(RETRY_RESULTS, 0)
+        """Connect retries by result: recovered (answered), failed, budget_exhausted (not attempted)."""
 
     async def __call__(self, ex: Exchange) -> Reply:
         """Send and read the whole answer; map failures to 502/504."""
@@ -46,9 +78,11 @@ class Forward:
         inbound = ex.inbound
         timeout = ex.assignment.experiment.timeout_s if ex.assignment else self.default_timeout_s
         started = time.monotonic()
+        budget = self.budgets.of(ex.upstream_url)
+        budget.record_request()
         try:
             async with asyncio.timeout(timeout):
-                return await self._send(ex, ex.upstream_url + inbound.path)
+                return await self._send_with_retry(ex, ex.upstream_url + inbound.path, budget)
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamUnavailable("connect to upstream timed out", error_class="connect_error") from None
         except TimeoutError:
@@ -65,6 +99,23 @@ class Forward:
             raise UpstreamUnavailable(f"upstream connection failed: {type(err).__name__}") from None
         finally:
             ex.upstream_ms = (time.monotonic() - started) * 1000.0
+
+    async def _send_with_retry(self, ex: Exchange, url: str, budget: RetryBudget) -> Reply:
+        try:
+            return await self._send(ex, url)
+        except aiohttp.ClientConnectorError as err:
+            if not retryable(err):
+                raise
+            if not budget.try_retry():
+                self.retries["budget_exhausted"] += 1
+                raise
+        try:
+            reply = await self._send(ex, url)
+        except BaseException:  # the route timeout (a cancellation) included
+            self.retries["failed"] += 1
+            raise
+        self.retries["recovered"] += 1
+        return reply
 
     async def _send(self, ex: Exchange, url: str) -> Reply:
         inbound = ex.inbound

@@ -1,9 +1,9 @@
 """`ratelimit`: refuse requests over `rate`/s (plus `burst`) per key with 429 and Retry-After.
 
 Usage: RateLimit(RateLimitSettings(rate=100, burst=20, key="claim:sub"))
-Keys: `client` (peer address), `claim:NAME` (verified JWT claim), `route` (path up to its third
-segment), `header:NAME`. A missing claim or header falls back to the peer, so an anonymous client gets
-its own budget rather than sharing one with every other anonymous client.
+Keys: `client` (the address `client_ip` resolved, else the peer), `claim:NAME` (verified JWT claim),
+`route` (path up to its third segment), `header:NAME`. A missing claim or header falls back to the client,
+so an anonymous client gets its own budget rather than sharing one with every other anonymous client.
 """
 
 from __future__ import annotations
@@ -91,7 +91,9 @@ class RateLimit:
         elif self.kind == "header":
             value = inbound.headers.get(self.name) or None
         if value is None:
-            return f"client:{inbound.peer or '-'}"
+            # The resolved client, never a raw X-Forwarded-For: a spoofed header must not buy a fresh budget.
+            client = ex.client.address if ex.client is not None else inbound.peer
+            return f"client:{client or '-'}"
         return _bounded(f"{self.kind}:{self.name}={value}")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Proc, outrider_cmd, start
+from tests.support.procs import Proc, run_cmd, start
 
 CANARY = """\
 apiVersion: outrider.dev/v1alpha1
@@ -78,22 +78,12 @@ def outrider(tmp_path: Path) -> Iterator[OutriderFactory]:
     started: list[Proc] = []
 
     def _start(*configs: str, args: tuple[str, ...] = (), data_dir: Path | None = None) -> Proc:
-        files: list[str] = []
+        files: list[Path] = []
         for i, text in enumerate(configs):
             path = tmp_path / f"experiment-{len(started)}-{i}.yaml"
             path.write_text(text)
-            files += ["-c", str(path)]
-        cmd = outrider_cmd(
-            "run",
-            *files,
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir or tmp_path / "data"),
-            *args,
-        )
+            files.append(path)
+        cmd = run_cmd(files, data_dir or tmp_path / "data", *args)
         proc = start(cmd, tmp_path / f"outrider-{len(started)}.log")
         started.append(proc)
         return proc

@@ -111,3 +111,26 @@ async def test_feedback_joins_a_reward_to_the_outcome(
     proxy.stop()
     records = await exported(tmp_path / "fb")
     assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0), (late_id, None)]
+
+
+async def test_concurrent_promotes_change_the_state_once(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    proxy = outrider(canary_yaml(stable.url, candidate.url), args=("--admin-token-file", str(token_file)))
+    url = f"{proxy.admin_url}/experiments/split/promote"
+    auth = {"Authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive (RFC 9110 §11.1)
+
+    async def promote(session: aiohttp.ClientSession) -> int:
+        async with session.post(url, headers=auth) as r:
+            return r.status
+
+    async with aiohttp.ClientSession() as session:
+        statuses = await asyncio.gather(*(promote(session) for _ in range(8)))
+        async with session.get(f"{proxy.admin_url}/experiments/split") as r:
+            state = await r.json()
+    assert sorted(statuses) == [200] + [409] * 7
+    assert state["version"] == 2
+    assert [h["reason"] for h in state["state"]["history"]] == ["manual promote (admin API)"]

@@ -91,7 +91,7 @@ async def test_restart_continues_the_same_evalues(
     out = tmp_path / "report"
     cmd = outrider_cmd("report", "--data-dir", str(data_dir), "--experiment", "split", "-o", str(out))
     made = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, check=True)
-    assert made.stdout.decode().split() == [str(out / "report.json"), str(out / "report.md")]
+    assert made.stdout.decode().split() == [str(out / f"report.{ext}") for ext in ("json", "md", "html")]
     doc = orjson.loads((out / "report.json").read_bytes())
     assert doc["experiment"] == "split"
     assert doc["phase"] == "progressing"

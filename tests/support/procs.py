@@ -27,9 +27,26 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+TEST_ENV = {"OUTRIDER_DRAIN_DELAY": "0"}
+"""Tests stop outrider by SIGTERM all the time: no load balancer needs the 5 s drain delay here (a test that
+measures draining passes its own)."""
+
+
 def outrider_cmd(*args: str) -> list[str]:
     """Command line of the installed `outrider` script in this interpreter's environment."""
     return [str(BIN / "outrider"), *args]
+
+
+def run_cmd(configs: list[Path], data_dir: Path, *args: str) -> list[str]:
+    """`outrider run` on ephemeral loopback ports with these experiment files and data directory."""
+    files = [arg for path in configs for arg in ("-c", str(path))]
+    ports = ("--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+    return outrider_cmd("run", *files, *ports, "--data-dir", str(data_dir), *args)
+
+
+def echo_upstream(name: str, log: Path, *args: str) -> Proc:
+    """Start tests/support/upstream.py as `name` (its `--fault` etc. in `args`)."""
+    return start([sys.executable, "-m", "tests.support.upstream", "--name", name, *args], log)
 
 
 @dataclass
@@ -94,7 +111,7 @@ def start(cmd: list[str], log: Path, timeout: float = 30.0, env: dict[str, str] 
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=REPO,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **TEST_ENV, **(env or {})},
         )
     proc = Proc(popen, log)
     deadline = time.monotonic() + timeout

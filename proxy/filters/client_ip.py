@@ -1,0 +1,24 @@
+"""`client_ip`: set `ex.client`, the resolved client address (X-Forwarded-For believed from trusted proxies).
+
+Usage: ClientIp(TrustedProxies(settings.trusted_proxies)) — first in the chain, so rate limits and forwarding
+see the same client.
+"""
+
+from __future__ import annotations
+
+from proxy.chain import Stage
+from proxy.client_ip import TrustedProxies, resolve_client
+from proxy.exchange import Exchange, Reply
+
+
+class ClientIp:
+    """Resolves the client once per request; later filters read `ex.client`, never the raw header."""
+
+    def __init__(self, trusted: TrustedProxies) -> None:
+        self.trusted = trusted
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Set `ex.client`, then continue."""
+        inbound = ex.inbound
+        ex.client = resolve_client(inbound.peer, inbound.headers.getall("X-Forwarded-For", []), self.trusted)
+        return await call_next(ex)

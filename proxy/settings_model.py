@@ -1,0 +1,153 @@
+"""The sidecar settings file (`outrider run --settings outrider.yaml`): one pydantic model per section.
+
+Every field has a flag and an `OUTRIDER_` environment variable too (`proxy.settings_fields.FIELDS`);
+precedence is flag > environment > file > default. docs/settings.md is generated from these docstrings.
+Usage: `SidecarFile.model_validate({"listen": "0.0.0.0:8080", "limits": {"headerTimeout": "10s"}})`
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr
+
+from experiments.schema_types import Duration, Section, problem
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""Zero or more seconds, as a number or a duration string (for settings where 0 means "off")."""
+
+
+def _comma_list(value: object) -> object:
+    """Flags and environment variables write lists as `a,b,c`; files write YAML lists."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[StrictStr], BeforeValidator(_comma_list)]
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise problem(f"{value!r} is not an IP network like 10.0.0.0/8 or 2001:db8::/32") from None
+    return value
+
+
+Cidrs = Annotated[list[Annotated[StrictStr, AfterValidator(_cidr)]], BeforeValidator(_comma_list)]
+
+
+def _seconds(value: object) -> object:
+    if value in (0, "0", 0.0):
+        return 0.0
+    from experiments.durations import parse_duration
+
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+class Limits(Section):
+    """Connection and size limits of the data port (RELIABILITY.md "Safe defaults")."""
+
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    """Request body cap for the whole sidecar, in bytes; an experiment's `spec.maxBodyBytes` may set less."""
+    header_timeout: Duration = 10.0
+    """From a request's first byte to its last header byte; slower connections are closed (slowloris)."""
+    body_min_rate: int = Field(1024, gt=0)
+    """Bytes per second a request body must keep up after `headerTimeout` of grace; slower gets 408."""
+    max_connections: int = Field(4096, gt=0)
+    """Open client connections on the data port; beyond this, new connections are closed at once."""
+    keepalive: Duration = 75.0
+    """Idle keep-alive connections are closed after this long."""
+
+
+class Auth(Section):
+    """JWT authentication (RFC 8725): on when `issuer` is set, which needs `audience` and one key source."""
+
+    issuer: StrictStr | None = None
+    """Exact `iss` every token must carry."""
+    audience: StrictStr | None = None
+    """`aud` every token must carry."""
+    keys: StrictStr | None = None
+    """File with a PEM public key, a JWKS document, or (HS* only) a shared secret of ≥ 32 bytes."""
+    jwks_url: StrictStr | None = None
+    """JWKS URL fetched with aiohttp (cache 300 s, one refresh per 30 s on an unknown `kid`, timeout 2 s)."""
+    algorithms: CommaList = Field(default_factory=lambda: ["RS256"])
+    """Allowlist of algorithms, one family only (HS* never mixed with RS/ES/PS/EdDSA); `none` is refused."""
+    leeway: Annotated[Seconds, BeforeValidator(_seconds), Field(le=60)] = 30.0
+    """Clock skew tolerated on `exp`/`iat`/`nbf`, at most 60 s."""
+
+
+class RateLimit(Section):
+    """GCRA rate limit per key; 429 with Retry-After beyond it."""
+
+    rate: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Sustained requests per second per key; 0 turns the limit off."""
+    burst: int = Field(20, ge=0)
+    """Requests admitted at once above the sustained rate."""
+    key: StrictStr = "client"
+    """`client` (the client address), `claim:NAME`, `route` or `header:NAME`."""
+
+
+class Retries(Section):
+    """Upstream retries: only when the connection could not be established, never after a byte was sent."""
+
+    budget: float = Field(0.2, ge=0, le=1)
+    """Retries allowed as a share of requests over a sliding 10 s window."""
+    min: int = Field(3, ge=0)
+    """Retries always allowed per window, whatever the share."""
+
+
+class Drain(Section):
+    """What SIGTERM does: readiness fails at once, traffic is served `delay` longer, in-flight requests get
+    `timeout` to finish, outcomes are flushed, the process exits."""
+
+    delay: Annotated[Seconds, BeforeValidator(_seconds)] = 5.0
+    """Seconds between readiness failing and the listener closing (load balancers stop sending)."""
+    timeout: Duration = 15.0
+    """Longest wait for in-flight requests once the listener is closed."""
+
+
+class Reload(Section):
+    """Experiment files are re-read on SIGHUP and when they change; an invalid set keeps the last good one."""
+
+    interval: Annotated[Seconds, BeforeValidator(_seconds)] = 2.0
+    """Seconds between checks of the files' modification time and size; 0 = on SIGHUP only."""
+
+
+class Webhook(Section):
+    """An optional HTTP endpoint that receives every decision as JSON (retried with backoff, counted)."""
+
+    url: StrictStr | None = None
+    """Where decisions are POSTed; unset = no webhook."""
+    secret_file: StrictStr | None = None
+    """File with a secret; each POST then carries `X-Outrider-Signature: sha256=HMAC(body)`."""
+
+
+class SidecarFile(Section):
+    """The settings of one outrider process."""
+
+    listen: StrictStr = "127.0.0.1:8080"
+    """Data port, HOST:PORT (port 0 = any free port; the bound address is logged)."""
+    admin: StrictStr = "127.0.0.1:8081"
+    """Admin port (health, metrics, experiments, dashboard), HOST:PORT; keep it on loopback."""
+    data_dir: StrictStr = "./outrider-data"
+    """Where outcomes, experiment states and reports are stored (SQLite, WAL)."""
+    experiments: list[StrictStr] = Field(default_factory=list)
+    """Experiment files (relative paths are relative to this settings file); `-c` adds more."""
+    default_upstream: StrictStr | None = None
+    """Where requests that match no experiment go; unset = answer 404."""
+    admin_token_file: StrictStr | None = None
+    """File with the bearer token for admin mutations (else $OUTRIDER_ADMIN_TOKEN; none = refused)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Level of the JSON log lines on stderr."""
+    trusted_proxies: Cidrs = Field(default_factory=list)
+    """CIDRs whose X-Forwarded-For is believed, read right to left; empty = the TCP peer is the client."""
+    limits: Limits = Field(default_factory=Limits)
+    auth: Auth = Field(default_factory=Auth)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    retries: Retries = Field(default_factory=Retries)
+    drain: Drain = Field(default_factory=Drain)
+    reload: Reload = Field(default_factory=Reload)
+    webhook: Webhook = Field(default_factory=Webhook)
