@@ -85,6 +85,7 @@ def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
             keys,
             leeway_s=args.auth_leeway,
             jwks_url=jwks_url,
+            max_token_bytes=args.auth_max_token_bytes,
         )
     except (ValueError, OSError) as err:
         print(f"outrider run: auth: {err}", file=sys.stderr)
@@ -138,6 +139,7 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         auth_jwks_url=conf.auth.jwks_url,
         auth_algorithms=",".join(conf.auth.algorithms),
         auth_leeway=conf.auth.leeway,
+        auth_max_token_bytes=conf.auth.max_token_bytes,
         rate_limit=conf.rate_limit.rate,
         rate_burst=conf.rate_limit.burst,
         rate_key=conf.rate_limit.key,

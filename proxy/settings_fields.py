@@ -58,6 +58,7 @@ FIELDS: tuple[SettingField, ...] = (
     _f("auth.jwksUrl", "--auth-jwks-url", "AUTH_JWKS_URL"),
     _f("auth.algorithms", "--auth-algorithms", "AUTH_ALGORITHMS"),
     _f("auth.leeway", "--auth-leeway", "AUTH_LEEWAY", True),
+    _f("auth.maxTokenBytes", "--auth-max-token-bytes", "AUTH_MAX_TOKEN_BYTES", True),
     _f("rateLimit.rate", "--rate-limit", "RATE_LIMIT", True),
     _f("rateLimit.burst", "--rate-burst", "RATE_BURST", True),
     _f("rateLimit.key", "--rate-key", "RATE_KEY"),

@@ -77,6 +77,8 @@ class Auth(Section):
     """Allowlist of algorithms, one family only (HS* never mixed with RS/ES/PS/EdDSA); `none` is refused."""
     leeway: Annotated[Seconds, BeforeValidator(_seconds), Field(le=60)] = 30.0
     """Clock skew tolerated on `exp`/`iat`/`nbf`, at most 60 s."""
+    max_token_bytes: int = Field(8192, gt=0)
+    """Longest bearer token accepted (401 beyond); a header line over 8 KiB is refused by the parser (400)."""
 
 
 class RateLimit(Section):

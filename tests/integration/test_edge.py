@@ -3,11 +3,15 @@ upstream (no outcome recorded), and valid ones pass."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from pathlib import Path
 
 import aiohttp
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -31,11 +35,22 @@ def token(key: rsa.RSAPrivateKey, sub: str, **over: object) -> str:
     return jwt.encode(claims, key, algorithm="RS256")
 
 
+def hs_confusion(public_pem: bytes) -> str:
+    """The classic RS→HS confusion token: HMAC keyed with the public key (PyJWT refuses to make it)."""
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+    now = int(time.time())
+    claims = {"sub": "a", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300}
+    payload = base64.urlsafe_b64encode(orjson.dumps(claims)).rstrip(b"=")
+    signature = hmac.new(public_pem, header + b"." + payload, hashlib.sha256).digest()
+    return b".".join([header, payload, base64.urlsafe_b64encode(signature).rstrip(b"=")]).decode()
+
+
 async def test_auth_and_rate_limits(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = tmp_path / "public.pem"
     pem.write_bytes(
         key.public_key().public_bytes(
@@ -52,6 +67,8 @@ async def test_auth_and_rate_limits(
             AUDIENCE,
             "--auth-keys",
             str(pem),
+            "--auth-max-token-bytes",
+            "4096",
             "--rate-limit",
             "2",
             "--rate-burst",
@@ -69,6 +86,11 @@ async def test_auth_and_rate_limits(
             f"Bearer {token(key, 'a', aud='someone-else')}",
             "Bearer a.b.c",
             "Bearer " + jwt.encode({"sub": "a", "iss": ISSUER, "aud": AUDIENCE}, "", algorithm="none"),
+            f"Bearer {token(key, 'a', iss='https://elsewhere.test')}",
+            f"Bearer {token(key, 'a', pad='x' * 5000)}",  # oversized (> 4 KiB here)
+            f"Bearer {token(other, 'a')}",  # signed by a key outrider does not know
+            f"Bearer {jwt.encode({'sub': 'a'}, key, algorithm='RS256', headers={'kid': 'nope'})}",
+            f"Bearer {hs_confusion(pem.read_bytes())}",  # HS256 keyed with the RSA public key
         ):
             headers = {} if bad is None else {"Authorization": bad}
             async with session.post(url, data=b"{}", headers=headers) as r:
