@@ -23,11 +23,12 @@ models: $(MODELS)  ## train and export the reference ONNX models (seconds, no do
 demo: $(MODELS)  ## two model versions behind outrider, thousands of sticky users, a printed scorecard
 	$(BIN)/outrider demo
 
-browser-deps:  ## Debian's chromium (tests/browser: playwright drives it, never downloads a browser) and promtool
-	@test -x /usr/bin/chromium -a -x /usr/bin/promtool || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+browser-deps:  ## Debian's chromium (tests/browser: playwright drives it, never downloads a browser), promtool, redis-server
+	@test -x /usr/bin/chromium -a -x /usr/bin/promtool -a -x /usr/bin/redis-server || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    chromium prometheus >/dev/null; }
+	    chromium prometheus redis-server >/dev/null; }
 
 test: $(MODELS) browser-deps  ## the default test run (< 10 min)
 	$(BIN)/pytest
@@ -57,7 +58,7 @@ bench-deps:
 bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder; figures in docs/benchmarks.md
 	$(BIN)/python -m loadtests.bench
 
-reliability: $(MODELS)  ## the slow suites (load, soak, long calibration): `-m slow`, not in the default run
+reliability: $(MODELS) browser-deps  ## the slow suites (load, soak, long calibration): `-m slow`, not in the default run
 	$(BIN)/pytest -m slow
 
 stats-bench: $(STAMP)  ## the engine's error rates and times to decide over 1000 runs per row (not in CI; minutes)

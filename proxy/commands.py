@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from experiments.model import Experiment
     from proxy.filters.auth import AuthSettings
     from proxy.filters.ratelimit import RateLimitSettings
-    from proxy.server import Settings
+    from proxy.settings import Settings
     from proxy.settings_model import SidecarFile
 
 
@@ -93,13 +93,22 @@ def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
 
 
 def rate_limit_settings(args: argparse.Namespace) -> RateLimitSettings | None:
-    """GCRA limits from the --rate-* flags (None when --rate-limit is 0); exit 2 when invalid."""
+    """GCRA limits from the --rate-* flags (None when --rate-limit is 0), in memory or in a shared Redis;
+    exit 2 when invalid."""
     from proxy.filters.ratelimit import RateLimitSettings
 
     if not args.rate_limit:
         return None
     try:
-        return RateLimitSettings(args.rate_limit, args.rate_burst, args.rate_key)
+        return RateLimitSettings(
+            args.rate_limit,
+            args.rate_burst,
+            args.rate_key,
+            store=args.rate_store,
+            redis_url=args.rate_redis_url,
+            on_store_error=args.rate_on_store_error,
+            redis_timeout_s=args.rate_redis_timeout,
+        )
     except ValueError as err:
         print(f"outrider run: rate limit: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -130,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: list[str]) -> Settings:
     """The server's Settings from validated settings (reads the key and token files; exit 2 if unusable)."""
-    from proxy.server import Settings
+    from proxy.settings import Settings
 
     flat = argparse.Namespace(  # the names auth_settings/rate_limit_settings read
         auth_issuer=conf.auth.issuer,
@@ -143,6 +152,10 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         rate_limit=conf.rate_limit.rate,
         rate_burst=conf.rate_limit.burst,
         rate_key=conf.rate_limit.key,
+        rate_store=conf.rate_limit.store,
+        rate_redis_url=conf.rate_limit.redis_url,
+        rate_on_store_error=conf.rate_limit.on_store_error,
+        rate_redis_timeout=conf.rate_limit.redis_timeout,
     )
     limits = conf.limits
     hook_url, hook_secret = webhook_settings(conf.webhook.url, conf.webhook.secret_file)

@@ -23,6 +23,8 @@ class Decision:
     allowed: bool
     retry_after_s: float
     """0.0 when allowed; otherwise seconds until the same request would be admitted."""
+    reason: str = ""
+    """Empty when the key's own budget decided; else why not (`store_unavailable`: a shared store failed)."""
 
 
 class Gcra:
@@ -39,7 +41,7 @@ class Gcra:
         self.tolerance = burst * self.interval
         # Repeated float additions of `interval` must not refuse the last request of a burst
         # (20 × 0.01 is 0.20000000000000004); a nanosecond of slack is far below any real clock's jitter.
-        self._slack = min(1e-9, self.interval / 1000)
+        self.slack = min(1e-9, self.interval / 1000)
 
     def check(self, tat: float, now: float) -> tuple[bool, float, float]:
         """Decide one request at `now` for a key whose state is `tat` (use `now` for a fresh key).
@@ -48,7 +50,7 @@ class Gcra:
         """
         candidate = max(tat, now) + self.interval
         earliest = candidate - self.tolerance
-        if earliest <= now + self._slack:
+        if earliest <= now + self.slack:
             return True, candidate, 0.0
         return False, tat, earliest - now
 

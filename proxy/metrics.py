@@ -8,13 +8,15 @@ Outcome counters are read from the sink at scrape time in one go, so the invaria
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from experiments.sink import OutcomeSink
+from proxy.limits_redis import DECISION_BUCKETS, RedisLimiterStore
 from proxy.webhook import ATTEMPT_RESULTS, DELIVERY_RESULTS
 from shadow.dispatch import ShadowDispatcher
 
@@ -268,3 +270,44 @@ class CountsCollector(Collector):
         for value, count in list(self.counts.items()):
             family.add_metric([value], float(count))
         yield family
+
+
+class LimiterStoreCollector(Collector):
+    """A shared rate-limit store at collect time: calls by result, decisions made without it by fallback mode,
+    whether its breaker is open, and how long decisions took.
+
+    Usage: metrics.registry.register(LimiterStoreCollector(redis_store))
+    """
+
+    def __init__(self, store: RedisLimiterStore, name: str = "redis") -> None:
+        self.store, self.name = store, name
+
+    def collect(self) -> Iterator[Any]:
+        """Yield every family, every label value included (0 too)."""
+        store, name = self.store, self.name
+        calls = CounterMetricFamily(
+            "outrider_ratelimit_store", "Rate-limit store calls", labels=["store", "result"]
+        )
+        for result, count in list(store.results.items()):
+            calls.add_metric([name, result], float(count))
+        yield calls
+        yield from CountsCollector(
+            "outrider_ratelimit_fallback",
+            "Rate-limit decisions made without the store",
+            "mode",
+            store.fallbacks,
+        ).collect()
+        breaker = GaugeMetricFamily(
+            "outrider_ratelimit_breaker_open", "1 while the breaker is open", labels=["store"]
+        )
+        breaker.add_metric([name], 1.0 if store.breaker_open else 0.0)
+        yield breaker
+        seconds = HistogramMetricFamily(
+            "outrider_ratelimit_decision_seconds", "Time to decide, fallback included", labels=["store"]
+        )
+        cumulative = list(accumulate(store.decision_counts))
+        bounds = [*(f"{b:g}" for b in DECISION_BUCKETS), "+Inf"]
+        seconds.add_metric(
+            [name], [(b, float(n)) for b, n in zip(bounds, cumulative, strict=True)], store.decision_sum
+        )
+        yield seconds

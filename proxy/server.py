@@ -1,6 +1,6 @@
 """The sidecar process: wires store, sink, router, filter chain and both ports; runs until SIGTERM.
 
-Usage: exit_code = proxy.loop.run(serve(Settings(...)))
+Usage: exit_code = proxy.loop.run(serve(Settings(...)))  (Settings: proxy.settings)
 Lifecycle (aiohttp cleanup_ctx): the outcome store opens first and closes last, so every request that was
 answered has its record flushed before exit.
 """
@@ -13,19 +13,11 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from analysis.controller import Controller
-from analysis.verdict import ACTIONS, Decision
-from experiments.model import DEFAULT_MAX_BODY_BYTES, Experiment
 from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
-from experiments.state import ExperimentState
 from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
 from proxy.chain import Filter, build_chain
@@ -34,58 +26,29 @@ from proxy.connguard import ConnGuard, GuardedSite, GuardLimits
 from proxy.edge import BodyPace, Edge
 from proxy.feedback import PATH as FEEDBACK_PATH
 from proxy.feedback import Feedback
-from proxy.filters.auth import Auth, AuthSettings
+from proxy.filters.auth import Auth
 from proxy.filters.client_ip import ClientIp
 from proxy.filters.forward import Forward, client_session
 from proxy.filters.mirror import Mirror
-from proxy.filters.ratelimit import RateLimit, RateLimitSettings
+from proxy.filters.ratelimit import RateLimit
 from proxy.filters.record import Record
 from proxy.filters.route import Route
+from proxy.judging import Judging
 from proxy.jwks_fetch import JwksKeys
 from proxy.logs import event
-from proxy.metrics import CountsCollector, LiveCollector, Metrics, WebhookCollector
+from proxy.metrics import CountsCollector, LimiterStoreCollector, LiveCollector, Metrics, WebhookCollector
 from proxy.process_metrics import register_process_metrics
 from proxy.reloader import Reloader
 from proxy.retry_budget import RetryBudgets
 from proxy.router import Router
 from proxy.runtime_checks import runtime_facts, runtime_problems
+from proxy.settings import Settings
 from proxy.statekeeper import StateKeeper
 from proxy.tasks import TaskGroup
-from proxy.webhook import WEBHOOK_DRAIN_S, Webhook, decision_event
+from proxy.webhook import WEBHOOK_DRAIN_S, Webhook
 from shadow.dispatch import ShadowDispatcher
 
 FEEDBACK_MAX_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What `outrider run` was asked to do."""
-
-    experiments: list[Experiment]
-    listen: tuple[str, int] = ("127.0.0.1", 8080)
-    admin: tuple[str, int] = ("127.0.0.1", 8081)
-    data_dir: Path = Path("outrider-data")
-    default_upstream: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    shutdown_timeout_s: float = 15.0
-    flush_timeout_s: float = 10.0
-    config_files: list[str] = field(default_factory=list)
-    allow_python_parser: bool = False
-    admin_token: str | None = None
-    auth: AuthSettings | None = None
-    rate_limit: RateLimitSettings | None = None
-    # connection limits (RELIABILITY.md "Safe defaults")
-    header_timeout_s: float = 10.0  # from the first byte of a request to its last header byte
-    body_min_rate: int = 1024  # bytes/second a request body must keep up (after header_timeout_s of grace)
-    max_connections: int = 4096  # open client connections on the data port; beyond, new ones are closed
-    keepalive_s: float = 75.0  # idle keep-alive connections are closed after this long
-    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed (read right to left)
-    retry_budget: float = 0.2  # connect-failure retries allowed, as a share of requests (min retry_min)
-    retry_min: int = 3
-    drain_delay_s: float = 5.0  # SIGTERM: readiness off, wait this long, then stop accepting
-    reload_interval_s: float = 2.0  # experiment files checked for changes this often (0 = SIGHUP only)
-    webhook_url: str | None = None  # every decision is POSTed here as JSON (proxy.webhook); None = off
-    webhook_secret: str | None = None  # key of the X-Outrider-Signature HMAC-SHA256 of each body
 
 
 class Sidecar:
@@ -103,8 +66,14 @@ class Sidecar:
         self._traffic: Edge | None = None
         self._feedback: Edge | None = None
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
+        self.webhook: Webhook | None = None
+        if settings.webhook_url is not None:
+            secret = settings.webhook_secret.encode() if settings.webhook_secret else None
+            self.webhook = Webhook(settings.webhook_url, secret)
+            self.metrics.registry.register(WebhookCollector(self.webhook))
+        self.judging = Judging(settings.data_dir, self.router, self.metrics, self.tasks, self.webhook)
         self.data_app.cleanup_ctx.extend(
-            [self._outcomes, self._states, self._wiring, self._webhook, self._control]
+            [self._outcomes, self._states, self._wiring, self._webhook, self.judging.lifecycle]
         )
         self.data_app.cleanup_ctx.append(self._reload)
         register_process_metrics(self.metrics.registry)
@@ -113,13 +82,9 @@ class Sidecar:
             self.reloader = Reloader(
                 settings.config_files, self.router, self.metrics.registry, settings.reload_interval_s
             )
-        self.controllers: dict[str, Controller] = {}
-        self.metrics.registry.register(LiveCollector(self.router, lambda: self.ready, self.analysis_of))
-        self.webhook: Webhook | None = None
-        if settings.webhook_url is not None:
-            secret = settings.webhook_secret.encode() if settings.webhook_secret else None
-            self.webhook = Webhook(settings.webhook_url, secret)
-            self.metrics.registry.register(WebhookCollector(self.webhook))
+        self.metrics.registry.register(
+            LiveCollector(self.router, lambda: self.ready, self.judging.analysis_of)
+        )
         self.data_app.router.add_route("*", FEEDBACK_PATH, self._handle_feedback)
         self.data_app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle_traffic)  # newlines too
         self.admin_app = admin_app(
@@ -128,7 +93,7 @@ class Sidecar:
             lambda: self.ready,
             lambda: self.keeper,
             settings.admin_token,
-            self.analysis_of,
+            self.judging.analysis_of,
         )
 
     async def _reload(self, _: web.Application) -> AsyncIterator[None]:
@@ -167,6 +132,8 @@ class Sidecar:
         store = await asyncio.to_thread(SqliteStateStore, self.settings.data_dir / DB_NAME)
         self.keeper = StateKeeper(self.router, store)
         await self.keeper.restore()
+        assert self.sink is not None  # _outcomes runs first
+        self.judging.attach(self.sink, self.keeper)
         yield
         await asyncio.to_thread(self.keeper.close)
 
@@ -184,8 +151,13 @@ class Sidecar:
                 )
                 await jwks.start()
             edge.append(Auth(auth, jwks))
-        if self.settings.rate_limit is not None:
-            edge.append(RateLimit(self.settings.rate_limit))
+        limit = self.settings.rate_limit
+        shared = limit.redis_store() if limit is not None else None  # budgets in Redis, shared by replicas
+        if shared is not None:
+            self.metrics.registry.register(LimiterStoreCollector(shared))
+            await shared.start()
+        if limit is not None:
+            edge.append(RateLimit(limit, shared))
         session = client_session()
         filters: list[Filter] = [*edge, Route(self.router, self.settings.default_upstream), Record(self.sink)]
         shadowed = any(lv.experiment.shadows for lv in self.router.all())
@@ -211,6 +183,8 @@ class Sidecar:
         await session.close()
         if jwks is not None:
             await jwks.close()
+        if shared is not None:
+            await shared.close()
         await asyncio.to_thread(feedback.close)
         await asyncio.to_thread(reader.close)
 
@@ -221,86 +195,6 @@ class Sidecar:
         yield
         if self.webhook is not None:
             await self.webhook.close(WEBHOOK_DRAIN_S)
-
-    async def _control(self, _: web.Application) -> AsyncIterator[None]:
-        judged = [  # a judge compares a candidate with the stable variant: nothing to judge without one
-            lv.experiment
-            for lv in self.router.all()
-            if lv.experiment.analysis is not None
-            and any(v.role == "candidate" for v in lv.experiment.variants)
-        ]
-        if not judged:
-            yield
-            return
-        from analysis.engine import Judge  # numpy/scipy load only when something is judged
-
-        assert self.sink is not None
-        assert self.keeper is not None
-        sink, keeper = self.sink, self.keeper
-        reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
-        stop = asyncio.Event()
-        tasks = TaskGroup()
-        for exp in judged:
-            ctl = Controller(
-                exp,
-                reader,
-                keeper,
-                Judge,
-                drops=partial(sink.drops_for, exp.name),
-                on_decision=partial(self._decided, exp.name),
-                on_finish=partial(self._finished, exp),
-                history_until=await asyncio.to_thread(reader.max_seq, exp.name),
-            )
-            self.controllers[exp.name] = ctl
-            for kind in sorted(ACTIONS):  # at 0 from the start, so increase() sees the first decision
-                self.metrics.decisions.labels(exp.name, kind)
-            tasks.spawn(ctl.run(stop), name=f"controller:{exp.name}")
-        yield
-        stop.set()
-        await tasks.drain(timeout=5.0)
-        await asyncio.to_thread(reader.close)
-
-    def analysis_of(self, name: str) -> dict[str, Any] | None:
-        """The controller's last look at `name` (None before the first look or without analysis)."""
-        ctl = self.controllers.get(name)
-        look = ctl.looker.last_look if ctl is not None else None
-        if look is None:
-            return None
-        return {
-            "kind": look.kind,
-            "reasons": look.reasons,
-            "records": look.records,
-            "candidate_requests": look.candidate_requests,
-            "step": look.step,
-            "snapshot": look.snapshot,
-        }
-
-    def _decided(self, name: str, decision: Decision) -> None:
-        self.metrics.decisions.labels(name, decision.kind).inc()
-        if self.webhook is not None:
-            change = self.controllers[name].looker.transition(decision)
-            self.webhook.offer(
-                decision_event(self.router.get(name).experiment, decision, change, time.time())
-            )
-
-    def _finished(self, experiment: Experiment, state: ExperimentState, snapshot: dict[str, Any]) -> None:
-        assert self.sink is not None
-        drops = self.sink.drops_for(experiment.name)
-        out = self.settings.data_dir / "reports" / experiment.name
-
-        def write() -> None:  # in a thread: it reads the store, replays it for the plots, writes files
-            from analysis.engine import Judge  # loaded already: a controller only runs for judged experiments
-            from analysis.offline import live_report
-
-            live_report(self.settings.data_dir, experiment, state, snapshot, drops, Judge)
-
-        self.tasks.spawn(asyncio.to_thread(write), name=f"report:{experiment.name}")
-        event(
-            "experiment finished",
-            experiment=experiment.name,
-            phase=state.phase,
-            report=str(out / "report.md"),
-        )
 
     async def serve(self, stop: asyncio.Event, hurry: asyncio.Event | None = None) -> None:
         """Bind both ports, log `listening`, run until `stop` is set, then drain and shut down in order

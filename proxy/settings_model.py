@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictStr
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, model_validator
 
 from experiments.schema_types import Duration, Section, problem
 
@@ -81,6 +81,12 @@ class Auth(Section):
     """Longest bearer token accepted (401 beyond); a header line over 8 KiB is refused by the parser (400)."""
 
 
+def _redis_url(value: str) -> str:
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise problem(f"{value!r} is not a Redis URL like redis://127.0.0.1:6379/0 (or rediss://, unix://)")
+    return value
+
+
 class RateLimit(Section):
     """GCRA rate limit per key; 429 with Retry-After beyond it."""
 
@@ -90,6 +96,21 @@ class RateLimit(Section):
     """Requests admitted at once above the sustained rate."""
     key: StrictStr = "client"
     """`client` (the client address), `claim:NAME`, `route` or `header:NAME`."""
+    store: Literal["memory", "redis"] = "memory"
+    """`memory`: each replica counts on its own; `redis`: every replica shares one budget per key in Redis."""
+    redis_url: Annotated[StrictStr, AfterValidator(_redis_url)] | None = None
+    """The shared store when `store` is `redis`: `redis://HOST:PORT/DB` (or `rediss://`, `unix://`)."""
+    on_store_error: Literal["open", "closed", "local"] = "local"
+    """While Redis fails or its breaker is open (5 errors in a row, then 1 s): `open` admits, `closed` refuses
+    (429), `local` limits per replica in memory (N replicas then admit up to N times the limit). Counted."""
+    redis_timeout: Duration = 0.05
+    """Deadline of one Redis decision (connect, pool wait and reply; no retries), then `onStoreError`."""
+
+    @model_validator(mode="after")
+    def _redis_needs_a_url(self) -> RateLimit:
+        if self.store == "redis" and self.redis_url is None:
+            raise problem("store: redis needs redisUrl")
+        return self
 
 
 class Retries(Section):

@@ -1,6 +1,7 @@
 """`ratelimit`: refuse requests over `rate`/s (plus `burst`) per key with 429 and Retry-After.
 
 Usage: RateLimit(RateLimitSettings(rate=100, burst=20, key="claim:sub"))
+Shared by replicas: `settings.redis_store()` (proxy.limits_redis) passed as `store`, closed by the caller.
 Keys: `client` (the address `client_ip` resolved, else the peer), `claim:NAME` (verified JWT claim),
 `route` (path up to its third segment), `header:NAME`. A missing claim or header falls back to the client,
 so an anonymous client gets its own budget rather than sharing one with every other anonymous client.
@@ -13,11 +14,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from proxy.chain import Stage
 from proxy.errors import TooManyRequests
 from proxy.exchange import Exchange, Reply
 from proxy.limits import Gcra, LimiterStore, MemoryLimiterStore
+from proxy.limits_redis import ON_ERROR, OnError, RedisLimiterStore
 
 _MAX_KEY_CHARS = 200  # longer keys (client-chosen headers) are hashed: the store's memory stays bounded
 
@@ -42,10 +45,37 @@ class RateLimitSettings:
     """Requests a fresh key may send at once (≥ 1)."""
     key: str = "client"
     """What a budget belongs to: client, route, claim:NAME or header:NAME."""
+    store: Literal["memory", "redis"] = "memory"
+    """Where the budgets live: this process, or a Redis that every replica shares (`redis_url`)."""
+    redis_url: str | None = None
+    """`redis://HOST:PORT/DB` (or `rediss://`, `unix://`) of the shared store."""
+    on_store_error: OnError = "local"
+    """What decides while Redis fails: `open` admits, `closed` refuses, `local` limits per replica."""
+    redis_timeout_s: float = 0.05
+    """Deadline of one Redis decision (connect, pool wait and reply included)."""
 
     def __post_init__(self) -> None:
         Gcra(self.rate, self.burst)  # the same checks the limiter applies
         parse_key(self.key)
+        if self.store not in ("memory", "redis"):
+            raise ValueError(f"store must be memory or redis, got {self.store!r}")
+        if self.store == "redis" and not self.redis_url:
+            raise ValueError("a redis store needs a redis URL")
+        if self.on_store_error not in ON_ERROR:
+            raise ValueError(
+                f"on_store_error must be one of {', '.join(ON_ERROR)}, got {self.on_store_error!r}"
+            )
+        if not (math.isfinite(self.redis_timeout_s) and self.redis_timeout_s > 0):
+            raise ValueError(f"redis timeout must be > 0 seconds, got {self.redis_timeout_s!r}")
+
+    def redis_store(self) -> RedisLimiterStore | None:
+        """The shared store these settings name (None for `memory`); the caller closes it."""
+        if self.store != "redis" or self.redis_url is None:
+            return None
+        gcra = Gcra(self.rate, self.burst)
+        return RedisLimiterStore(
+            self.redis_url, gcra, on_error=self.on_store_error, timeout_s=self.redis_timeout_s
+        )
 
 
 class RateLimit:
@@ -71,10 +101,10 @@ class RateLimit:
         if not decision.allowed:
             self.limited += 1
             retry_after = max(1, math.ceil(decision.retry_after_s))
+            limit = f"rate limit of {self.settings.rate:g}/s (burst {self.settings.burst}) per {self.kind}"
+            why = f"rate limiter unavailable ({decision.reason})" if decision.reason else f"{limit} exceeded"
             raise TooManyRequests(
-                f"rate limit of {self.settings.rate:g}/s (burst {self.settings.burst}) "
-                f"per {self.kind} exceeded; retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
+                f"{why}; retry in {retry_after} s", headers={"Retry-After": str(retry_after)}
             )
         self.allowed += 1
         return await call_next(ex)
