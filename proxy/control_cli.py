@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 
 from proxy import loop
-from proxy.commands import admin_token
+from proxy.settings_build import admin_token
 
 OK, UNREACHABLE, REFUSED, UNKNOWN, CONFLICT = 0, 1, 3, 4, 5
 ACTIONS = ("promote", "rollback", "pause", "resume")

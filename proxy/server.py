@@ -22,6 +22,7 @@ from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
 from proxy.chain import Filter, build_chain
 from proxy.client_ip import TrustedProxies
+from proxy.collectors import CountsCollector, LimiterStoreCollector, LiveCollector, WebhookCollector
 from proxy.connguard import ConnGuard, GuardedSite, GuardLimits
 from proxy.edge import BodyPace, Edge
 from proxy.feedback import PATH as FEEDBACK_PATH
@@ -36,7 +37,7 @@ from proxy.filters.route import Route
 from proxy.judging import Judging
 from proxy.jwks_fetch import JwksKeys
 from proxy.logs import event
-from proxy.metrics import CountsCollector, LimiterStoreCollector, LiveCollector, Metrics, WebhookCollector
+from proxy.metrics import Metrics
 from proxy.process_metrics import register_process_metrics
 from proxy.reloader import Reloader
 from proxy.retry_budget import RetryBudgets

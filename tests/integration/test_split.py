@@ -102,3 +102,17 @@ async def test_units_stay_sticky_across_restart_and_a_raise_only_moves_stable_un
     assert all(pair == ("stable", "candidate") for pair in moved)
     assert 0.08 <= before.count("candidate") / 1000 <= 0.12
     assert 0.21 <= after.count("candidate") / 1000 <= 0.29
+
+
+async def test_replicas_agree_on_every_unit_without_sharing_anything(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    # Assignment is a pure function of (salt, unit): two sidecars with their own data directories (two pods)
+    # send each user to the same variant, so a user who is balanced between replicas keeps the arm.
+    stable, candidate = upstreams
+    config = canary_yaml(stable.url, candidate.url, steps="[30, 50]")
+    replicas = [outrider(config, data_dir=tmp_path / f"replica-{i}") for i in range(2)]
+    users = [f"replica-user-{i}" for i in range(600)]
+    seen = [[v for v, _, _ in await variants_of(proxy, users)] for proxy in replicas]
+    assert seen[0] == seen[1]
+    assert 0.24 <= seen[0].count("candidate") / len(users) <= 0.36

@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from experiments.config import load_experiment_text
 from proxy.admin import OPENAPI_FILE, admin_app
 from proxy.cli import build_parser
-from proxy.commands import sidecar_settings
 from proxy.metrics import Metrics
 from proxy.router import Router
+from proxy.settings_build import sidecar_settings
 from proxy.settings_load import resolve
 from tests.integration.conftest import canary_yaml
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from proxy.commands import sidecar_settings
+from proxy.collectors import LimiterStoreCollector
 from proxy.errors import TooManyRequests
 from proxy.filters.ratelimit import RateLimit, RateLimitSettings
 from proxy.limits import Decision, Gcra
 from proxy.limits_redis import LUA_SHA, PREFIX, OnError, RedisLimiterStore
-from proxy.metrics import LimiterStoreCollector
+from proxy.settings_build import sidecar_settings
 from proxy.settings_load import SettingsError, resolve
 from tests.proxy.test_ratelimit import FakeClock, exchange, terminal
 from tests.support.redis_server import RedisServer, running_redis
