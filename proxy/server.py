@@ -50,6 +50,8 @@ from proxy.webhook import WEBHOOK_DRAIN_S, Webhook
 from shadow.dispatch import ShadowDispatcher
 
 FEEDBACK_MAX_BYTES = 64 * 1024
+MAX_HEADERS = 100  # RELIABILITY.md safe defaults: 100 headers, request line and each header ≤ 8 KiB
+MAX_LINE_BYTES = 8192
 
 
 class Sidecar:
@@ -206,6 +208,9 @@ class Sidecar:
             handle_signals=False,
             shutdown_timeout=self.settings.shutdown_timeout_s,
             keepalive_timeout=self.settings.keepalive_s,
+            max_headers=MAX_HEADERS,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_LINE_BYTES,
         )
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
         await data.setup()
