@@ -2,20 +2,25 @@
 
 Usage: `cols = from_records(records, stable="v1", candidate="v2")`
 
-This is the only place that reads `OutcomeRecord` fields, and `is_error` the only definition of an error.
-ρ is P(routed to the candidate): a candidate record logs it as `p_variant`, a stable record logs
-1 − ρ (two serving arms). Pinned records are excluded (not randomised), as are other variants.
+This is the only place that reads `OutcomeRecord` fields, and `is_error` the only definition of an error. ρ
+is P(routed to the candidate | routed to one of the pair): a candidate record logs it as `p_variant`, a
+stable record logs 1 − ρ (two serving arms); with three or more serving arms it is the planned pair share.
+Pinned records and records routed with certainty are excluded (not randomised), as are other variants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from analysis.counts import Array, BoolArray
 from experiments.outcome import OutcomeRecord
+
+UnitArray = np.ndarray[tuple[int], np.dtype[Any]]
+"""One unit key per row: int64 codes (simulations) or object (unit hashes from records)."""
 
 
 def is_error(status: int, error: str | None) -> bool:
@@ -33,6 +38,9 @@ class Columns:
     latency_ms: Array
     reward: Array
     """NaN where no reward has been joined."""
+    unit: UnitArray | None = None
+    """The assignment unit of each row (hashable keys: ints in simulations, unit hashes live); None when the
+    experiment randomises each request (`unit: request`)."""
 
     @property
     def size(self) -> int:
@@ -41,7 +49,12 @@ class Columns:
 
 
 def make_columns(
-    in_b: BoolArray, rho: Array, error: BoolArray, latency_ms: Array, reward: Array | None = None
+    in_b: BoolArray,
+    rho: Array,
+    error: BoolArray,
+    latency_ms: Array,
+    reward: Array | None = None,
+    unit: UnitArray | None = None,
 ) -> Columns:
     """Columns from arrays (simulations and offline analysis); `reward` defaults to all missing."""
     in_b = np.asarray(in_b, dtype=np.bool_)
@@ -52,18 +65,41 @@ def make_columns(
         np.asarray(error, dtype=np.bool_),
         np.asarray(latency_ms, dtype=np.float64),
         rew,
+        None if unit is None else np.asarray(unit),
     )
 
 
-def from_records(records: Sequence[OutcomeRecord], stable: str, candidate: str) -> Columns:
-    """The unpinned records answered by `stable` or `candidate`, as columns."""
+def from_records(
+    records: Sequence[OutcomeRecord],
+    stable: str,
+    candidate: str,
+    *,
+    pair_share: float | None = None,
+    by_unit: bool = False,
+) -> Columns:
+    """The records of `stable` and `candidate` that were randomised between them, as columns.
+
+    ρ is the candidate's share of the pair: from each record's logged probability with two serving arms,
+    or `pair_share` (p_cand / (p_cand + p_stable) of the planned weights) with more. Records routed with
+    certainty (pinned, shadowing phase, blue-green, a weight of 0 or 100) tell nothing about the difference
+    and are left out of every test. `by_unit`: carry each record's unit (its own request id when it has none).
+    """
     rows = [r for r in records if not r.pinned and r.variant in (stable, candidate)]
     in_b = np.fromiter((r.variant == candidate for r in rows), dtype=np.bool_, count=len(rows))
     p = np.fromiter((r.p_variant for r in rows), dtype=np.float64, count=len(rows))
+    rho = np.where(in_b, p, 1.0 - p)
+    if pair_share is not None:
+        rho = np.where((p > 0.0) & (p < 1.0), pair_share, np.where(in_b, p, 1.0 - p))
+    keep = (rho > 0.0) & (rho < 1.0)
+    if not keep.all():
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        in_b, rho = in_b[keep], rho[keep]
+    units = np.array([r.unit or r.request_id for r in rows], dtype=object) if by_unit else None
     return make_columns(
         in_b,
-        np.where(in_b, p, 1.0 - p),
+        rho,
         np.fromiter((is_error(r.status, r.error) for r in rows), dtype=np.bool_, count=len(rows)),
         np.fromiter((r.latency_ms for r in rows), dtype=np.float64, count=len(rows)),
         np.fromiter((np.nan if r.reward is None else r.reward for r in rows), np.float64, len(rows)),
+        units,
     )

@@ -98,6 +98,11 @@ class Controller:
         self.source, self.states = source, states
         self.looker = Looker(judge_factory(experiment), experiment, states.current(experiment.name))
         self.drops, self.on_decision, self.on_finish = drops, on_decision, on_finish
+        persisted = states.current(experiment.name).extra.get("dropped")
+        self.drops_before: dict[str, int] = (
+            {str(k): int(v) for k, v in persisted.items()} if isinstance(persisted, dict) else {}
+        )
+        """Outcomes dropped by earlier processes (persisted with the state, so the gate survives restarts)."""
         self.progress = Progress()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
 
@@ -122,8 +127,13 @@ class Controller:
         loop = asyncio.get_running_loop()
         state = self.states.current(self.experiment.name)
         finished = state.phase in ("promoted", "rolled_back")
-        drops = dict(self.drops())
+        drops = self.total_drops()
+        if drops and drops != state.extra.get("dropped"):
+            await self.states.annotate(self.experiment.name, dropped=drops)
         decisions = await loop.run_in_executor(self._worker, self._read, drops, not finished)
+        latched = self.looker.judge.latched()
+        if latched and latched != state.extra.get("srm_latched") and not finished:
+            await self.states.annotate(self.experiment.name, srm_latched=latched)
         verdicts = await loop.run_in_executor(self._worker, self.looker.shadow_verdicts)
         if verdicts and verdicts != self.progress.shadow and not finished:
             self.progress.shadow = verdicts
@@ -136,18 +146,25 @@ class Controller:
             return True
         return False
 
+    def total_drops(self) -> dict[str, int]:
+        """Dropped outcomes per variant: earlier processes' plus this one's."""
+        now = dict(self.drops())
+        names = set(now) | set(self.drops_before)
+        return {v: self.drops_before.get(v, 0) + int(now.get(v, 0)) for v in sorted(names)}
+
     def _read(self, drops: dict[str, int], decide: bool) -> list[Decision]:
         name = self.experiment.name
         decisions: list[Decision] = []
+        # Feedback first: a reward stored before the outcome at which it matures is then always seen in time.
+        while rewards := self.source.read_feedback(name, self.progress.feedback_seq, READ_PAGE):
+            self.progress.feedback_seq = rewards[-1][0]
+            self.looker.feed_rewards([r for _, r in rewards])
         while rows := self.source.read_after(name, self.progress.outcome_seq, READ_PAGE):
             self.progress.outcome_seq = rows[-1][0]
             old = [r for seq, r in rows if seq <= self.history_until]
             new = [r for seq, r in rows if seq > self.history_until]
             self.looker.feed(old, drops, decide=False)
             decisions += self.looker.feed(new, drops, decide=decide)
-        while rewards := self.source.read_feedback(name, self.progress.feedback_seq, READ_PAGE):
-            self.progress.feedback_seq = rewards[-1][0]
-            self.looker.feed_rewards([r for _, r in rewards])
         return decisions
 
     async def _act(self, decision: Decision) -> ExperimentState:

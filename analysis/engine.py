@@ -1,18 +1,21 @@
-"""The decision engine (STATS.md §2): classify every rule → combine → decide, with a reason for each step.
+"""The decision engine (STATS §2 and §6 of docs/statistics.md): classify every rule → combine → decide.
 
 Usage:
     judge = Judge(experiment)
     judge.observe(records)                     # outcomes, in arrival order
-    decision = judge.decide(step=0, candidate_in_step=n, drops={"stable": 0, "candidate": 0})
+    decision = judge.decide(step=0, candidate_in_step=n, drops={"v1": 0, "v2": 0})
 
-At every look: WARMUP until both arms have the minimum exposure → HOLD on a sample ratio mismatch (latched:
-the SRM Bayes factor is an e-process, once over 1/α_srm it stays flagged) → ROLLBACK if any guardrail's harm
-test rejects at α/K (Bonferroni over K guardrails) → PROMOTE at the last canary step / ADVANCE (after
-`minRequestsPerStep` candidate requests in the step) if every guardrail's non-inferiority test and every
-goal's test rejects at α; HOLD instead while outcome drops exceed 0.1% of an arm → INCONCLUSIVE at
-`maxRequests` candidate requests (action: `onInconclusive`) → else CONTINUE. E-processes never reset
-between steps. `decide` is a pure function of the tally; `Judge` only holds the tally and the SRM latch, so
-the same records with the same looks always give the same decisions.
+At every look: ROLLBACK if any guardrail's harm test rejects at α/(K·J) (Bonferroni over K guardrails and J
+candidates) — at once for the exact per-request error test, after the burn-in of the others, whatever the
+SRM gate says → ROLLBACK if an absolute SLO is broken (blue-green) → WARMUP until the minimum exposure for
+promotion (500 records and, per unit, 100 units per arm) → HOLD on a sample ratio mismatch (latched; it
+holds promotion only) → PROMOTE at the last canary step / ADVANCE (after `minRequestsPerStep` candidate
+records in the step) if every guardrail's non-inferiority test and every goal's test rejects at α/J; HOLD
+instead while outcome drops exceed 0.1% of an arm or rewards arrive unevenly → INCONCLUSIVE at `maxRequests`
+candidate records, `maxUnits` candidate units or `maxDuration` (action: `onInconclusive`) → else CONTINUE.
+E-processes never reset between steps. `decide` is a pure function of the evidence; the same records with
+the same looks always
+give the same decisions.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from analysis import tally as tally_mod
-from analysis.columns import Columns, from_records
-from analysis.metrics_eval import RuleCheck, check_goal, check_guardrail, finite, fmt_e
-from analysis.policy import MAX_DROP_SHARE, Policy
+from analysis.columns import Columns, from_records, is_error, make_columns
+from analysis.engine_types import Exposure
+from analysis.metrics_eval import Evidence, RuleCheck, check_goal, check_guardrail, finite, fmt_e
+from analysis.policy import MAX_DROP_SHARE, Policy, error_floor, harm_margin
+from analysis.request_evidence import RequestEvidence
+from analysis.reward_arrival import ArrivalMonitor
+from analysis.slo import SloCheck, check_slo
 from analysis.srm import SRM_ALPHA, srm_flagged, srm_log_bf_split
 from analysis.tally import Tally, tracks_for
-from experiments.model import Experiment
+from analysis.unit_evidence import UnitEvidence, new_unit_tally
+from experiments.model import BlueGreenStrategy, Experiment
 from experiments.outcome import OutcomeRecord
 
 DecisionKind = Literal["WARMUP", "CONTINUE", "HOLD", "ROLLBACK", "ADVANCE", "PROMOTE", "INCONCLUSIVE"]
@@ -52,22 +62,43 @@ class Look:
     goals: tuple[RuleCheck, ...]
     srm_log_bf: float
     srm_flagged: bool
-    n_stable: int
-    n_candidate: int
+    exposure: Exposure
+    slo: tuple[SloCheck, ...] = ()
+    reward_hold: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_stable(self) -> int:
+        """Stable records analysed."""
+        return self.exposure.n_stable
+
+    @property
+    def n_candidate(self) -> int:
+        """Candidate records analysed."""
+        return self.exposure.n_candidate
 
 
-def classify(tally: Tally, policy: Policy, srm_latched: bool = False, detail: bool = True) -> Look:
-    """Stage 1: each guardrail (harm at α/K, non-inferiority at α), each goal, and the SRM check.
+def classify(
+    ev: Evidence,
+    policy: Policy,
+    srm_log_bf: float,
+    exposure: Exposure,
+    srm_latched: bool = False,
+    detail: bool = True,
+) -> Look:
+    """Stage 1: each guardrail (harm at α/(K·J), non-inferiority at α/J), each goal, and the SRM check.
 
-    `detail=False` skips estimates and CSs (NaN): decisions never depend on them, simulations go faster.
+    `detail=False` skips estimates and bounds (NaN): decisions never depend on them, simulations go faster.
     """
     k = max(len(policy.guardrails), 1)
-    a, tu = policy.alpha, policy.tuning
-    guards = tuple(check_guardrail(rule, tally, a / k, a, tu, detail) for rule in policy.guardrails)
-    goals = tuple(check_goal(rule, tally, a, tu, detail) for rule in policy.goals)
-    log_bf = srm_log_bf_split(tally.requests)
-    flagged = srm_latched or srm_flagged(log_bf)
-    return Look(guards, goals, log_bf, flagged, tally.n_stable, tally.n_candidate)
+    a = policy.comparison_alpha
+    guards = tuple(
+        check_guardrail(rule, ev, a / k, a, harm_margin(rule), error_floor(rule), detail)
+        for rule in policy.guardrails
+    )
+    goals = tuple(check_goal(rule, ev, a, detail) for rule in policy.goals)
+    flagged = srm_latched or srm_flagged(srm_log_bf)
+    return Look(guards, goals, srm_log_bf, flagged, exposure)
 
 
 def snapshot_of(look: Look, step: int, drops: Mapping[str, int]) -> dict[str, Any]:
@@ -75,8 +106,10 @@ def snapshot_of(look: Look, step: int, drops: Mapping[str, int]) -> dict[str, An
     return {
         "srm": {"log_bf": finite(look.srm_log_bf), "flagged": look.srm_flagged},
         "metrics": [c.as_json() for c in (*look.guardrails, *look.goals)],
-        "n_stable": look.n_stable,
-        "n_candidate": look.n_candidate,
+        **look.exposure.as_json(),
+        "slo": [s.as_json() for s in look.slo],
+        "reward_arrival": look.reward_hold,
+        "notes": list(look.notes),
         "step": step,
         "drops": {"stable": int(drops.get("stable", 0)), "candidate": int(drops.get("candidate", 0))},
     }
@@ -91,38 +124,66 @@ def _drop_reasons(look: Look, drops: Mapping[str, int]) -> list[str]:
     return out
 
 
+def _warmup(look: Look, policy: Policy) -> str | None:
+    ex = look.exposure
+    least = min(ex.n_stable, ex.n_candidate)
+    if least < policy.min_exposure:
+        return (
+            f"minimum exposure: {policy.min_exposure} records per arm "
+            f"(stable {ex.n_stable}, candidate {ex.n_candidate})"
+        )
+    if ex.unit == "unit" and min(ex.units_stable, ex.units_candidate) < policy.min_units:
+        return (
+            f"minimum exposure: {policy.min_units} units per arm "
+            f"(stable {ex.units_stable}, candidate {ex.units_candidate})"
+        )
+    return None
+
+
+def _limit(look: Look, policy: Policy) -> str | None:
+    ex = look.exposure
+    if policy.max_requests is not None and ex.n_candidate >= policy.max_requests:
+        return f"maxRequests: {ex.n_candidate} ≥ {policy.max_requests} candidate records undecided"
+    if policy.max_units is not None and ex.unit == "unit" and ex.units_candidate >= policy.max_units:
+        return f"maxUnits: {ex.units_candidate} ≥ {policy.max_units} candidate units undecided"
+    if policy.max_duration_s is not None and (ex.duration_s or 0.0) >= policy.max_duration_s:
+        return f"maxDuration: {ex.duration_s:.0f} s ≥ {policy.max_duration_s:g} s undecided"
+    return None
+
+
 def combine(
     look: Look, policy: Policy, step: int, candidate_in_step: int, drops: Mapping[str, int]
 ) -> Decision:
-    """Stage 2: the first stage of the rule (WARMUP, HOLD, ROLLBACK, PROMOTE/ADVANCE, ...) that applies."""
+    """Stage 2: the first stage of the rule (ROLLBACK, WARMUP, HOLD, PROMOTE/ADVANCE, ...) that applies."""
     snap = snapshot_of(look, step, drops)
-    least = min(look.n_stable, look.n_candidate)
-    if least < policy.min_exposure:
-        why = f"minimum exposure: {policy.min_exposure} requests per arm"
-        return Decision("WARMUP", [f"{why} (stable {look.n_stable}, candidate {look.n_candidate})"], snap)
-    if look.srm_flagged:
-        bf = f"SRM Bayes factor {fmt_e(look.srm_log_bf)}"
-        return Decision(
-            "HOLD", [f"sample ratio mismatch: {bf} ≥ 1/α_srm = {1 / SRM_ALPHA:g} (latched)"], snap
-        )
     harmful = [c.harm_reason() for c in look.guardrails if c.harmful]
+    harmful += [s.reason() for s in look.slo if s.broken]
     if harmful:
         return Decision("ROLLBACK", harmful, snap)
+    waiting = _warmup(look, policy)
+    if waiting is not None:
+        return Decision("WARMUP", [waiting], snap)
+    limit = _limit(look, policy)
     rules = (*look.guardrails, *look.goals)
     pending = [c.pass_reason() for c in rules if not c.passed]
+    if look.srm_flagged:
+        bf = f"SRM Bayes factor {fmt_e(look.srm_log_bf)}"
+        srm = f"sample ratio mismatch: {bf} ≥ 1/α_srm = {1 / SRM_ALPHA:g} (latched; holds promotion only)"
+        if limit is not None:
+            return Decision("INCONCLUSIVE", [limit, srm, *pending], snap, policy.on_inconclusive)
+        return Decision("HOLD", [srm], snap)
     if not pending:
         passed = [c.pass_reason() for c in rules]
-        lost = _drop_reasons(look, drops)
-        if lost:
-            return Decision("HOLD", [*lost, *passed], snap)
+        held = _drop_reasons(look, drops) + ([look.reward_hold] if look.reward_hold else [])
+        if held:
+            return Decision("HOLD", [*held, *passed], snap)
         if step >= policy.last_step:
             return Decision("PROMOTE", passed, snap)
         if candidate_in_step >= policy.min_requests_per_step:
             return Decision("ADVANCE", passed, snap)
-        need = f"minRequestsPerStep: {candidate_in_step} < {policy.min_requests_per_step} candidate requests"
+        need = f"minRequestsPerStep: {candidate_in_step} < {policy.min_requests_per_step} candidate records"
         return Decision("CONTINUE", [need, *passed], snap)
-    if policy.max_requests is not None and look.n_candidate >= policy.max_requests:
-        limit = f"maxRequests: {look.n_candidate} ≥ {policy.max_requests} candidate requests undecided"
+    if limit is not None:
         return Decision("INCONCLUSIVE", [limit, *pending], snap, policy.on_inconclusive)
     return Decision("CONTINUE", pending, snap)
 
@@ -136,8 +197,11 @@ def decide(
     srm_latched: bool = False,
     detail: bool = True,
 ) -> Decision:
-    """The decision at a look on `tally` (pure: classify, then combine)."""
-    return combine(classify(tally, policy, srm_latched, detail), policy, step, candidate_in_step, drops)
+    """The per-request decision at a look on `tally` (pure; `drops` per role), for simulations."""
+    ev = RequestEvidence(tally, policy.tuning, _floors(policy))
+    exposure = Exposure(tally.n_stable, tally.n_candidate)
+    look = classify(ev, policy, srm_log_bf_split(tally.requests), exposure, srm_latched, detail)
+    return combine(look, policy, step, candidate_in_step, drops)
 
 
 def candidate_of(experiment: Experiment) -> str:
@@ -149,33 +213,109 @@ def candidate_of(experiment: Experiment) -> str:
 
 
 class Judge:
-    """Holds one experiment's tally between looks; all statistics are pure functions of it."""
+    """Holds one comparison's evidence (candidate vs stable) between looks.
+
+    Per request (`unit: request`) the evidence is an immutable `Tally`; per unit (header or claim) also a
+    `UnitTally` of per-unit running sums. All statistics are functions of them, so replays agree.
+    """
 
     def __init__(
         self, experiment: Experiment, candidate: str | None = None, policy: Policy | None = None
     ) -> None:
+        self.experiment = experiment
         self.stable = experiment.stable.name
         self.candidate = candidate or candidate_of(experiment)
         self.policy = policy or Policy.from_experiment(experiment, self.candidate)
-        self.tally = Tally(tracks_for(self.policy.metrics))
+        unit_mode = self.policy.unit_mode
+        self.tally = Tally(frozenset() if unit_mode else tracks_for(self.policy.metrics))
+        self.units: Any = new_unit_tally(self.policy) if unit_mode else None
+        self.slo = experiment.analysis.slo if experiment.analysis is not None else None
+        self.active = (
+            experiment.strategy.active if isinstance(experiment.strategy, BlueGreenStrategy) else None
+        )
         self.srm_latched = False
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        has_rewards = any(g.metric == "reward_mean" for g in self.policy.goals)
+        self.arrival: ArrivalMonitor | None = ArrivalMonitor() if has_rewards else None
+        self.served: Tally = Tally(frozenset({"histograms"}))
+        """Blue-green: everything the active side answered (absolute SLOs; no comparison exists)."""
         self._last: Decision | None = None
 
     def observe(self, records: Sequence[OutcomeRecord]) -> None:
-        """Add outcomes in arrival order (skips pinned records and other variants; ignores rewards)."""
-        self.observe_columns(from_records(records, self.stable, self.candidate))
+        """Add outcomes in arrival order (skips pinned and certain records and other variants; no rewards)."""
+        if records:
+            self.first_ts = records[0].ts if self.first_ts is None else self.first_ts
+            self.last_ts = max(self.last_ts or records[-1].ts, records[-1].ts)
+        if self.active is not None and self.slo is not None:
+            self.served = _served(self.served, records, self.active)
+        p = self.policy
+        cols = from_records(
+            records, self.stable, self.candidate, pair_share=p.pair_share, by_unit=p.unit_mode
+        )
+        self.observe_columns(cols)
+        if self.arrival is not None and records:
+            n_b = int(np.count_nonzero(cols.in_b))
+            self.arrival.add_block(max(r.ts for r in records), cols.size - n_b, n_b)
 
     def observe_rewards(self, records: Sequence[OutcomeRecord]) -> None:
-        """Add matured rewards (records with `reward` set; each keeps its request's arm and p_variant)."""
-        self.observe_reward_columns(from_records(records, self.stable, self.candidate))
+        """Add matured rewards (records with `reward` set; each keeps its request's arm, unit and ρ)."""
+        p = self.policy
+        cols = from_records(
+            records, self.stable, self.candidate, pair_share=p.pair_share, by_unit=p.unit_mode
+        )
+        self.observe_reward_columns(cols)
+        if self.arrival is not None:
+            n_b = int(np.count_nonzero(cols.in_b & ~np.isnan(cols.reward)))
+            self.arrival.add_rewards(int(np.count_nonzero(~np.isnan(cols.reward))) - n_b, n_b)
+
+    def mature(self, cutoff: float) -> None:
+        """Requests at or before `cutoff` have had their whole feedback window (feedback arrival check)."""
+        if self.arrival is not None:
+            self.arrival.advance(cutoff)
+
+    def latched(self) -> list[str]:
+        """[candidate] once its sample-ratio check has fired, else []."""
+        return [self.candidate] if self.srm_latched else []
+
+    def latch(self, candidates: Sequence[str]) -> None:
+        """Restore the sample-ratio latch (persisted in the experiment state) after a restart."""
+        if self.candidate in candidates:
+            self.srm_latched = True
 
     def observe_columns(self, cols: Columns) -> None:
         """Add outcomes given as columns (simulations, offline analysis)."""
         self.tally = tally_mod.update(self.tally, cols)
+        if self.units is not None and cols.size:
+            self.units.add(_unit_keys(cols), cols.in_b, cols.rho, cols.error, cols.latency_ms)
 
     def observe_reward_columns(self, cols: Columns) -> None:
         """Add rewards given as columns."""
         self.tally = tally_mod.update_rewards(self.tally, cols)
+        if self.units is not None and cols.size:
+            self.units.add_rewards(_unit_keys(cols), cols.in_b, cols.rho, cols.reward)
+
+    def evidence(self) -> tuple[Evidence, float, Exposure]:
+        """The comparison's tests, its SRM log Bayes factor and its exposure, now."""
+        duration = None if self.first_ts is None or self.last_ts is None else self.last_ts - self.first_ts
+        t = self.tally
+        if self.units is None:
+            ev = RequestEvidence(t, self.policy.tuning, _floors(self.policy))
+            return ev, srm_log_bf_split(t.requests), Exposure(t.n_stable, t.n_candidate, duration_s=duration)
+        u = UnitEvidence(self.units, self.policy)
+        return u, u.srm_log_bf(), u.exposure(duration)
+
+    def classify(self, detail: bool = True) -> Look:
+        """Every rule, SRM, SLOs and data quality at this point."""
+        ev, log_bf, exposure = self.evidence()
+        look = classify(ev, self.policy, log_bf, exposure, self.srm_latched, detail)
+        slo = check_slo(self.served, self.slo, self.policy.alpha) if self.active is not None else ()
+        hold = self.arrival.hold_reason() if self.arrival is not None else None
+        notes = ("blue-green: no concurrent comparison exists; judged on absolute SLOs and shadows",)
+        return Look(
+            look.guardrails, look.goals, look.srm_log_bf, look.srm_flagged, look.exposure,
+            slo, hold, notes if self.active is not None else (),
+        )  # fmt: skip
 
     def decide(
         self,
@@ -185,18 +325,47 @@ class Judge:
         drops: Mapping[str, int] | None = None,
         detail: bool = True,
     ) -> Decision:
-        """Decide now; `step` indexes the canary steps, `drops` counts lost outcomes per arm.
+        """Decide now; `step` indexes the canary steps, `drops` counts lost outcomes per variant name.
 
-        `detail=False` leaves estimates and CIs out of the snapshot (same decision, less work).
+        `detail=False` leaves estimates and bounds out of the snapshot (same decision, less work).
         """
-        latched = self.srm_latched
-        decision = decide(self.tally, self.policy, step, candidate_in_step, drops or {}, latched, detail)
+        look = self.classify(detail)
+        decision = combine(look, self.policy, step, candidate_in_step, self.by_role(drops or {}))
         self.srm_latched = bool(decision.snapshot["srm"]["flagged"])
         self._last = decision
         return decision
+
+    def by_role(self, drops: Mapping[str, int]) -> dict[str, int]:
+        """Drop counts per variant name → per role of this comparison."""
+        return {"stable": int(drops.get(self.stable, 0)), "candidate": int(drops.get(self.candidate, 0))}
 
     def snapshot(self) -> dict[str, Any]:
         """The statistics now, as at a look at the last decided step (JSON-able)."""
         step = int(self._last.snapshot["step"]) if self._last is not None else 0
         drops = self._last.snapshot["drops"] if self._last is not None else {}
-        return snapshot_of(classify(self.tally, self.policy, self.srm_latched), step, drops)
+        return snapshot_of(self.classify(), step, drops)
+
+
+def _unit_keys(cols: Columns) -> Any:
+    """Each row's unit; a row without one is its own unit."""
+    if cols.unit is not None:
+        return cols.unit
+    raise ValueError("per-unit analysis needs the unit of every row (Columns.unit)")
+
+
+def _floors(policy: Policy) -> dict[str, float]:
+    return {r.metric: error_floor(r) for r in policy.guardrails if r.metric == "error_rate"}
+
+
+def _served(served: Tally, records: Sequence[OutcomeRecord], active: str) -> Tally:
+    """Blue-green: every unpinned record of the active side, for its absolute SLOs."""
+    rows = [r for r in records if r.variant == active and not r.pinned]
+    if not rows:
+        return served
+    cols = make_columns(
+        np.zeros(len(rows), dtype=np.bool_),
+        np.full(len(rows), 0.5),
+        np.array([is_error(r.status, r.error) for r in rows], dtype=np.bool_),
+        np.array([r.latency_ms for r in rows], dtype=np.float64),
+    )
+    return tally_mod.update(served, cols)

@@ -10,21 +10,23 @@ metrics, and the difference candidate − stable for `reward_mean`.
 - error_rate: event attribution (exact). latency_gmean: ψ on log latency (ratio of geometric means).
   latency_mean: ψ(c) on latency (ratio of means, Fieller CS). latency_p50 / p99: quantile CS, a rule
   compares lower(CS_B) with c·upper(CS_A). reward_mean: ψ(c) on rewards.
-- Harm (rollback) is "B worse than A by any amount" (c = HARM_TOLERANCE = 1) except for quantiles, where
-  STATS.md sets c = margin; non-inferiority is "B better than margin × A" (c = margin).
-- A goal "decrease by m" rejects B ≥ (1 − m)·A; "increase by m" rejects B ≤ (1 + m)·A (relative effects).
+- Harm (rollback) is "B worse than harmMargin × A" (`policy.harm_margin`: 1.0 for errors, the margin for
+  latency); non-inferiority is "B better than margin × A" (c = margin).
+- A goal "decrease by m" rejects B ≥ (1 − m)·A (latency, relative); a reward goal "increase by m" rejects
+  μ_B − μ_A ≤ m (rewards, absolute difference).
+- The reported interval is the pair of bounds the decision used (`analysis.bounds`): the harm test's lower
+  bound at α/K and the non-inferiority test's upper bound at α; for goals the goal test's bound at α.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from analysis import error_rate, means, quantiles, rewards
-from analysis.tally import Tally
+from analysis import bounds
+from analysis.bounds import Scale
 from experiments.model import MetricRule
 
 Side = Literal["greater", "less"]
@@ -32,6 +34,8 @@ HARM_TOLERANCE = 1.0
 P99_MIN_CANDIDATE = 5000
 """p99 needs tail data: no promotion on p99 before this many candidate requests."""
 QUANTILES = {"latency_p50": 0.5, "latency_p99": 0.99}
+INTERVAL_LABEL = "decision bounds: harm lower bound at α/K, non-inferiority upper bound at α"
+GOAL_LABEL = "decision bound: the goal test's bound at α"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,73 +55,33 @@ class Tuning:
         return n_b * (1.0 - self.share) / self.share
 
 
-Test = Callable[[Tally, float, Side, float, float, Tuning], float]
-"""(tally, c, side, alpha, candidate requests to tune for, tuning) -> log E."""
-Summary = Callable[[Tally, float, Tuning], tuple[float, float, float]]
-"""(tally, alpha, tuning) -> (estimate, ci_low, ci_high)."""
+class Evidence(Protocol):
+    """The tests of one comparison (candidate vs stable), per request or per unit."""
 
+    unit: Literal["request", "unit"]
+    n_stable: int
+    n_candidate: int
 
-def _error_test(t: Tally, c: float, side: Side, alpha: float, n_b: float, tu: Tuning) -> float:
-    return error_rate.log_e_ratio(t.errors, c, side)
+    def log_e(self, rule: MetricRule, c: float, side: Side, alpha: float, role: str) -> float:
+        """log E against H0 "candidate ≤ c × stable" (`greater`) or "≥" (`less`); c is a difference for
+        reward_mean. `role` is harm, pass or goal (each has its own mixture tuning)."""
+        ...
 
+    def estimate(self, rule: MetricRule) -> float:
+        """Point estimate: candidate/stable ratio, or candidate − stable for reward_mean."""
+        ...
 
-def _error_summary(t: Tally, alpha: float, tu: Tuning) -> tuple[float, float, float]:
-    return (error_rate.ratio_estimate(t.errors), *error_rate.confidence_interval(t.errors, alpha))
+    def harm_wait(self, rule: MetricRule) -> str | None:
+        """Why the harm test may not act yet (its validity needs more data), or None."""
+        ...
 
+    def pass_block(self, rule: MetricRule) -> str | None:
+        """Why the rule may not pass yet whatever its e-value, or None."""
+        ...
 
-def _gmean_test(t: Tally, c: float, side: Side, alpha: float, n_b: float, tu: Tuning) -> float:
-    return means.log_e(means.contrast(t.log_latency, 1.0), float(np.log(c)), tu.total(n_b), alpha, side)
-
-
-def _gmean_summary(t: Tally, alpha: float, tu: Tuning) -> tuple[float, float, float]:
-    c = means.contrast(t.log_latency, 1.0)
-    half = means.half_width(c, tu.total(tu.pass_b), alpha)
-    return float(np.exp(c.mean)), float(np.exp(c.mean - half)), float(np.exp(c.mean + half))
-
-
-def _psi_test(field: str) -> Test:
-    def test(t: Tally, c: float, side: Side, alpha: float, n_b: float, tu: Tuning) -> float:
-        sums: means.PsiSums = getattr(t, field)
-        return means.log_e(means.contrast(sums, c), 0.0, tu.total(n_b), alpha, side)
-
-    return test
-
-
-def _mean_ratio_summary(t: Tally, alpha: float, tu: Tuning) -> tuple[float, float, float]:
-    mu_a, mu_b = means.arm_means(t.latency)
-    est = mu_b / mu_a if mu_a > 0 else float("nan")
-    return (est, *means.ratio_interval(t.latency, tu.total(tu.pass_b), alpha))
-
-
-def _reward_summary(t: Tally, alpha: float, tu: Tuning) -> tuple[float, float, float]:
-    return rewards.difference(t.reward, tu.total(tu.pass_b), alpha)
-
-
-def _quantile_test(p: float) -> Test:
-    def test(t: Tally, c: float, side: Side, alpha: float, n_b: float, tu: Tuning) -> float:
-        return quantiles.ratio_log_e(t.hist_b, t.hist_a, p, c, (n_b, tu.stable(n_b)), alpha, side)
-
-    return test
-
-
-def _quantile_summary(p: float) -> Summary:
-    def summary(t: Tally, alpha: float, tu: Tuning) -> tuple[float, float, float]:
-        qb, qa = quantiles.quantile_estimate(t.hist_b, p), quantiles.quantile_estimate(t.hist_a, p)
-        hists, t_opts = (t.hist_b, t.hist_a), (tu.pass_b, tu.stable(tu.pass_b))
-        (lo_b, hi_b), (lo_a, hi_a) = quantiles.quantile_cs_arms(hists, p, alpha / 2, t_opts)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(qb / qa), float(np.float64(lo_b) / hi_a), float(np.float64(hi_b) / lo_a)
-
-    return summary
-
-
-METRICS: dict[str, tuple[Test, Summary]] = {
-    "error_rate": (_error_test, _error_summary),
-    "latency_gmean": (_gmean_test, _gmean_summary),
-    "latency_mean": (_psi_test("latency"), _mean_ratio_summary),
-    "reward_mean": (_psi_test("reward"), _reward_summary),
-    **{name: (_quantile_test(p), _quantile_summary(p)) for name, p in QUANTILES.items()},
-}
+    def scale(self, rule: MetricRule) -> Scale:
+        """Where its bounds are searched."""
+        ...
 
 
 def fmt_e(log_e: float) -> str:
@@ -127,7 +91,7 @@ def fmt_e(log_e: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RuleCheck:
-    """One rule classified at one look: estimate, CS, e-values, and what they mean."""
+    """One rule classified at one look: estimate, decision bounds, e-values, and what they mean."""
 
     rule: MetricRule
     role: Literal["guardrail", "goal"]
@@ -141,12 +105,23 @@ class RuleCheck:
     blocked: str | None = None
     """Why the rule may not pass yet whatever its e-value (e.g. p99 before enough tail data)."""
     harm_factor: float = HARM_TOLERANCE
-    """The c of the harm test's H0: candidate ≤ c × stable."""
+    """The c of the harm test's H0: candidate ≤ c × stable (harmMargin)."""
+    pass_factor: float = 1.0
+    """The c of the non-inferiority / goal test's H0."""
+    floor: float = 0.0
+    """error_rate: the absolute tolerance added to the margin."""
+    harm_wait: str | None = None
+    """Why the harm test may not act yet."""
+    unit: str = "request"
 
     @property
     def harmful(self) -> bool:
-        """The harm test rejected at its level."""
-        return self.alpha_harm is not None and _rejects(self.log_e_harm, self.alpha_harm)
+        """The harm test rejected at its level (and is valid already)."""
+        return (
+            self.harm_wait is None
+            and self.alpha_harm is not None
+            and _rejects(self.log_e_harm, self.alpha_harm)
+        )
 
     @property
     def passed(self) -> bool:
@@ -158,13 +133,18 @@ class RuleCheck:
         e, a = self.log_e_harm or 0.0, self.alpha_harm or 1.0
         op = "≥" if self.harmful else "<"
         h0 = f"H0: candidate ≤ {self.harm_factor:g} × stable"
-        return f"{self.rule.metric}: harm e-value {fmt_e(e)} {op} 1/(α/K) = {1 / a:.3g} ({h0}; {self._est()})"
+        wait = f"; {self.harm_wait}" if self.harm_wait else ""
+        return (
+            f"{self.rule.metric}: harm e-value {fmt_e(e)} {op} 1/(α/K) = {1 / a:.3g} "
+            f"({h0}; {self._est()}){wait}"
+        )
 
     def pass_reason(self) -> str:
         """Which non-inferiority / goal e-value met which threshold (or did not, or is blocked)."""
         r = self.rule
         if self.role == "guardrail":
-            test, h0 = "non-inferiority", f"H0: candidate ≥ {r.margin:g} × stable"
+            floor = f" + {self.floor:g}" if self.floor > 0 else ""
+            test, h0 = "non-inferiority", f"H0: candidate ≥ {self.pass_factor:g} × stable{floor}"
         else:
             test, h0 = "goal", f"goal: {r.direction} by ≥ {r.min_effect or 0:g}"
         op = "≥" if _rejects(self.log_e_pass, self.alpha_pass) else "<"
@@ -173,7 +153,12 @@ class RuleCheck:
         return f"{r.metric}: {test} e-value {e} {op} 1/α = {inv:.3g} ({h0}; {self._est()}){tail}"
 
     def _est(self) -> str:
-        return f"estimate {self.estimate:.4g}, CI [{self.ci_low:.4g}, {self.ci_high:.4g}]"
+        if self.role == "goal":
+            return f"estimate {self.estimate:.4g}, bounds [{self.ci_low:.4g}, {self.ci_high:.4g}] at α"
+        return (
+            f"estimate {self.estimate:.4g}, lower bound {self.ci_low:.4g} at α/K vs harm margin "
+            f"{self.harm_factor:g}, upper bound {self.ci_high:.4g} at α vs margin {self.pass_factor:g}"
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The snapshot entry (non-finite numbers become null)."""
@@ -181,14 +166,21 @@ class RuleCheck:
             "name": self.rule.metric,
             "role": self.role,
             "margin": self.rule.margin,
+            "harm_margin": self.harm_factor if self.role == "guardrail" else None,
+            "error_floor": self.floor if self.rule.metric == "error_rate" else None,
             "direction": self.rule.direction,
             "min_effect": self.rule.min_effect,
             "estimate": finite(self.estimate),
             "ci_low": finite(self.ci_low),
             "ci_high": finite(self.ci_high),
+            "interval": GOAL_LABEL if self.role == "goal" else INTERVAL_LABEL,
+            "alpha_low": self.alpha_harm if self.role == "guardrail" else self.alpha_pass,
+            "alpha_high": self.alpha_pass,
+            "unit": self.unit,
             "log_e_harm": finite(self.log_e_harm),
             "log_e_noninf": finite(self.log_e_pass),
             "harm": self.harmful,
+            "harm_wait": self.harm_wait,
             "passed": self.passed,
             "blocked": self.blocked,
         }
@@ -203,37 +195,54 @@ def _rejects(log_e: float | None, alpha: float) -> bool:
     return log_e is not None and log_e >= float(np.log(1.0 / alpha))
 
 
-def _blocked(metric: str, tally: Tally) -> str | None:
-    if metric == "latency_p99" and tally.n_candidate < P99_MIN_CANDIDATE:
-        return f"p99 needs n_B ≥ {P99_MIN_CANDIDATE} (n_B = {tally.n_candidate})"
-    return None
-
-
-NO_SUMMARY = (float("nan"), float("nan"), float("nan"))
+NAN = float("nan")
 
 
 def check_guardrail(
-    rule: MetricRule, tally: Tally, alpha_harm: float, alpha: float, tuning: Tuning, detail: bool = True
+    rule: MetricRule,
+    ev: Evidence,
+    alpha_harm: float,
+    alpha: float,
+    harm_margin: float,
+    floor: float = 0.0,
+    detail: bool = True,
 ) -> RuleCheck:
-    """Harm test at `alpha_harm`, non-inferiority at `alpha`, CS at 1 − `alpha` (NaN unless `detail`)."""
-    test, summary = METRICS[rule.metric]
+    """Harm test at `alpha_harm` (H0: B ≤ harm_margin × A), non-inferiority at `alpha` (H0: B ≥ margin × A
+    [+ floor]); with `detail`, the estimate and the two bounds those tests imply (else NaN)."""
     margin = rule.margin if rule.margin is not None else 1.0
-    c_harm = margin if rule.metric in QUANTILES else HARM_TOLERANCE
-    harm = test(tally, c_harm, "greater", alpha_harm, tuning.harm_b, tuning)
-    ok = test(tally, margin, "less", alpha, tuning.pass_b, tuning)
-    est, lo, hi = summary(tally, alpha, tuning) if detail else NO_SUMMARY
-    blocked = _blocked(rule.metric, tally)
-    return RuleCheck(rule, "guardrail", est, lo, hi, harm, alpha_harm, ok, alpha, blocked, c_harm)
+    harm = ev.log_e(rule, harm_margin, "greater", alpha_harm, "harm")
+    ok = ev.log_e(rule, margin, "less", alpha, "pass")
+    est, lo, hi = NAN, NAN, NAN
+    if detail:
+        sc = ev.scale(rule)
+        ell_h, ell_p = float(np.log(1 / alpha_harm)), float(np.log(1 / alpha))
+        est = ev.estimate(rule)
+        lo = bounds.lower_bound(lambda c: ev.log_e(rule, c, "greater", alpha_harm, "harm") >= ell_h, sc)
+        hi = bounds.upper_bound(lambda c: ev.log_e(rule, c, "less", alpha, "pass") >= ell_p, sc)
+    return RuleCheck(
+        rule, "guardrail", est, lo, hi, harm, alpha_harm, ok, alpha,
+        ev.pass_block(rule), harm_margin, margin, floor, ev.harm_wait(rule), ev.unit,
+    )  # fmt: skip
 
 
-def check_goal(
-    rule: MetricRule, tally: Tally, alpha: float, tuning: Tuning, detail: bool = True
-) -> RuleCheck:
+def goal_null(rule: MetricRule) -> float:
+    """The c a goal must reject: an absolute difference for rewards, a ratio 1 ± minEffect otherwise."""
+    m = rule.min_effect or 0.0
+    if rule.metric == "reward_mean":
+        return m if rule.direction == "increase" else -m
+    return 1.0 + m if rule.direction == "increase" else 1.0 - m
+
+
+def check_goal(rule: MetricRule, ev: Evidence, alpha: float, detail: bool = True) -> RuleCheck:
     """The goal's one-sided test at `alpha` (no harm test: goals do not roll back)."""
-    test, summary = METRICS[rule.metric]
-    direction = rule.direction or "decrease"
-    c = rewards.goal_factor(direction, rule.min_effect or 0.0)
-    side: Side = "greater" if direction == "increase" else "less"
-    ok = test(tally, c, side, alpha, tuning.pass_b, tuning)
-    est, lo, hi = summary(tally, alpha, tuning) if detail else NO_SUMMARY
-    return RuleCheck(rule, "goal", est, lo, hi, None, None, ok, alpha, _blocked(rule.metric, tally))
+    c = goal_null(rule)
+    side: Side = "greater" if rule.direction == "increase" else "less"
+    ok = ev.log_e(rule, c, side, alpha, "goal")
+    est, lo, hi = NAN, NAN, NAN
+    if detail:
+        sc, ell = ev.scale(rule), float(np.log(1 / alpha))
+        est = ev.estimate(rule)
+        lo = bounds.lower_bound(lambda x: ev.log_e(rule, x, "greater", alpha, "goal") >= ell, sc)
+        hi = bounds.upper_bound(lambda x: ev.log_e(rule, x, "less", alpha, "goal") >= ell, sc)
+    block = ev.pass_block(rule)
+    return RuleCheck(rule, "goal", est, lo, hi, None, None, ok, alpha, block, 1.0, c, 0.0, None, ev.unit)

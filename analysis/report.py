@@ -65,6 +65,13 @@ def build_report(
         "decided_at_records": last.get("at_records"),
         "shadow": snapshot.get("shadow", {}),
         "counts": {k: snapshot.get(k) for k in ("records", "candidate_requests", "n_stable", "n_candidate")},
+        "unit_of_analysis": judged.get("unit_of_analysis", "request"),
+        "units": judged.get("units"),
+        "effective_units": judged.get("effective_units"),
+        "capped": judged.get("capped"),
+        "sizing": sizing_notes(judged),
+        "slo": judged.get("slo", []),
+        "comparisons": judged.get("comparisons"),
         "drops": dict(drops or {}),
         "feedback": feedback_quality(feedback or {}, snapshot.get("records")),
         "variants": [{"name": v.name, "role": v.role, "upstream": v.upstream} for v in experiment.variants],
@@ -75,6 +82,35 @@ def build_report(
             "decisions": decision_marks(experiment, state, (series or {}).get("looks") or {}),
         },
     }
+
+
+RELIABLE_UNITS = 30
+"""Below this many effective units per arm the unit-level tests' normal approximation is not to be trusted."""
+
+
+def sizing_notes(snapshot: Mapping[str, Any]) -> list[str]:
+    """What the amount of data can and cannot support (effective units; margins out of reach)."""
+    notes = []
+    eff = snapshot.get("effective_units") or {}
+    if snapshot.get("unit_of_analysis") == "unit":
+        least = min((v for v in eff.values() if v is not None), default=0.0)
+        if least < RELIABLE_UNITS:
+            notes.append(
+                f"only {least:.0f} effective units in the smaller arm (< {RELIABLE_UNITS}): "
+                "a decision on so few units is unreliable"
+            )
+    for m in snapshot.get("metrics") or []:
+        if m.get("role") != "guardrail" or m.get("blocked"):
+            continue
+        est, hi, margin = m.get("estimate"), m.get("ci_high"), m.get("margin")
+        if not (isinstance(est, float) and isinstance(hi, float) and isinstance(margin, float)):
+            continue
+        if est > 0 and hi > margin >= est and m.get("name") != "reward_mean":
+            notes.append(
+                f"{m['name']}: the non-inferiority bound {hi:.4g} is still above the margin {margin:g} "
+                f"at an estimate of {est:.4g}; more units (not more requests from the same units) narrow it"
+            )
+    return notes
 
 
 def feedback_quality(counts: Mapping[str, int], records: Any) -> dict[str, Any]:
@@ -112,16 +148,26 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"(arrival share {_fmt(doc['feedback']['arrival_share'])})",
         f"- Records judged: {_fmt(counts.get('records'))}, "
         f"candidate requests: {_fmt(counts.get('candidate_requests'))}",
+        f"- Unit of analysis: {doc.get('unit_of_analysis', 'request')}"
+        + _units_line(doc.get("units"), doc.get("effective_units")),
+        *[f"- Sizing: {n}" for n in doc.get("sizing") or []],
+        *[f"- SLO {s.get('name')} {s.get('limit')}: {'**BROKEN**' if s.get('broken') else 'ok'}" for s in
+          doc.get("slo") or []],
         "",
         "## Scorecard",
         "",
-        "| metric | estimate | anytime CI | log e (harm) | log e (non-inferiority) |",
-        "|---|---|---|---|---|",
-    ]
+        "Bounds are the ones the decision used: the lower bound of the harm test (at α/K, rollback when",
+        "it is above the harm margin) and the upper bound of the non-inferiority test (at α, promotion",
+        "needs it below the margin).",
+        "",
+        "| metric | estimate | lower bound (harm) | harm margin | upper bound (non-inferiority) | margin "
+        "| log e (harm) | log e (non-inferiority) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for m in doc.get("metrics", []):
         lines.append(
-            f"| {m.get('name')} | {_fmt(m.get('estimate'))} "
-            f"| [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}] "
+            f"| {m.get('name')} | {_fmt(m.get('estimate'))} | {_fmt(m.get('ci_low'))} "
+            f"| {_fmt(m.get('harm_margin'))} | {_fmt(m.get('ci_high'))} | {_fmt(m.get('margin'))} "
             f"| {_fmt(m.get('log_e_harm'))} | {_fmt(m.get('log_e_noninf'))} |"
         )
     lines += shadow_markdown(doc.get("shadow") or {})
@@ -130,6 +176,16 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         lines.append(f"| {h.get('version')} | {h.get('phase')} | {h.get('step')} | {h.get('reason')} |")
     lines += ["", f"Final weights: {doc['weights']}", ""]
     return "\n".join(lines)
+
+
+def _units_line(units: Any, effective: Any) -> str:
+    if not isinstance(units, Mapping):
+        return ""
+    eff = effective if isinstance(effective, Mapping) else {}
+    return (
+        f"; units stable {units.get('stable')}, candidate {units.get('candidate')} "
+        f"(effective {_fmt(eff.get('stable'))} / {_fmt(eff.get('candidate'))})"
+    )
 
 
 def shadow_markdown(shadow: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from analysis.reward_arrival import RewardClock
 from analysis.shadow_judge import ShadowJudge
 from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
@@ -58,6 +59,18 @@ class JudgeLike(Protocol):
         """Decide now."""
         ...
 
+    def mature(self, cutoff: float) -> None:
+        """Requests at or before `cutoff` (records' clock) have had their whole feedback window."""
+        ...
+
+    def latched(self) -> list[str]:
+        """Candidates whose sample-ratio check has fired (kept for good, persisted in the state)."""
+        ...
+
+    def latch(self, candidates: Sequence[str]) -> None:
+        """Restore the sample-ratio latch of these candidates (after a restart)."""
+        ...
+
     def snapshot(self) -> dict[str, Any]:
         """The statistics as JSON."""
         ...
@@ -99,7 +112,9 @@ class Looker:
         self.pending: list[OutcomeRecord] = []
         self.last_look: Decision | None = None
         self.rewards_inline = False
-        """Replay: rewards travel inside the records (an export), so feed them with their block."""
+        """Replay: rewards travel inside the records (an export), so offer them with their block."""
+        analysis = experiment.analysis
+        self.rewards = RewardClock(analysis.feedback_window_s if analysis is not None else 3600.0)
         self.records = 0
         self.candidates = 0
         gated = experiment.shadow is not None and experiment.shadow.require_ok
@@ -107,6 +122,9 @@ class Looker:
         if state is not None:
             start = state.extra.get("step_start_candidates", 0)
             self.view = View(state.phase, state.step, int(start) if isinstance(start, int | float) else 0)
+            latched = state.extra.get("srm_latched")
+            if isinstance(latched, list):
+                judge.latch([str(x) for x in latched])
 
     def feed(
         self, records: Sequence[OutcomeRecord], drops: Mapping[str, int], decide: bool = True
@@ -120,7 +138,11 @@ class Looker:
             if self.shadow is not None:
                 self.shadow.observe(block)
             if self.rewards_inline:
-                self.judge.observe_rewards([r for r in block if r.reward is not None])
+                self.rewards.offer(block)
+            matured = self.rewards.advance(block)
+            if matured:
+                self.judge.observe_rewards(matured)
+            self.judge.mature(self.rewards.cutoff)
             self.records += len(block)
             self.candidates += sum(
                 1 for r in block if r.variant != self.experiment.stable.name and not r.pinned
@@ -136,8 +158,8 @@ class Looker:
         return out
 
     def feed_rewards(self, records: Sequence[OutcomeRecord]) -> None:
-        """Add rewards joined to outcomes."""
-        self.judge.observe_rewards(records)
+        """Rewards joined to outcomes, as read from the store; each counts once its window has closed."""
+        self.rewards.offer(records)
 
     def _look(self, drops: Mapping[str, int]) -> Decision:
         view = self.view

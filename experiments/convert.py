@@ -31,6 +31,7 @@ def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:
         timeout_s=spec.timeout,
         max_body_bytes=spec.max_body_bytes,
         methods=frozenset(spec.match.methods),
+        expose_variant=spec.expose_variant,
     )
 
 
@@ -78,8 +79,18 @@ def _analysis(analysis: Analysis) -> model.AnalysisSpec:
         max_requests=analysis.max_requests,
         on_inconclusive=analysis.on_inconclusive,
         feedback_window_s=analysis.feedback_window,
-        guardrails=tuple(model.MetricRule(g.metric, margin=g.margin) for g in analysis.guardrails),
+        max_units=analysis.max_units,
+        max_duration_s=analysis.max_duration,
+        unit_cap=analysis.unit_cap,
+        slo=model.Slo(analysis.slo.error_rate, analysis.slo.p99_ms) if analysis.slo is not None else None,
+        guardrails=tuple(
+            model.MetricRule(g.metric, margin=g.margin, harm_margin=g.harm_margin, error_floor=g.error_floor)
+            for g in analysis.guardrails
+        ),
         goals=tuple(
-            model.MetricRule(g.metric, direction=g.direction, min_effect=g.min_effect) for g in analysis.goals
+            model.MetricRule(
+                g.metric, direction=g.direction, min_effect=g.min_effect, range=(g.range[0], g.range[1])
+            )
+            for g in analysis.goals
         ),
     )

@@ -50,7 +50,30 @@ def cross_check(data: object) -> list[Finding]:
     if isinstance(strategy, dict):
         findings += _strategy(strategy, variants)
     findings += _pins(_dict(spec.get("assignment")).get("pins"), variants)
+    findings += _unit_metrics(_dict(spec.get("assignment")).get("unit"), _dict(spec.get("analysis")))
     findings += shadow_findings(spec, variants.names, complete=variants.complete)
+    return findings
+
+
+PER_UNIT_METRICS = ("error_rate", "latency_gmean", "latency_p99", "reward_mean")
+"""Metrics the unit-level analysis judges (a sticky unit makes the unit the observation)."""
+PER_REQUEST_ONLY = ("latency_mean", "latency_p50")
+
+
+def _unit_metrics(unit: object, analysis: dict[str, object]) -> list[Finding]:
+    if not isinstance(unit, str) or unit == "request":
+        return []
+    findings = []
+    for section in ("guardrails", "goals"):
+        rules = analysis.get(section)
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            metric = _dict(rule).get("metric")
+            if metric in PER_REQUEST_ONLY:
+                message = (
+                    f"{metric} is judged per request only; with unit {unit!r} use one of "
+                    f"{', '.join(PER_UNIT_METRICS)} (or unit: request)"
+                )
+                findings.append(Finding(("spec", "analysis", section, i, "metric"), message))
     return findings
 
 

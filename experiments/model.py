@@ -100,6 +100,20 @@ class MetricRule:
     margin: float | None = None
     direction: Literal["increase", "decrease"] | None = None
     min_effect: float | None = None
+    harm_margin: float | None = None
+    """The ratio that counts as harm (None: the metric's default)."""
+    error_floor: float | None = None
+    """error_rate: absolute tolerance added to the promotion margin (None: the default)."""
+    range: tuple[float, float] = (0.0, 1.0)
+    """reward_mean: the values a reward may take."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    """Absolute limits for the variant taking traffic (None: not checked)."""
+
+    error_rate: float | None = None
+    p99_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +126,13 @@ class AnalysisSpec:
     on_inconclusive: OnInconclusive = "rollback"
     guardrails: tuple[MetricRule, ...] = ()
     goals: tuple[MetricRule, ...] = ()
+    max_units: int | None = None
+    """Candidate units after which an undecided experiment is INCONCLUSIVE (None: never)."""
+    max_duration_s: float | None = None
+    """Seconds after the start after which an undecided experiment is INCONCLUSIVE (None: never)."""
+    unit_cap: int = 1000
+    """Records of one unit that count in the statistics."""
+    slo: Slo | None = None
     feedback_window_s: float = 3600.0
     """Rewards arriving later than this after their request are stored as late and not judged."""
 
@@ -135,6 +156,8 @@ class Experiment:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     methods: frozenset[str] = field(default_factory=frozenset)
     """HTTP methods that belong to the experiment; empty means all."""
+    expose_variant: bool = True
+    """Send `x-outrider-variant` on responses."""
 
     def variant(self, name: str) -> Variant:
         """The variant called `name` (KeyError if none)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from experiments import model
 from experiments.schema_shadow import Shadow
@@ -149,7 +149,20 @@ class Guardrail(Section):
     metric: GuardrailMetric
     """Metric name (see the list in the schema)."""
     margin: StrictFloat = Field(gt=0)
-    """Candidate/stable ratio tolerated, e.g. 1.2."""
+    """Candidate/stable ratio tolerated for promotion, e.g. 1.2: promote only when the evidence says the
+    candidate is below `margin` × stable."""
+    harm_margin: StrictFloat | None = Field(None, gt=0)
+    """Candidate/stable ratio that counts as harm: roll back only when the evidence says the candidate is above
+    `harmMargin` × stable. Default: 1.0 for error_rate, the `margin` for latency metrics."""
+    error_floor: StrictFloat | None = Field(None, ge=0, lt=1)
+    """error_rate only: an absolute tolerance added to the promotion margin (candidate ≤ margin × stable +
+    errorFloor), so that two arms with no errors can pass. Default 0.001 (0.1 percentage point)."""
+
+    @model_validator(mode="after")
+    def _floor_on_errors(self) -> Guardrail:
+        if self.error_floor is not None and self.metric != "error_rate":
+            raise problem("errorFloor applies to error_rate only", at=("errorFloor",))
+        return self
 
 
 class Goal(Section):
@@ -160,7 +173,16 @@ class Goal(Section):
     direction: Literal["increase", "decrease"]
     """Which way is better."""
     min_effect: StrictFloat = Field(0.0, ge=0)
-    """Smallest relative change worth promoting for."""
+    """Smallest change worth promoting for (relative for latency metrics, absolute for reward_mean)."""
+    range: tuple[StrictFloat, StrictFloat] = (0.0, 1.0)
+    """reward_mean: the values a reward may take; a feedback post outside it is refused (422)."""
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        if not bounds[0] < bounds[1]:
+            raise problem(f"range must be [min, max] with min < max, got [{bounds[0]:g}, {bounds[1]:g}]")
+        return bounds
 
 
 def _unique_metrics(rules: Sequence[Guardrail | Goal]) -> None:
@@ -169,6 +191,15 @@ def _unique_metrics(rules: Sequence[Guardrail | Goal]) -> None:
         if rule.metric in seen:
             raise problem(f"metric {rule.metric!r} appears twice", at=(i, "metric"))
         seen.add(rule.metric)
+
+
+class Slo(Section):
+    """Absolute service levels: the active variant is rolled back when the evidence says it breaks one."""
+
+    error_rate: StrictFloat | None = Field(None, gt=0, lt=1)
+    """Highest tolerated share of errors, e.g. 0.01."""
+    p99_ms: StrictFloat | None = Field(None, gt=0)
+    """Highest tolerated 99th percentile of latency, in milliseconds."""
 
 
 class Analysis(Section):
@@ -186,6 +217,15 @@ class Analysis(Section):
     """Metrics on which the candidate must not be worse."""
     goals: tuple[Goal, ...] = ()
     """Metrics the candidate should improve."""
+    max_units: StrictInt | None = Field(None, gt=0)
+    """Candidate units (users) after which an undecided experiment is inconclusive; absent means no limit."""
+    max_duration: Duration | None = None
+    """Time after the experiment started after which an undecided experiment is inconclusive."""
+    unit_cap: StrictInt = Field(1000, gt=0)
+    """Records of one unit that count in the statistics (later ones are served and stored, not analysed), so a
+    few heavy clients cannot decide an experiment."""
+    slo: Slo | None = None
+    """Absolute limits for the variant taking traffic (blue-green has no concurrent comparison)."""
     feedback_window: Duration = 3600.0
     """How long after its request a reward still counts (`POST /outrider/v1/feedback`); later ones are stored
     as late and not judged."""
@@ -216,6 +256,8 @@ class Spec(Section):
     """How long a request to a serving variant may take."""
     max_body_bytes: StrictInt = Field(model.DEFAULT_MAX_BODY_BYTES, gt=0)
     """Largest request body accepted on this route, in bytes."""
+    expose_variant: bool = True
+    """Send `x-outrider-variant` on responses; `false` hides which arm answered from clients."""
 
 
 class ExperimentFile(Section):

@@ -2,9 +2,10 @@
 
 Each simulated user picks a user id once and sends it as `x-user-id` on every request (outrider's sticky
 unit), posting real held-out digits (models/test_set.json) as OIP infer bodies. Now and then a user posts
-feedback for one of its earlier answers to /outrider/v1/feedback: reward 1 if the answer's top class was
-the true digit, else 0. Feedback that outrider refuses (unknown id 404, duplicate 409, late 422) counts as a
-failure.
+feedback for one of its earlier answers to /outrider/v1/feedback with that answer's feedback token
+(`x-outrider-feedback-token`): reward 1 if the answer's top class was the true digit, else 0. Only answers
+that carry a token (experiments with a `reward_mean` goal) get feedback. Feedback that outrider refuses (bad
+token 403, unknown id 404, duplicate 409, out of range or late 422) counts as a failure.
 
 Usage (headless, against an outrider on 127.0.0.1:8080):
     locust -f loadtests/locustfile.py --headless -u 200 -r 50 -t 30s --host http://127.0.0.1:8080
@@ -57,7 +58,7 @@ class OutriderUser(HttpUser):
         """Pick this user's id once: every request it sends carries it."""
         self.user_id = f"user-{uuid.uuid4().hex[:12]}"
         self.rng = random.Random(self.user_id)
-        self.answered: deque[tuple[str, int]] = deque(maxlen=100)  # (x-request-id, reward)
+        self.answered: deque[tuple[str, str, int]] = deque(maxlen=100)  # (x-request-id, token, reward)
 
     @task(INFER_WEIGHT)
     def infer(self) -> None:
@@ -75,19 +76,19 @@ class OutriderUser(HttpUser):
             if resp.status_code != 200 or predicted is None:
                 resp.failure(f"status {resp.status_code}, not an OIP answer")
                 return
-            rid = resp.headers.get("x-request-id")
-            if rid:
-                self.answered.append((rid, int(predicted == ts.y[row])))
+            rid, token = resp.headers.get("x-request-id"), resp.headers.get("x-outrider-feedback-token")
+            if rid and token:
+                self.answered.append((rid, token, int(predicted == ts.y[row])))
 
     @task(FEEDBACK_WEIGHT)
     def feedback(self) -> None:
         """Reward an earlier answer of this user (1 = right digit), once per answer."""
         if not self.answered:
             return
-        rid, reward = self.answered.popleft()
+        rid, token, reward = self.answered.popleft()
         self.client.post(
             "/outrider/v1/feedback",
-            data=orjson.dumps({"request_id": rid, "reward": reward}),
+            data=orjson.dumps({"request_id": rid, "reward": reward, "token": token}),
             headers={"x-user-id": self.user_id, "content-type": "application/json"},
             name="feedback",
         )

@@ -84,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """`outrider analyze FILE.jsonl -c EXPERIMENT.yaml [--json]`: the decision the controller would make."""
-    from analysis.engine import Judge
+    from analysis.comparisons import judge_for
     from analysis.offline import analyze_records, parse_jsonl
     from experiments.config import ConfigError, load_experiment
 
@@ -108,7 +108,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"outrider analyze: {err}", file=sys.stderr)
         return 2
     with Bar(f"judging {len(records):,} records", unit=""):
-        result = analyze_records(experiment, records, Judge)
+        result = analyze_records(experiment, records, judge_for)
     if args.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
         return 0
@@ -143,7 +143,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`outrider report --data-dir DIR --experiment NAME -o OUTDIR` or `outrider report --input EXPORT.jsonl
     -c EXPERIMENT.yaml -o OUTDIR`: report.json, report.md and report.html (an export is judged offline, as
     the controller would judge it)."""
-    from analysis.engine import Judge
+    from analysis.comparisons import judge_for
     from analysis.offline import report_from_export, report_from_store
     from experiments.config import ConfigError
 
@@ -155,10 +155,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.input is not None:
-            paths = report_from_export(Path(args.input), Path(args.config), Path(args.out), Judge)
+            paths = report_from_export(Path(args.input), Path(args.config), Path(args.out), judge_for)
         else:
             data_dir = Path(args.data_dir or "./outrider-data")
-            paths = report_from_store(data_dir, args.experiment, Path(args.out), Judge)
+            paths = report_from_store(data_dir, args.experiment, Path(args.out), judge_for)
     except ConfigError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)

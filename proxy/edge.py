@@ -27,6 +27,7 @@ from proxy.errors import (
     VersionNotSupported,
 )
 from proxy.exchange import Exchange, Inbound, Reply
+from proxy.feedback_token import HEADER as FEEDBACK_TOKEN
 from proxy.headers import end_to_end
 from proxy.metrics import Metrics
 
@@ -160,15 +161,20 @@ class Edge:
 
     def _respond(self, reply: Reply, ex: Exchange | None, rid: str, mono: float) -> web.Response:
         headers = reply.headers
-        experiment, variant = "", "none"
+        headers.popall(FEEDBACK_TOKEN, None)  # only outrider's own (in ex.extra), never an upstream's
+        experiment, variant, expose = "", "none", True
         if ex is not None:
             if ex.assignment is not None:
                 experiment, variant = ex.assignment.experiment.name, ex.assignment.variant.name
+                expose = ex.assignment.experiment.expose_variant
             elif ex.upstream_url is not None:
                 variant = "default"
             headers.update(ex.extra)
         headers[REQUEST_ID] = rid
-        headers[VARIANT] = variant
+        if expose:
+            headers[VARIANT] = variant
+        else:  # `spec.exposeVariant: false`: not even an upstream's copy
+            headers.popall(VARIANT, None)
         self.metrics.observe(experiment, variant, reply.status, time.monotonic() - mono)
         response = web.Response(status=reply.status, headers=headers, body=reply.body)
         if reply.close:

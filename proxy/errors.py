@@ -7,6 +7,7 @@
     │   ├── VersionNotSupported 505 http_version_not_supported (a client fault; connection closed)
     │   ├── Unauthorized        401 unauthorized (with WWW-Authenticate)
     │   ├── Forbidden           403 forbidden
+    │   │   └── BadFeedbackToken    403 bad_feedback_token (feedback without the token of its response)
     │   ├── NotFound            404 no_route
     │   ├── RequestTimeout      408 request_timeout (a body under the minimum rate; connection closed)
     │   ├── PayloadTooLarge     413 payload_too_large
@@ -77,6 +78,12 @@ class Forbidden(Rejected):
 
     status = 403
     code = "forbidden"
+
+
+class BadFeedbackToken(Forbidden):
+    """A feedback post without the `x-outrider-feedback-token` its request's response carried."""
+
+    code = "bad_feedback_token"
 
 
 class NotFound(Rejected):

@@ -64,7 +64,7 @@ class Judging:
         if not judged:
             yield
             return
-        from analysis.engine import Judge  # numpy/scipy load only when something is judged
+        from analysis.comparisons import judge_for  # numpy/scipy load only when something is judged
 
         assert self.sink is not None
         assert self.keeper is not None
@@ -76,7 +76,7 @@ class Judging:
                 exp,
                 reader,
                 self.keeper,
-                Judge,
+                judge_for,
                 drops=partial(self.sink.drops_for, exp.name),
                 on_decision=partial(self._decided, exp.name),
                 on_finish=partial(self._finished, exp),
@@ -120,10 +120,10 @@ class Judging:
         out = self.data_dir / "reports" / experiment.name
 
         def write() -> None:  # in a thread: it reads the store, replays it for the plots, writes files
-            from analysis.engine import Judge  # loaded already: a controller only runs for judged experiments
+            from analysis.comparisons import judge_for  # loaded already by the controllers
             from analysis.offline import live_report
 
-            live_report(self.data_dir, experiment, state, snapshot, drops, Judge)
+            live_report(self.data_dir, experiment, state, snapshot, drops, judge_for)
 
         self.tasks.spawn(asyncio.to_thread(write), name=f"report:{experiment.name}")
         event(

@@ -28,7 +28,7 @@ from typing import Any, Final, Literal, cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from proxy.limits import Decision, Gcra, MemoryLimiterStore
 from proxy.logs import event

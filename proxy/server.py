@@ -27,6 +27,7 @@ from proxy.connguard import ConnGuard, GuardedSite, GuardLimits
 from proxy.edge import BodyPace, Edge
 from proxy.feedback import PATH as FEEDBACK_PATH
 from proxy.feedback import Feedback
+from proxy.feedback_token import FeedbackTokens, data_dir_secret
 from proxy.filters.auth import Auth
 from proxy.filters.client_ip import ClientIp
 from proxy.filters.forward import Forward, client_session
@@ -161,8 +162,13 @@ class Sidecar:
             await shared.start()
         if limit is not None:
             edge.append(RateLimit(limit, shared))
+        secret = self.settings.feedback_secret  # read before serving; made in the data dir on first start
+        if secret is None:
+            secret = await asyncio.to_thread(data_dir_secret, self.settings.data_dir)
+        tokens = FeedbackTokens(secret)
         session = client_session()
-        filters: list[Filter] = [*edge, Route(self.router, self.settings.default_upstream), Record(self.sink)]
+        route = Route(self.router, self.settings.default_upstream)
+        filters: list[Filter] = [*edge, route, Record(self.sink, tokens=tokens)]
         shadowed = any(lv.experiment.shadows for lv in self.router.all())
         if shadowed:
             self.shadows = ShadowDispatcher()
@@ -177,7 +183,7 @@ class Sidecar:
         pace = BodyPace(self.settings.header_timeout_s, self.settings.body_min_rate)
         self._traffic = Edge(chain, self.metrics, self.settings.max_body_bytes, pace)
         reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
-        feedback = Feedback(reader, self.sink, self.router, self.metrics)
+        feedback = Feedback(reader, self.sink, self.router, self.metrics, tokens)
         self._feedback = Edge(build_chain(edge, feedback), self.metrics, FEEDBACK_MAX_BYTES, pace)
         yield
         if self.shadows is not None:  # pending pairs complete (bounded by the shadow timeout) before the sink

@@ -43,3 +43,4 @@ class Settings:
     reload_interval_s: float = 2.0  # experiment files checked for changes this often (0 = SIGHUP only)
     webhook_url: str | None = None  # every decision is POSTed here as JSON (proxy.webhook); None = off
     webhook_secret: str | None = None  # key of the X-Outrider-Signature HMAC-SHA256 of each body
+    feedback_secret: bytes | None = None  # key of the feedback tokens; None = DATA_DIR/feedback.secret

@@ -57,6 +57,19 @@ def webhook_settings(url: str | None, secret_file: str | None) -> tuple[str | No
         raise SystemExit(2) from None
 
 
+def feedback_secret(path: str | None) -> bytes | None:
+    """The key of the feedback tokens from `--feedback-secret-file` (None: the data dir's); exit 2 if bad."""
+    from proxy.feedback_token import read_secret
+
+    if path is None:
+        return None
+    try:
+        return read_secret(Path(path))
+    except (ValueError, OSError) as err:
+        print(f"outrider run: --feedback-secret-file: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
     """JWT auth from the --auth-* flags (None when no issuer is given); exit 2 on a bad combination.
 
@@ -154,4 +167,5 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         reload_interval_s=conf.reload.interval,
         webhook_url=hook_url,
         webhook_secret=hook_secret,
+        feedback_secret=feedback_secret(conf.feedback.secret_file),
     )

@@ -73,4 +73,5 @@ FIELDS: tuple[SettingField, ...] = (
     _f("reload.interval", "--reload-interval", "RELOAD_INTERVAL", True),
     _f("webhook.url", "--webhook-url", "WEBHOOK_URL"),
     _f("webhook.secretFile", "--webhook-secret-file", "WEBHOOK_SECRET_FILE"),
+    _f("feedback.secretFile", "--feedback-secret-file", "FEEDBACK_SECRET_FILE"),
 )

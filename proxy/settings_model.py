@@ -148,6 +148,15 @@ class Webhook(Section):
     """File with a secret; each POST then carries `X-Outrider-Signature: sha256=HMAC(body)`."""
 
 
+class Feedback(Section):
+    """`POST /outrider/v1/feedback` takes a reward only with the `x-outrider-feedback-token` (an HMAC-SHA256)
+    that the request's response carried."""
+
+    secret_file: StrictStr | None = None
+    """File with the key of the feedback tokens (≥ 32 bytes; give every start the same one); unset = made once
+    as `DATA_DIR/feedback.secret` (32 random bytes, mode 0600) and reused, so tokens survive restarts."""
+
+
 class SidecarFile(Section):
     """The settings of one outrider process."""
 
@@ -174,3 +183,4 @@ class SidecarFile(Section):
     drain: Drain = Field(default_factory=Drain)
     reload: Reload = Field(default_factory=Reload)
     webhook: Webhook = Field(default_factory=Webhook)
+    feedback: Feedback = Field(default_factory=Feedback)

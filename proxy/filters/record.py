@@ -1,6 +1,7 @@
 """`record`: one outcome record per routed request, whatever happened downstream.
 
-Records are handed to the sink without waiting; the sink counts what it cannot keep.
+Records are handed to the sink without waiting; the sink counts what it cannot keep. Responses of
+experiments with a `reward_mean` goal carry the record's feedback token (proxy.feedback_token).
 """
 
 from __future__ import annotations
@@ -14,19 +15,33 @@ from experiments.sink import OutcomeSink
 from proxy.chain import Stage
 from proxy.errors import OutriderError, UpstreamError
 from proxy.exchange import Exchange, Reply
+from proxy.feedback_token import HEADER as FEEDBACK_TOKEN
+from proxy.feedback_token import FeedbackTokens, reward_range, subject_of
 
 
 class Record:
     """Writes the outcome of every request that `route` assigned to an experiment."""
 
-    def __init__(self, sink: OutcomeSink, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        sink: OutcomeSink,
+        clock: Callable[[], float] = time.monotonic,
+        tokens: FeedbackTokens | None = None,
+    ) -> None:
         self.sink = sink
         self.clock = clock
+        self.tokens = tokens
+        """Issues `x-outrider-feedback-token` (None: never)."""
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Run the rest of the chain and record its result (reply, error or client disconnect)."""
-        if ex.assignment is None:
+        a = ex.assignment
+        if a is None:
             return await call_next(ex)
+        if self.tokens is not None and reward_range(a.experiment) is not None:
+            ex.extra[FEEDBACK_TOKEN] = self.tokens.issue(
+                ex.inbound.request_id, a.experiment.name, a.unit, subject_of(ex.principal)
+            )
         try:
             reply = await call_next(ex)
         except UpstreamError as err:

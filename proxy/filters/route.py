@@ -43,7 +43,8 @@ class Route:
             )
         ex.assignment = self._assign(live, ex)
         ex.upstream_url = ex.assignment.variant.upstream
-        ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
+        if exp.expose_variant:
+            ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
         return await call_next(ex)
 
     def _assign(self, live: Live, ex: Exchange) -> Assignment:

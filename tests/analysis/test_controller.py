@@ -46,6 +46,15 @@ class ScriptedJudge:
     def observe_rewards(self, records: Sequence[OutcomeRecord]) -> None:
         pass
 
+    def mature(self, cutoff: float) -> None:
+        pass
+
+    def latched(self) -> list[str]:
+        return []
+
+    def latch(self, candidates: Sequence[str]) -> None:
+        pass
+
     def decide(self, *, step: int, candidate_in_step: int, drops: Mapping[str, int]) -> Verdict:
         self.looks.append((self.seen, step))
         looks_in_step = sum(1 for _, s in self.looks if s == step)

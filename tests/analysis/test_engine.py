@@ -118,7 +118,7 @@ def test_records_feed_the_same_statistics_as_columns() -> None:
     a, b = Judge(experiment()), Judge(experiment())
     a.observe(recs)
     b.observe_columns(from_records(recs, "v1", "v2"))
-    assert a.snapshot() == b.snapshot()
+    assert a.snapshot() == {**b.snapshot(), "duration_s": recs[-1].ts - recs[0].ts}
     assert a.tally.n_candidate + a.tally.n_stable == 3000
 
 
@@ -155,9 +155,11 @@ def test_a_good_candidate_advances_then_promotes() -> None:
 def test_drops_block_promotion() -> None:
     judge = Judge(experiment((20.0, 100.0), AnalysisSpec(guardrails=ERRORS_ONLY)))
     feed(judge, 4, 40_000, 0.2, err_b=0.005)
-    assert judge.decide(step=0, candidate_in_step=0, drops={"candidate": 0}).kind == "PROMOTE"
-    d = judge.decide(step=0, candidate_in_step=0, drops={"stable": 0, "candidate": 100})
+    assert judge.decide(step=0, candidate_in_step=0, drops={"v2": 0}).kind == "PROMOTE"
+    # Drops are counted per variant name and gated by role, whatever the names are.
+    d = judge.decide(step=0, candidate_in_step=0, drops={"v1": 0, "v2": 100})
     assert d.kind == "HOLD"
+    assert d.snapshot["drops"] == {"stable": 0, "candidate": 100}
     assert "dropped" in d.reasons[0]
 
 

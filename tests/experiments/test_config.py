@@ -111,7 +111,7 @@ def test_optional_fields() -> None:
     text = MINIMAL.replace("blueGreen: {}", "blueGreen: {active: green}") + (
         "  timeout: 2.5s\n"
         "  maxBodyBytes: 1024\n"
-        "  analysis: {interval: 500ms, goals: [{metric: latency_p50, direction: decrease}]}\n"
+        "  analysis: {interval: 500ms, goals: [{metric: latency_p99, direction: decrease}]}\n"
     )
     text = text.replace("{pathPrefix: /v2/models/m}", "{pathPrefix: /v2/models/m, methods: [POST, GET]}")
     text = text.replace(
@@ -125,7 +125,7 @@ def test_optional_fields() -> None:
     assert exp.pins == (Pin("x-qa", "1", "green"),)
     assert exp.analysis is not None
     assert exp.analysis.interval_s == 0.5
-    assert exp.analysis.goals == (MetricRule("latency_p50", direction="decrease", min_effect=0.0),)
+    assert exp.analysis.goals == (MetricRule("latency_p99", direction="decrease", min_effect=0.0),)
 
 
 def test_shadow_variants_without_a_shadow_section_get_defaults() -> None:

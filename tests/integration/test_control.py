@@ -13,6 +13,11 @@ from tests.support.cli import exported
 from tests.support.procs import Proc
 
 TOKEN = "s3cret-admin-token"
+REWARD_GOAL = """\
+  analysis:
+    goals:
+      - {metric: reward_mean, direction: increase, range: [0, 1]}
+"""
 
 
 async def shares(session: aiohttp.ClientSession, proxy: Proc, n: int = 200) -> dict[str, int]:
@@ -71,20 +76,26 @@ async def test_feedback_joins_a_reward_to_the_outcome(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    config = canary_yaml(stable.url, candidate.url) + "  analysis:\n    feedbackWindow: 1s\n"
+    config = canary_yaml(stable.url, candidate.url) + REWARD_GOAL + "    feedbackWindow: 1s\n"
     proxy = outrider(config, data_dir=tmp_path / "fb")
     url = f"{proxy.url}/outrider/v1/feedback"
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "fb"}) as r:
             rid, variant = r.headers["x-request-id"], r.headers["x-outrider-variant"]
-        async with session.post(url, data=orjson.dumps({"request_id": rid, "reward": 1.0})) as r:
+            token = r.headers["x-outrider-feedback-token"]
+        async with session.post(
+            url, data=orjson.dumps({"request_id": rid, "reward": 1.0, "token": token})
+        ) as r:
             assert r.status == 200, await r.text()
             assert (await r.json()) == {"request_id": rid, "experiment": "split", "variant": variant}
-        async with session.post(url, data=orjson.dumps({"request_id": rid, "reward": 0.0})) as r:
+        async with session.post(
+            url, data=orjson.dumps({"request_id": rid, "reward": 0.0, "token": token})
+        ) as r:
             assert r.status == 409
-        async with session.post(url, data=orjson.dumps({"request_id": "never-seen", "reward": 1})) as r:
-            assert r.status == 404
-            assert (await r.json())["code"] == "unknown_request"
+        unknown = {"request_id": "never-seen", "reward": 1, "token": token}
+        async with session.post(url, data=orjson.dumps(unknown)) as r:
+            assert r.status == 403  # a token of another request: nothing is learnt about the id
+            assert (await r.json())["code"] == "bad_feedback_token"
         for bad in (
             b"not json",
             b"[]",
@@ -97,9 +108,10 @@ async def test_feedback_joins_a_reward_to_the_outcome(
                 assert r.status == 400, bad
                 assert (await r.json())["code"] == "bad_request"
         async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "late"}) as r:
-            late_id = r.headers["x-request-id"]
+            late = {"request_id": r.headers["x-request-id"], "reward": 1.0}
+            late["token"] = r.headers["x-outrider-feedback-token"]
         await asyncio.sleep(1.2)  # feedbackWindow is 1s
-        async with session.post(url, data=orjson.dumps({"request_id": late_id, "reward": 1.0})) as r:
+        async with session.post(url, data=orjson.dumps(late)) as r:
             assert r.status == 422
             assert (await r.json())["code"] == "feedback_late"
         async with session.get(f"{proxy.admin_url}/metrics") as r:
@@ -107,10 +119,10 @@ async def test_feedback_joins_a_reward_to_the_outcome(
     assert 'outrider_feedback_total{result="accepted"} 1.0' in text
     assert 'outrider_feedback_total{result="duplicate"} 1.0' in text
     assert 'outrider_feedback_total{result="late"} 1.0' in text
-    assert 'outrider_feedback_total{result="unknown"} 1.0' in text
+    assert 'outrider_feedback_total{result="forbidden"} 1.0' in text
     proxy.stop()
     records = await exported(tmp_path / "fb")
-    assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0), (late_id, None)]
+    assert [(r["request_id"], r["reward"]) for r in records] == [(rid, 1.0), (late["request_id"], None)]
 
 
 async def test_concurrent_promotes_change_the_state_once(

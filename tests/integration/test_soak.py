@@ -1,6 +1,6 @@
-"""Soak: a real outrider under mixed load (canary, shadow copies, feedback, upstream faults switched on and
-off, malformed requests) keeps memory, file descriptors and tasks flat, and the outcome invariant in every
-scrape.
+"""Soak: a real outrider under mixed load (canary, shadow copies, feedback with and without its token,
+upstream faults switched on and off, malformed requests) keeps memory, file descriptors and tasks flat, and
+the outcome invariant in every scrape.
 
 The default run soaks for 20 s; `make reliability` runs 10 minutes (OUTRIDER_SOAK_SECONDS overrides both).
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.integration.conftest import OutriderFactory
@@ -27,6 +28,13 @@ from tests.support.procs import Proc, echo_upstream
 
 MiB = 1024 * 1024
 FAULTS = ("/reset", "/sleep/80", "/status/500")
+FEEDBACK_TOKEN = "x-outrider-feedback-token"
+EXPECTED = {"200", "400", "403", "404", "409", "413", "500", "502", "ClientOSError"}
+REWARD_GOAL = """\
+  analysis:
+    goals:
+      - {metric: reward_mean, direction: increase}
+"""
 
 
 @dataclass
@@ -34,7 +42,8 @@ class Soak:
     """What the load saw and the samples of the sidecar's health."""
 
     statuses: Counter[str] = field(default_factory=Counter)
-    ids: list[str] = field(default_factory=list)
+    answered: list[tuple[str, str]] = field(default_factory=list)
+    """(request id, feedback token) of answered requests."""
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)
     """(seconds since start, RSS MiB, open fds, asyncio tasks)."""
     fault: str = ""
@@ -56,9 +65,11 @@ async def client(url: str, soak: Soak, until: float, seed: int) -> None:
             roll = rng.random()
             headers = {"x-user-id": f"u{seed}-{i % 300}", "content-type": "application/json"}
             body: bytes | io.BytesIO
-            if roll < 0.05 and soak.ids:
+            if roll < 0.05 and soak.answered:  # valid once, then duplicates; 1 in 5 with a wrong token
                 target = f"{url}/outrider/v1/feedback"
-                body = b'{"request_id": "%s", "reward": 1.0}' % rng.choice(soak.ids).encode()
+                rid, token = rng.choice(soak.answered)
+                token = token if rng.random() < 0.8 else token[::-1]
+                body = orjson.dumps({"request_id": rid, "reward": 1.0, "token": token})
             elif roll < 0.08:
                 target, body = f"{url}/v2/models/m/infer", io.BytesIO(b"x" * (2 * MiB))  # over the cap
             elif roll < 0.12:
@@ -69,8 +80,8 @@ async def client(url: str, soak: Soak, until: float, seed: int) -> None:
                 async with session.post(target, data=body, headers=headers) as r:
                     await r.read()
                     soak.statuses[str(r.status)] += 1
-                    if r.status == 200 and len(soak.ids) < 10_000:
-                        soak.ids.append(r.headers["x-request-id"])
+                    if r.status == 200 and len(soak.answered) < 10_000 and FEEDBACK_TOKEN in r.headers:
+                        soak.answered.append((r.headers["x-request-id"], r.headers[FEEDBACK_TOKEN]))
             except aiohttp.ClientError as err:  # a 413 may close the connection mid-upload
                 soak.statuses[type(err).__name__] += 1
 
@@ -105,7 +116,8 @@ async def run_soak(
     seconds: float, upstreams: tuple[Proc, Proc], shadow: Proc, outrider: OutriderFactory, tmp_path: Path
 ) -> Soak:
     stable, candidate = upstreams
-    proxy = outrider(with_shadow(stable.url, candidate.url, shadow.url), data_dir=tmp_path / "data")
+    config = with_shadow(stable.url, candidate.url, shadow.url) + REWARD_GOAL  # responses carry tokens
+    proxy = outrider(config, data_dir=tmp_path / "data")
     soak, started = Soak(), time.monotonic()
     until = started + seconds
     await asyncio.gather(
@@ -122,9 +134,7 @@ async def run_soak(
         f"fds {min(fds):.0f}..{max(fds):.0f}, "
         f"tasks {min(tasks):.0f}..{max(tasks):.0f}"
     )
-    assert not set(soak.statuses) - {"200", "400", "404", "409", "413", "500", "502", "ClientOSError"}, (
-        soak.statuses
-    )
+    assert not set(soak.statuses) - EXPECTED, soak.statuses
     assert max(rss) - min(rss) < 20
     assert max(fds) - min(fds) <= 40  # 8 clients + upstream pools: bounded, not growing
     assert max(tasks) < 200

@@ -4,6 +4,7 @@ Path segments anywhere in the path trigger faults:
   .../reset/...     closes the connection without answering (a reset as the proxy sees it)
   .../sleep/MS/...  answers after MS milliseconds
   .../status/N/...  answers with status N
+  PUT /__fail_permille/N  from then on, answers 500 to the users (x-user-id) whose hash mod 1000 is below N
   every answer echoes: {"name", "method", "path", "headers": [[k, v], ...], "body_len"}
 `--fault hang|500|garbage|reset|slow-body` breaks every request of the process (a broken shadow).
 Every answer carries hop-by-hop headers that a proxy must strip (Connection names X-Upstream-Secret) and
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import zlib
 
 import orjson
 from aiohttp import web
@@ -47,12 +49,20 @@ async def faulty(request: web.Request, fault: str) -> web.StreamResponse | None:
 
 def make_app(name: str, fault: str = "none") -> web.Application:
     """The echo application."""
+    failing = {"permille": 0}
+
+    async def set_failing(request: web.Request) -> web.StreamResponse:
+        failing["permille"] = int(request.match_info["n"])
+        return web.Response(text="ok")
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         broken = await faulty(request, fault)
         if broken is not None:
             return broken
+        user = request.headers.get("x-user-id", "").encode()
+        if failing["permille"] and zlib.crc32(user) % 1000 < failing["permille"]:
+            return web.Response(status=500, text="this user's requests fail")
         segments = request.path.split("/")
         if "reset" in segments:
             assert request.transport is not None
@@ -82,6 +92,7 @@ def make_app(name: str, fault: str = "none") -> web.Application:
         )
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("PUT", r"/__fail_permille/{n:\d+}", set_failing)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
