@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 ITERATIONS = 26
+STEP = 0.005
+"""First step of the outward walk, as a share of half the search range (then doubling)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,27 +43,65 @@ def difference(span: float) -> Scale:
     return Scale(False, -abs(span), abs(span))
 
 
-def lower_bound(rejects: Callable[[float], bool], scale: Scale = RATIO) -> float:
-    """sup{c : rejects(c)} for a test that rejects below some c (0 or −span when it never does)."""
-    if not rejects(scale.value(scale.lo)):
-        return 0.0 if scale.log else -float("inf")
-    if rejects(scale.value(scale.hi)):
-        return float("inf")
-    lo, hi = scale.lo, scale.hi
-    for _ in range(ITERATIONS):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if rejects(scale.value(mid)) else (lo, mid)
-    return scale.value(lo)
+def _coord(scale: Scale, start: float) -> float:
+    """The search coordinate of `start` (the point estimate), or the middle when it is unusable."""
+    if scale.log:
+        ok = np.isfinite(start) and start > 0.0
+        return float(np.clip(np.log(start), scale.lo, scale.hi)) if ok else 0.0
+    return float(np.clip(start, scale.lo, scale.hi)) if np.isfinite(start) else 0.5 * (scale.lo + scale.hi)
 
 
-def upper_bound(rejects: Callable[[float], bool], scale: Scale = RATIO) -> float:
-    """inf{c : rejects(c)} for a test that rejects above some c (+∞ when it never does)."""
-    if not rejects(scale.value(scale.hi)):
-        return float("inf")
-    if rejects(scale.value(scale.lo)):
-        return 0.0 if scale.log else -float("inf")
-    lo, hi = scale.lo, scale.hi
+def _bisect(rejects: Callable[[float], bool], scale: Scale, yes: float, no: float) -> float:
+    """Narrow [yes, no] (rejecting at `yes`, not at `no`) to the edge; returns the rejecting side."""
     for _ in range(ITERATIONS):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if rejects(scale.value(mid)) else (mid, hi)
-    return scale.value(hi)
+        mid = 0.5 * (yes + no)
+        yes, no = (mid, no) if rejects(scale.value(mid)) else (yes, mid)
+    return scale.value(yes)
+
+
+def _walk(
+    rejects: Callable[[float], bool], scale: Scale, start: float, step: float
+) -> tuple[float, float] | None:
+    """From `start` (not rejecting) step by `step`, doubling, to a rejecting point: (it, the one before)."""
+    here, width = start, abs(step)
+    limit = scale.lo if step < 0 else scale.hi
+    while (here > limit) if step < 0 else (here < limit):
+        nxt = max(here - width, limit) if step < 0 else min(here + width, limit)
+        if rejects(scale.value(nxt)):
+            return nxt, here
+        here, width = nxt, 2 * width
+    return None
+
+
+def lower_bound(rejects: Callable[[float], bool], scale: Scale = RATIO, start: float = float("nan")) -> float:
+    """sup{c : rejects(c)} for a test that rejects below some c, searched downward from `start` (the
+    estimate: the test never rejects there); 0 (or −∞) when it rejects nowhere below."""
+    x0 = _coord(scale, start)
+    if rejects(scale.value(x0)):
+        found: tuple[float, float] | None = (x0, scale.hi)
+        if rejects(scale.value(scale.hi)):
+            return float("inf")
+    else:
+        found = _walk(rejects, scale, x0, -STEP * _span(scale))
+    if found is None:
+        return 0.0 if scale.log else -float("inf")
+    return _bisect(rejects, scale, *found)
+
+
+def upper_bound(rejects: Callable[[float], bool], scale: Scale = RATIO, start: float = float("nan")) -> float:
+    """inf{c : rejects(c)} for a test that rejects above some c, searched upward from `start`; +∞ when it
+    rejects nowhere above."""
+    x0 = _coord(scale, start)
+    if rejects(scale.value(x0)):
+        found: tuple[float, float] | None = (x0, scale.lo)
+        if rejects(scale.value(scale.lo)):
+            return 0.0 if scale.log else -float("inf")
+    else:
+        found = _walk(rejects, scale, x0, STEP * _span(scale))
+    if found is None:
+        return float("inf")
+    return _bisect(rejects, scale, *found)
+
+
+def _span(scale: Scale) -> float:
+    return (scale.hi - scale.lo) / 2.0

@@ -217,8 +217,8 @@ def check_guardrail(
         sc = ev.scale(rule)
         ell_h, ell_p = float(np.log(1 / alpha_harm)), float(np.log(1 / alpha))
         est = ev.estimate(rule)
-        lo = bounds.lower_bound(lambda c: ev.log_e(rule, c, "greater", alpha_harm, "harm") >= ell_h, sc)
-        hi = bounds.upper_bound(lambda c: ev.log_e(rule, c, "less", alpha, "pass") >= ell_p, sc)
+        lo = bounds.lower_bound(lambda c: ev.log_e(rule, c, "greater", alpha_harm, "harm") >= ell_h, sc, est)
+        hi = bounds.upper_bound(lambda c: ev.log_e(rule, c, "less", alpha, "pass") >= ell_p, sc, est)
     return RuleCheck(
         rule, "guardrail", est, lo, hi, harm, alpha_harm, ok, alpha,
         ev.pass_block(rule), harm_margin, margin, floor, ev.harm_wait(rule), ev.unit,
@@ -242,7 +242,7 @@ def check_goal(rule: MetricRule, ev: Evidence, alpha: float, detail: bool = True
     if detail:
         sc, ell = ev.scale(rule), float(np.log(1 / alpha))
         est = ev.estimate(rule)
-        lo = bounds.lower_bound(lambda x: ev.log_e(rule, x, "greater", alpha, "goal") >= ell, sc)
-        hi = bounds.upper_bound(lambda x: ev.log_e(rule, x, "less", alpha, "goal") >= ell, sc)
+        lo = bounds.lower_bound(lambda x: ev.log_e(rule, x, "greater", alpha, "goal") >= ell, sc, est)
+        hi = bounds.upper_bound(lambda x: ev.log_e(rule, x, "less", alpha, "goal") >= ell, sc, est)
     block = ev.pass_block(rule)
     return RuleCheck(rule, "goal", est, lo, hi, None, None, ok, alpha, block, 1.0, c, 0.0, None, ev.unit)

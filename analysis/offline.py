@@ -72,6 +72,10 @@ def analyze_records(
         ],
         "records": snapshot.get("records", 0),
         "candidate_requests": snapshot.get("candidate_requests", 0),
+        "decided_at_records": final.records if final else None,
+        "unit_of_analysis": snapshot.get("unit_of_analysis", "request"),
+        "units": snapshot.get("units"),
+        "effective_units": snapshot.get("effective_units"),
     }
 
 

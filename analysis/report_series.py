@@ -80,13 +80,14 @@ def replay_series(
 
 
 def thresholds(experiment: Experiment) -> dict[str, float | None]:
-    """α and the e-value lines a rule must cross: 1/(α/K) for harm (K guardrails), 1/α to pass."""
+    """α and the e-value lines a rule must cross: 1/(α/(K·J)) for harm (K guardrails, J candidates), 1/(α/J)
+    to pass."""
     candidate = candidate_name(experiment)
     if candidate is None:
         return {"alpha": None, "harm": None, "pass": None}
     policy = Policy.from_experiment(experiment, candidate)
-    k = max(len(policy.guardrails), 1)
-    return {"alpha": policy.alpha, "harm": k / policy.alpha, "pass": 1 / policy.alpha}
+    k, a = max(len(policy.guardrails), 1), policy.comparison_alpha
+    return {"alpha": policy.alpha, "harm": k / a, "pass": 1 / a}
 
 
 class _Columns:

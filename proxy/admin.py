@@ -59,11 +59,13 @@ def strategy_json(exp: Experiment) -> dict[str, Any]:
 
 
 def thresholds_json(exp: Experiment) -> dict[str, float] | None:
-    """The e-value thresholds of the looks (as analysis.engine applies them): harm 1/(α/K), pass 1/α."""
+    """The e-value thresholds of the looks (as analysis.engine applies them): harm 1/(α/(K·J)), pass 1/(α/J)
+    for K guardrails and J candidates compared with stable."""
     if exp.analysis is None:
         return None
     alpha, k = exp.analysis.alpha, len(exp.analysis.guardrails or DEFAULT_GUARDRAILS)
-    return {"alpha": alpha, "harm": k / alpha, "pass": 1 / alpha}
+    j = max(sum(1 for v in exp.serving if v.role == "candidate"), 1)
+    return {"alpha": alpha, "harm": k * j / alpha, "pass": j / alpha}
 
 
 def request_counts(metrics: Metrics) -> dict[str, dict[str, dict[str, int]]]:

@@ -127,10 +127,15 @@ def print_analysis(name: str, result: dict[str, Any]) -> None:
         f"records: {result['records']}, candidate requests: {result['candidate_requests']}, "
         f"SRM log BF {srm.get('log_bf', 0.0):.2f}{' (MISMATCH)' if srm.get('flagged') else ''}"
     )
+    units = result.get("units")
+    if result.get("unit_of_analysis") == "unit" and isinstance(units, dict):
+        print(f"unit of analysis: unit; units stable {units.get('stable')}, candidate {units.get('candidate')}")
     for m in result["metrics"]:
         print(
-            f"  {m['name']:<14} estimate {num(m['estimate'])}  CI [{num(m['ci_low'])}, {num(m['ci_high'])}]  "
-            f"log e harm {num(m['log_e_harm'])}  non-inferiority {num(m['log_e_noninf'])}"
+            f"  {m['name']:<14} estimate {num(m['estimate'])}  lower bound {num(m['ci_low'])} "
+            f"(harm margin {num(m.get('harm_margin'))})  upper bound {num(m['ci_high'])} "
+            f"(margin {num(m.get('margin'))})  log e harm {num(m['log_e_harm'])}  "
+            f"non-inferiority {num(m['log_e_noninf'])}"
         )
 
 

@@ -194,9 +194,14 @@ def decision_text(doc: dict[str, Any]) -> str:
 
 
 def look_text(doc: dict[str, Any]) -> str:
-    """`CONTINUE @ 1300 records` from the controller's last look."""
+    """`CONTINUE @ 1300 records (units 120/1100)` from the controller's last look."""
     look = doc.get("analysis")
-    return f"{look['kind']} @ {look['records']} records" if look else "—"
+    if not look:
+        return "—"
+    snap = look.get("snapshot") or {}
+    units = snap.get("units") if snap.get("unit_of_analysis") == "unit" else None
+    per_unit = f" (units {units.get('candidate')}/{units.get('stable')})" if isinstance(units, dict) else ""
+    return f"{look['kind']} @ {look['records']} records{per_unit}"
 
 
 def evidence_lines(doc: dict[str, Any]) -> list[str]:
@@ -207,7 +212,7 @@ def evidence_lines(doc: dict[str, Any]) -> list[str]:
         harm, noninf = e_value(metric.get("log_e_harm")), e_value(metric.get("log_e_noninf"))
         out.append(
             f"    {metric['name']:<16} estimate {num(metric.get('estimate'))} "
-            f"[{num(metric.get('ci_low'))}, {num(metric.get('ci_high'))}]  "
+            f"bounds [{num(metric.get('ci_low'))} harm, {num(metric.get('ci_high'))} pass]  "
             f"e harm {harm} / {num(limits.get('harm'))}  e pass {noninf} / {num(limits.get('pass'))}"
         )
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -201,6 +202,8 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
         config = tmp / f"{scenario.name}.yaml"
         config.write_text(experiment_text(scenario, [c.url for c in children]))
         data_dir = Path(args.data_dir) / scenario.name
+        # Each run is a new experiment: an earlier run's outcomes and state would be replayed as history.
+        await asyncio.to_thread(shutil.rmtree, data_dir, True)
         run = [
             exe,
             "run",

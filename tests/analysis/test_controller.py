@@ -170,3 +170,16 @@ async def test_run_stops_when_asked() -> None:
     await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(task, 1)
+
+
+async def test_drop_counts_survive_a_restart_in_the_state() -> None:
+    states = MemoryStates(initial_state(EXP))
+    lost = {"candidate": 7}
+    first = Controller(EXP, ListSource(), states, factory, drops=lambda: lost)
+    await first.tick()
+    assert states.state.extra["dropped"] == {"candidate": 7}
+    # A new process starts with empty counters: the gate still sees the earlier drops, plus its own.
+    second = Controller(EXP, ListSource(), states, factory, drops=lambda: {"stable": 2})
+    assert second.total_drops() == {"candidate": 7, "stable": 2}
+    await second.tick()
+    assert states.state.extra["dropped"] == {"candidate": 7, "stable": 2}

@@ -202,3 +202,15 @@ def test_rewards_count_only_once_their_window_closed() -> None:
     assert judge.tally.reward.n == 49
     looker.feed(recs[100:200], {})
     assert judge.tally.reward.n == 149
+
+
+def test_a_persisted_srm_latch_is_restored_at_start() -> None:
+    from dataclasses import replace
+
+    from experiments.state import initial_state
+
+    e = exp()
+    state = replace(initial_state(e), extra={"srm_latched": ["v2"]})
+    judge = Judge(e)
+    Looker(judge, e, state)
+    assert judge.srm_latched and judge.latched() == ["v2"]

@@ -15,6 +15,7 @@ import pytest
 
 from experiments.assignment import bucket_of
 from tests.integration.conftest import OutriderFactory, canary_yaml
+from tests.integration.test_restart import analyze
 from tests.support.procs import Proc, echo_upstream
 
 SALT = "steer-1"
@@ -138,3 +139,11 @@ async def test_srm_latch_survives_a_restart_and_never_blocks_a_rollback(
     assert last["decision"] == "ROLLBACK"
     assert "error_rate: harm" in last["reasons"][0]
     assert last["snapshot"]["srm"]["flagged"]
+    second.stop()
+    # `outrider analyze` on the export replays the same looks without a restart: same decision, same record.
+    config = tmp_path / "split.yaml"
+    config.write_text(text)
+    offline = await asyncio.to_thread(analyze, data_dir, config)
+    assert offline["decision"] == "ROLLBACK"
+    assert offline["decided_at_records"] == last["at_records"]
+    assert offline["unit_of_analysis"] == "unit"
