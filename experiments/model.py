@@ -118,7 +118,7 @@ class Slo:
 
 @dataclass(frozen=True, slots=True)
 class AnalysisSpec:
-    """How the controller judges the candidate (STATS.md §2)."""
+    """How the controller judges the candidate (docs/statistics.md)."""
 
     interval_s: float = 1.0
     alpha: float = 0.05

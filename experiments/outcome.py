@@ -1,4 +1,4 @@
-"""The outcome record (DESIGN.md §4): one per routed request, written by `record`, read by `analysis`.
+"""The outcome record (docs/design.md): one per routed request, written by `record`, read by `analysis`.
 
 Usage: rec = OutcomeRecord(request_id=..., ...); line = rec.to_json()
 Field names are a contract (JSON Lines export, `outrider analyze`); more may be added, none renamed.

@@ -1,1 +1,1 @@
-"""Mirroring to shadow versions and comparing their answers with the primary's (see DESIGN.md §2)."""
+"""Mirroring to shadow versions and comparing their answers with the primary's (see docs/design.md)."""

@@ -7,7 +7,7 @@ Usage:
     await dispatcher.close(timeout)  # stop taking copies, let the workers finish, close the pool
 
 A fixed set of workers serves one bounded queue, so a hung or slow shadow can only fill the queue — never
-hold client requests, memory or connections of the primary (RELIABILITY.md: shadow isolation). Counters obey
+hold client requests, memory or connections of the primary (docs/reliability.md: shadow isolation). Counters obey
 `eligible == enqueued + dropped + sampled_out` exactly (the mirror filter counts eligible and sampled_out).
 """
 
@@ -30,7 +30,7 @@ SHADOW_HEADER = "x-outrider-shadow"
 
 @dataclass(frozen=True, slots=True)
 class ShadowLimits:
-    """Safe defaults of RELIABILITY.md."""
+    """Safe defaults of docs/reliability.md."""
 
     queue: int = 100
     workers: int = 16

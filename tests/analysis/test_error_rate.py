@@ -105,7 +105,7 @@ def test_a_a_and_boundary_calibration_under_continuous_looks(
 
 
 def test_time_to_detect_a_doubling_matches_stats_md() -> None:
-    """STATS.md: median 9.8k requests (both arms) at 1% base rate, 10% canary, α = 0.05, r0 = 1."""
+    """docs/statistics.md: median 9.8k requests (both arms) at 1% base rate, 10% canary, α = 0.05, r0 = 1."""
     rng = np.random.default_rng(5)
     times = []
     for _ in range(300):

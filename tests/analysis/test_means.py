@@ -94,7 +94,7 @@ def test_psi_mixture_is_calibrated_under_a_drifting_ramp(
 
 
 def test_pooled_arm_means_are_confounded_by_a_drifting_ramp() -> None:
-    """Why ψ: the difference of pooled arm means rejects an A/A far more often than α (STATS.md: 81%)."""
+    """Why ψ: the difference of pooled arm means rejects an A/A far more often than α (docs/statistics.md: 81%)."""
     rng = np.random.default_rng(22)
     runs, hits = 100, 0
     for _ in range(runs):
@@ -106,7 +106,7 @@ def test_pooled_arm_means_are_confounded_by_a_drifting_ramp() -> None:
 
 
 def test_naive_repeated_welch_testing_exceeds_twenty_percent() -> None:
-    """The sanity check of STATS.md: a fixed-horizon test repeated at 100 looks is far above α."""
+    """The sanity check of docs/statistics.md: a fixed-horizon test repeated at 100 looks is far above α."""
     rng = np.random.default_rng(4)
     runs, per_look, looks = 2000, 50, 100
     a = rng.standard_normal((runs, per_look * looks))

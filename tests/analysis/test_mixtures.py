@@ -1,4 +1,4 @@
-"""Golden values of STATS.md §4 (confseq 0.0.11, savvi 0.3.1) and the n = 0 conventions."""
+"""Golden values of docs/statistics.md (confseq 0.0.11, savvi 0.3.1) and the n = 0 conventions."""
 
 from __future__ import annotations
 

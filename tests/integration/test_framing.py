@@ -1,4 +1,4 @@
-"""Request smuggling and framing vectors over raw sockets (RELIABILITY.md): each is refused with 400 (505 for
+"""Request smuggling and framing vectors over raw sockets (docs/reliability.md): each is refused with 400 (505 for
 a bad version), the connection is closed, and the upstream receives nothing."""
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ VECTORS: list[tuple[str, bytes]] = [
     ("http3-request-line", b"POST /v2/m/infer HTTP/3.0\r\n" + H + b"Content-Length: 7\r\n\r\n" + BODY),
     ("request-line-too-long", b"POST /v2/m/" + b"a" * 20_000 + b" HTTP/1.1\r\n" + H + b"\r\n"),
     ("header-too-long", b"POST /v2/m/infer HTTP/1.1\r\n" + H + b"X-Big: " + b"b" * 20_000 + b"\r\n\r\n"),
-    (  # RELIABILITY.md safe default: at most 100 headers
+    (  # docs/reliability.md safe default: at most 100 headers
         "too-many-headers",
         b"POST /v2/m/infer HTTP/1.1\r\n" + H + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n",
     ),

@@ -1,4 +1,4 @@
-"""Fuzzed and malformed requests against a real outrider (RELIABILITY.md "input"): no 5xx from outrider
+"""Fuzzed and malformed requests against a real outrider (docs/reliability.md "input"): no 5xx from outrider
 itself, no crash, no connection left hanging, RSS growth < 20 MiB, `outrider_internal_errors_total` stays 0,
 and valid requests afterwards all succeed.
 
@@ -115,7 +115,7 @@ class Tally:
 
     def add(self, kind: str, outcome: str, data: bytes = b"") -> None:
         self.counts.setdefault(kind, Counter())[outcome] += 1
-        if outcome.startswith("5") and outcome != "505":  # 505: a client's HTTP version (RELIABILITY.md)
+        if outcome.startswith("5") and outcome != "505":  # 505: a client's HTTP version (docs/reliability.md)
             self.server_errors.append(data[:300])
 
 

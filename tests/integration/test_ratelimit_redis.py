@@ -6,7 +6,7 @@ quarter of an interval after the previous, so together they make one stream at t
 GCRA then admits what one process admits for the same arrivals: `burst` at once, then `rate`/s.
 
 With Redis killed in `local` mode each replica limits on its own, so a key gets a fresh burst in every
-replica: up to 4× the shared limit until Redis is back (RELIABILITY.md's "local fallback", documented).
+replica: up to 4× the shared limit until Redis is back (the documented "local fallback", docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.support.procs import Proc, run_cmd, start
 from tests.support.redis_server import RedisServer, running_redis
 
 REPLICAS = 4
-DECISION_BOUND_S = 0.060  # RELIABILITY.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode
+DECISION_BOUND_S = 0.060  # docs/reliability.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode
 WARM_UP = 3 * REPLICAS  # requests sent by warmed(), each on its replica's own key
 Replicas = Callable[..., list[Proc]]
 

@@ -1,4 +1,4 @@
-"""Slow clients against a real outrider (RELIABILITY.md "slow clients"): slowloris connections that trickle
+"""Slow clients against a real outrider (docs/reliability.md "slow clients"): slowloris connections that trickle
 an endless header block are closed at the header timeout ±1 s while legitimate traffic stays 100% OK, and a
 body trickled under the minimum rate gets 408 and a closed connection.
 

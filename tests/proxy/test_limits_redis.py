@@ -24,7 +24,7 @@ from proxy.settings_load import SettingsError, resolve
 from tests.proxy.test_ratelimit import FakeClock, exchange, terminal
 from tests.support.redis_server import RedisServer, running_redis
 
-DECISION_BOUND_S = 0.060  # RELIABILITY.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode
+DECISION_BOUND_S = 0.060  # docs/reliability.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode
 
 
 @pytest.fixture
