@@ -1,4 +1,4 @@
-"""Sequential statistics, the decision engine and promotion reports (see STATS.md, docs/statistics.md).
+"""Sequential statistics, the decision engine and promotion reports (see docs/statistics.md).
 
 Statistics (pure numpy/scipy, immutable state in, new state out): `mixtures` (closed forms), `counts` +
 `error_rate` (event attribution), `means` (ψ increments, normal mixture), `quantiles` (quantile CS),

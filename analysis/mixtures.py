@@ -1,4 +1,4 @@
-"""Closed-form mixture boundaries (STATS.md §4): normal and beta-binomial log mixtures, bounds, inversion.
+"""Closed-form mixture boundaries: normal and beta-binomial log mixtures, bounds, inversion.
 
 Usage: `log_e = normal_log_mixture(s, v, v_opt=1000.0)`; reject when `log_e >= log(1/alpha)`.
 

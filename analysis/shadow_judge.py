@@ -1,4 +1,4 @@
-"""The shadow verdict (STATS.md §1, paired shadow data): OK / FAIL / NOT_ENOUGH_DATA per shadow variant.
+"""The shadow verdict (paired shadow data, docs/statistics.md): OK / FAIL / NOT_ENOUGH_DATA per shadow.
 
 Usage: `judge = ShadowJudge(experiment, floor="stable-copy"); judge.observe(records); judge.verdicts()`
 

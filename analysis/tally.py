@@ -3,7 +3,7 @@
 Usage: `tally = update(Tally(), columns)`; any split of the same rows into batches gives the same tally.
 Rewards arrive later than outcomes (feedback), so they have their own update: `update_rewards`.
 
-Each part is the sequential state of one method family (STATS.md §1). E-processes never reset: a new
+Each part is the sequential state of one method family (docs/statistics.md). E-processes never reset: a new
 canary step only adds rows with a new ρ.
 """
 

@@ -2,10 +2,10 @@
 
 Usage: client = resolve_client(peer, headers.getall("X-Forwarded-For", []), TrustedProxies(("10.0.0.0/8",)))
 
-X-Forwarded-For is read right to left (RELIABILITY.md "Spoofing"): each trusted hop vouches for the entry to
-its left, so the walk skips trusted addresses and stops at the first untrusted one — the client. Anything
-left of that was written by the client and proves nothing. A malformed entry stops the walk: the last
-trusted hop is then the best-known client. An untrusted peer can never choose its own address.
+X-Forwarded-For is read right to left (docs/reliability.md, "Spoofing"): each trusted hop vouches for the
+entry to its left, so the walk skips trusted addresses and stops at the first untrusted one — the client.
+Anything left of that was written by the client and proves nothing. A malformed entry stops the walk: the
+last trusted hop is then the best-known client. An untrusted peer can never choose its own address.
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def print_analysis(name: str, result: dict[str, Any]) -> None:
     )
     units = result.get("units")
     if result.get("unit_of_analysis") == "unit" and isinstance(units, dict):
-        print(f"unit of analysis: unit; units stable {units.get('stable')}, candidate {units.get('candidate')}")
+        stable, candidate = units.get("stable"), units.get("candidate")
+        print(f"unit of analysis: unit; units stable {stable}, candidate {candidate}")
     for m in result["metrics"]:
         print(
             f"  {m['name']:<14} estimate {num(m['estimate'])}  lower bound {num(m['ci_low'])} "

@@ -76,7 +76,7 @@ class BodyPace:
     """How fast a request body must arrive: `received` bytes by start + grace_s + received / min_rate."""
 
     grace_s: float = 10.0  # the header timeout: a body may start as late as a header block may end
-    min_rate: int = 1024  # bytes/second, RELIABILITY.md "Safe defaults"
+    min_rate: int = 1024  # bytes/second, docs/reliability.md "Safe defaults"
 
 
 async def read_body(request: web.Request, cap: int, pace: BodyPace = BodyPace()) -> bytes:

@@ -2,7 +2,7 @@
 
 Usage: clean = end_to_end(request.headers)
 Besides the fixed list, every header *named* in `Connection` goes too — except the ones a client must not be
-able to strip that way (RELIABILITY.md: `Authorization`, `X-Forwarded-For`, ...): those stay.
+able to strip that way (docs/reliability.md: `Authorization`, `X-Forwarded-For`, ...): those stay.
 """
 
 from __future__ import annotations

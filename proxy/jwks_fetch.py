@@ -2,7 +2,7 @@
 
 Usage: keys = JwksKeys(url, ("RS256",)); await keys.start(); entry = await keys.find(kid); await keys.close()
 
-RELIABILITY.md: cache 300 s, refresh cooldown 30 s, fetch timeout 2 s (PyJWT's `PyJWKClient` would block
+docs/reliability.md: cache 300 s, refresh cooldown 30 s, fetch timeout 2 s (PyJWT's `PyJWKClient` would block
 the loop on urllib). Expired keys are refreshed in the background while the old ones keep answering, and
 stay in use for as long as refreshes fail. A token with an unknown `kid` waits for at most one fetch per
 cooldown, shared by every request that asks meanwhile, so a flood of made-up kids costs the issuer one

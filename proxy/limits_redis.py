@@ -4,8 +4,8 @@ Usage: store = RedisLimiterStore("redis://127.0.0.1:6379/0", Gcra(100, 20)); d =
 
 The script reads the key's `tat`, decides exactly as `Gcra.check` does and writes the new `tat` in one step,
 so replicas never race, and it reads `now` from Redis (`TIME`), so their clocks need not agree. The request
-path cannot wait on Redis (RELIABILITY.md): each call has one `timeout_s` deadline (socket, connect and pool
-wait included), no retries, and a circuit breaker (5 consecutive errors open it for 1 s, then one probe).
+path cannot wait on Redis (docs/reliability.md): each call has one `timeout_s` deadline (socket, connect and
+pool wait included), no retries, and a circuit breaker (5 consecutive errors open it for 1 s, then one probe).
 While Redis fails or the breaker is open, `on_error` decides, and each such decision is counted:
 
 - `open`: admit (the limit is off while Redis is away);
@@ -26,9 +26,9 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.asyncio.retry import Retry
 
 from proxy.limits import Decision, Gcra, MemoryLimiterStore
 from proxy.logs import event
@@ -40,7 +40,7 @@ RESULTS: Final = ("ok", "error", "breaker_open")
 PREFIX = "outrider:rl:"
 BREAKER_ERRORS, BREAKER_OPEN_S = 5, 1.0
 DECISION_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.06, 0.1, 0.25, 1.0)
-"""Bounds of the decision-time histogram (seconds); 0.06 is RELIABILITY.md's bound with Redis down."""
+"""Bounds of the decision-time histogram (seconds); 0.06 is docs/reliability.md's bound with Redis down."""
 
 # KEYS[1]: the key; ARGV: interval, tolerance, slack (seconds, as `Gcra` has them), then `now` or '' for
 # Redis' clock. The value is "ORIGIN TAT": times count from a per-key origin (whole seconds of Redis' clock

@@ -1,7 +1,7 @@
 """Start-up facts the sidecar must not run without: aiohttp's C HTTP parser and a current aiohttp.
 
 Usage: facts = runtime_facts(); problems = runtime_problems(facts)
-The pure-Python parser is slower and has had its own request-smuggling advisories (RELIABILITY.md), so
+The pure-Python parser is slower and has had its own request-smuggling advisories (docs/reliability.md), so
 outrider refuses to start on it unless explicitly allowed (AIOHTTP_NO_EXTENSIONS is the usual cause).
 """
 

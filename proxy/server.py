@@ -51,7 +51,7 @@ from proxy.webhook import WEBHOOK_DRAIN_S, Webhook
 from shadow.dispatch import ShadowDispatcher
 
 FEEDBACK_MAX_BYTES = 64 * 1024
-MAX_HEADERS = 100  # RELIABILITY.md safe defaults: 100 headers, request line and each header ≤ 8 KiB
+MAX_HEADERS = 100  # docs/reliability.md safe defaults: 100 headers, request line and each header ≤ 8 KiB
 MAX_LINE_BYTES = 8192
 
 

@@ -31,7 +31,7 @@ class Settings:
     admin_token: str | None = None
     auth: AuthSettings | None = None
     rate_limit: RateLimitSettings | None = None
-    # connection limits (RELIABILITY.md "Safe defaults")
+    # connection limits (docs/reliability.md "Safe defaults")
     header_timeout_s: float = 10.0  # from the first byte of a request to its last header byte
     body_min_rate: int = 1024  # bytes/second a request body must keep up (after header_timeout_s of grace)
     max_connections: int = 4096  # open client connections on the data port; beyond, new ones are closed

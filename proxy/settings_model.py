@@ -48,7 +48,7 @@ def _seconds(value: object) -> object:
 
 
 class Limits(Section):
-    """Connection and size limits of the data port (RELIABILITY.md "Safe defaults")."""
+    """Connection and size limits of the data port (docs/reliability.md "Safe defaults")."""
 
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     """Request body cap for the whole sidecar, in bytes; an experiment's `spec.maxBodyBytes` may set less."""
