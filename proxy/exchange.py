@@ -5,9 +5,9 @@ Each slot of `Exchange` is written by exactly one filter (noted beside it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -62,6 +62,23 @@ class Exchange:
     pair: Pair | None = None  # mirror: the shadows' answers, joined to the outcome record by record
 
 
+class BodyStream(Protocol):
+    """A response body that arrives in chunks (an upstream answer read as the client takes it).
+
+    Iterating yields the chunks as they arrive; the end of iteration is the end of the body; an exception
+    during iteration is an error after the first byte. `aclose` stops early and closes the upstream
+    connection (a client that went away stops the generation).
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """The chunks, as they arrive."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading and close the upstream connection (idempotent)."""
+        ...
+
+
 @dataclass(slots=True)
 class Reply:
     """What goes back to the client."""
@@ -71,3 +88,5 @@ class Reply:
     body: bytes
     close: bool = False
     """Close the client connection after this reply (framing errors: nothing after them can be trusted)."""
+    stream: BodyStream | None = None
+    """When set, the body comes from this stream (and `body` is empty): the edge sends it as it arrives."""
