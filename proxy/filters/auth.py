@@ -27,6 +27,7 @@ from proxy.jwt_keys import (
     KeySource,
     StaticKeys,
 )
+from proxy.token_cache import TokenCache
 
 REALM = 'Bearer realm="outrider"'
 MAX_LEEWAY_S = 60.0
@@ -114,6 +115,8 @@ class Auth:
                 raise ValueError("auth.jwks_url needs its key source (JwksKeys) passed to Auth")
             keys = StaticKeys(settings.keys)
         self.keys = keys
+        self.verified = TokenCache(settings.leeway_s)
+        """Tokens verified earlier (the signature check is most of the filter's cost)."""
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Set `ex.principal`, then continue."""
@@ -123,6 +126,9 @@ class Auth:
 
     async def verify(self, token: str) -> Mapping[str, Any]:
         """The token's verified claims; raises Unauthorized on any failure."""
+        cached = self.verified.get(token)
+        if cached is not None:
+            return cached
         s = self.settings
         try:
             header = jwt.get_unverified_header(token)
@@ -137,7 +143,9 @@ class Auth:
         if entry is None:
             # Also when the key set could not be fetched: a key problem is the token's 401, never a 5xx.
             raise _invalid("unknown key id")
-        return self._decode(token, alg, entry)
+        claims = self._decode(token, alg, entry)
+        self.verified.put(token, claims)
+        return claims
 
     def _decode(self, token: str, alg: str, entry: KeyEntry) -> Mapping[str, Any]:
         s = self.settings

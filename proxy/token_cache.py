@@ -1,0 +1,64 @@
+"""Verified JWTs, remembered until they expire: a signature is checked once per token, not once per request.
+
+Usage: `cache = TokenCache(); claims = cache.get(token)`; after a successful verification `cache.put(token,
+claims)`.
+
+The key is the whole token, signature included, so only the exact bytes that were verified hit the cache.
+An entry lives until the token's `exp` (plus the leeway its verification allowed) and at most `max_age_s`
+(60 s by default), so that a key removed from the key set stops working within a minute; failures are never
+cached. The cache is bounded (least recently used entries go first), so a client minting tokens cannot grow
+it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+MAX_ENTRIES = 10_000
+MAX_AGE_S = 60.0
+
+
+class TokenCache:
+    """token → verified claims, until the earlier of the token's expiry and `max_age_s` from verification."""
+
+    def __init__(
+        self,
+        leeway_s: float,
+        max_entries: int = MAX_ENTRIES,
+        max_age_s: float = MAX_AGE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.leeway_s, self.max_entries, self.max_age_s, self.clock = leeway_s, max_entries, max_age_s, clock
+        self._entries: OrderedDict[str, tuple[Mapping[str, Any], float]] = OrderedDict()
+
+    def get(self, token: str) -> Mapping[str, Any] | None:
+        """The claims of a token verified earlier and still valid, else None."""
+        hit = self._entries.get(token)
+        if hit is None:
+            return None
+        claims, until = hit
+        if self.clock() >= until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return claims
+
+    def put(self, token: str, claims: Mapping[str, Any]) -> None:
+        """Remember a token that was just verified."""
+        exp = claims.get("exp")
+        now = self.clock()
+        until = now + self.max_age_s
+        if isinstance(exp, int | float):
+            until = min(until, float(exp) + self.leeway_s)
+        if until <= now:
+            return
+        self._entries[token] = (claims, until)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
