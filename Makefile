@@ -51,8 +51,9 @@ schema: $(STAMP)  ## regenerate experiments/schema.json and docs/settings.md aft
 	$(BIN)/python -m proxy.settings_cli > docs/settings.md
 
 bench-deps:
-	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey >/dev/null; }
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null && \
+	  { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey haproxy >/dev/null; }
 	$(BIN)/pip install -q -e '.[dev,bench]'
 
 bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder; figures in docs/benchmarks.md

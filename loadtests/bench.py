@@ -27,6 +27,7 @@ from loadtests.bench_load import LOADS, measure, warm_up
 from loadtests.bench_machine import machine
 from loadtests.bench_profile import Profile, profile, render_profile
 from loadtests.bench_report import Run, render_text, summarize, write_json
+from loadtests.haproxy import haproxy_exe
 from loadtests.nginx import nginx_exe
 from modelserver.testset import infer_body, read_test_set
 from proxy import loop
@@ -69,9 +70,9 @@ async def run_rounds(targets: list[Target], body: Path, rounds: int, seconds: fl
     for round_no in range(1, rounds + 1):
         for case in CASES:
             for target in (t for t in targets if t.case == case):
-                await warm_up(target.url, body)
+                await warm_up(target.url, body, token=target.token)
                 for load in LOADS:
-                    result = await measure(load, target.url, body, seconds, target.pids)
+                    result = await measure(load, target.url, body, seconds, target.pids, target.token)
                     runs.append(Run(round_no, case, target.name, load.name, result))
                     print(_progress(runs[-1]), flush=True)
     return runs
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     missing = [tool for tool in ("wrk", "hey") if shutil.which(tool) is None]
     missing += [] if nginx_exe() else ["nginx"]
+    missing += [] if haproxy_exe() else ["haproxy"]
     if missing:
         print(f"missing {', '.join(missing)}: `make bench` installs them (apt-get)", file=sys.stderr)
         return 2

@@ -1,14 +1,17 @@
 """Every process of the benchmark, started once on ephemeral 127.0.0.1 ports and stopped by id at the end.
 
-Two upstream cases — `model` (the fp32 digits model server) and `fixed` (nginx answering a canned copy of the
-model's own answer, so that the proxy and not the model is measured) — each reached four ways: `direct`,
-through `nginx` (reverse proxy, upstream keep-alive), through `outrider` (the demo's 10% canary, sticky on
-x-user-id), and through the `bare` aiohttp forwarder.
+Two upstream cases — `model` (the fp32 digits model server) and `fixed` (nginx answering a canned copy of
+the model's own answer, so that the proxy and not the model is measured) — each reached six ways: `direct`,
+through `nginx` (reverse proxy, upstream keep-alive), through `haproxy` (one thread, server keep-alive),
+through `outrider` (the demo's 10% canary, sticky on x-user-id), through `outrider+auth` (the same with
+RS256 JWT verification and a rate limit keyed by the token's subject, set high enough never to refuse), and
+through the `bare` aiohttp forwarder.
 Usage: async with fleet(tmp, Path("models"), body) as targets: ...
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,11 +20,13 @@ from pathlib import Path
 
 import aiohttp
 
+from loadtests.bench_auth import AuthKit
+from loadtests.haproxy import HAProxy
 from loadtests.nginx import Nginx, Server, fixed_server, proxy_server
 from proxy.children import Child, outrider_exe
 
 CASES = ("model", "fixed")
-TARGETS = ("direct", "nginx", "outrider", "bare")
+TARGETS = ("direct", "nginx", "haproxy", "outrider", "outrider+auth", "bare")
 INFER_PATH = "/v2/models/digits/infer"
 CANARY_PERCENT = 10
 
@@ -55,6 +60,8 @@ class Target:
     name: str
     url: str
     pids: tuple[int, ...]
+    token: str | None = None
+    """A bearer token every request of the load carries (the auth target)."""
 
 
 async def _child(stack: AsyncExitStack, cmd: list[str], log: Path) -> Child:
@@ -101,6 +108,11 @@ async def fleet(tmp: Path, models: Path, body: bytes) -> AsyncIterator[list[Targ
             tmp / "nginx-proxy",
             [proxy_server(case, url.removeprefix("http://")) for case, url in upstreams.items()],
         )
+        hap = await HAProxy.start(
+            tmp / "haproxy", {c: u.removeprefix("http://") for c, u in upstreams.items()}
+        )
+        stack.push_async_callback(hap.child.stop)
+        kit = await asyncio.to_thread(AuthKit.make, tmp / "auth")
         targets: list[Target] = []
         for case, upstream in upstreams.items():
             config = tmp / f"experiment-{case}.yaml"
@@ -113,6 +125,8 @@ async def fleet(tmp: Path, models: Path, body: bytes) -> AsyncIterator[list[Targ
             data_dir = str(tmp / f"data-{case}")
             run = [exe, "run", "-c", str(config), *ports, "--data-dir", data_dir, "--drain-delay", "0"]
             sidecar = await _child(stack, run, tmp / f"outrider-{case}.log")
+            auth_run = [*run[:-4], "--data-dir", data_dir + "-auth", "--drain-delay", "0", *kit.flags()]
+            guarded = await _child(stack, auth_run, tmp / f"outrider-auth-{case}.log")
             bare = await _child(
                 stack,
                 [sys.executable, "-m", "loadtests.bare_forwarder", "--upstream", upstream, "--port", "0"],
@@ -121,7 +135,9 @@ async def fleet(tmp: Path, models: Path, body: bytes) -> AsyncIterator[list[Targ
             targets += [
                 Target(case, "direct", upstream + INFER_PATH, ()),
                 Target(case, "nginx", proxy.url(case) + INFER_PATH, proxy.pids()),
+                Target(case, "haproxy", hap.url(case) + INFER_PATH, hap.pids()),
                 Target(case, "outrider", sidecar.url + INFER_PATH, (sidecar.proc.pid,)),
+                Target(case, "outrider+auth", guarded.url + INFER_PATH, (guarded.proc.pid,), kit.token),
                 Target(case, "bare", bare.url + INFER_PATH, (bare.proc.pid,)),
             ]
         yield targets

@@ -31,14 +31,17 @@ class Load:
     template: str
     tail: Callable[[str, Path], list[str]]
     parse: Callable[[str], LoadResult]
+    auth: Callable[[str], list[str]] = lambda token: []
+    """Extra arguments that make every request carry `Authorization: Bearer TOKEN`."""
 
     def command(self, seconds: float, lua: str = "loadtests/infer.lua") -> str:
         """The command line as a person would type it (without URL and body)."""
         return self.template.format(seconds=f"{seconds:g}", lua=lua)
 
-    def argv(self, url: str, body: Path, seconds: float) -> list[str]:
-        """The command line to run against `url`, posting the contents of `body`."""
-        return [*shlex.split(self.command(seconds, str(LUA))), *self.tail(url, body)]
+    def argv(self, url: str, body: Path, seconds: float, token: str | None = None) -> list[str]:
+        """The command line to run against `url`, posting the contents of `body` (with `token`, if any)."""
+        extra = self.auth(token) if token else []
+        return [*shlex.split(self.command(seconds, str(LUA))), *self.tail(url, body), *extra]
 
 
 SATURATING = Load(
@@ -47,6 +50,7 @@ SATURATING = Load(
     "wrk -t1 -c32 -d{seconds}s --latency -s {lua}",
     lambda url, body: [url, "--", str(body)],
     parse_wrk,
+    lambda token: ["1000", token],  # infer.lua's USERS and TOKEN arguments
 )
 MODERATE = Load(
     "moderate",
@@ -54,6 +58,7 @@ MODERATE = Load(
     "hey -z {seconds}s -c 8 -q 50 -m POST -T application/json -H 'x-user-id: bench-user'",
     lambda url, body: ["-D", str(body), url],
     parse_hey,
+    lambda token: [],
 )
 WARM_UP = dataclasses.replace(SATURATING, name="warm-up", template="wrk -t1 -c8 -d{seconds}s -s {lua}")
 LOADS = (SATURATING, MODERATE)
@@ -79,16 +84,21 @@ async def run_tool(argv: Sequence[str], seconds: float) -> str:
     return text
 
 
-async def measure(load: Load, url: str, body: Path, seconds: float, pids: Sequence[int]) -> LoadResult:
+async def measure(
+    load: Load, url: str, body: Path, seconds: float, pids: Sequence[int], token: str | None = None
+) -> LoadResult:
     """One run of `load`; with `pids`, the CPU those processes spent per completed request."""
     before = cpu_seconds(pids)
-    result = load.parse(await run_tool(load.argv(url, body, seconds), seconds))
+    argv = load.argv(url, body, seconds, token)
+    if token and load.name == "moderate":  # hey takes headers before the URL
+        argv = [*argv[:-1], "-H", f"Authorization: Bearer {token}", argv[-1]]
+    result = load.parse(await run_tool(argv, seconds))
     if not pids or result.requests == 0:
         return result
     used = cpu_seconds(pids) - before
     return dataclasses.replace(result, cpu_us_per_request=used / result.requests * 1e6)
 
 
-async def warm_up(url: str, body: Path, seconds: float = 1.0) -> None:
+async def warm_up(url: str, body: Path, seconds: float = 1.0, token: str | None = None) -> None:
     """A short wrk run: connection pools filled, code paths warm, before anything is measured."""
-    await run_tool(WARM_UP.argv(url, body, seconds), seconds)
+    await run_tool(WARM_UP.argv(url, body, seconds, token), seconds)

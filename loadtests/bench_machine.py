@@ -12,6 +12,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from loadtests.haproxy import haproxy_version
 from loadtests.nginx import nginx_version
 
 
@@ -56,6 +57,8 @@ def machine() -> dict[str, object]:
         "aiohttp": _dist("aiohttp"),
         "uvloop": _dist("uvloop"),
         "nginx": nginx_version(),
+        "haproxy": haproxy_version(),
+        "httptools": _dist("httptools"),
         "wrk": _tool_version(["wrk", "-v"]).split(" Copyright")[0],
         "hey": _tool_version(["dpkg-query", "-W", "-f=${Version}", "hey"]),
     }

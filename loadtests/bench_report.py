@@ -87,13 +87,17 @@ def ratio(cells: dict[Key, Cell], case: str, load: str, num: str, den: str, fiel
 
 
 def ratios(cells: dict[Key, Cell], case: str, load: str) -> dict[str, float | None]:
-    """Outrider over direct and over nginx (throughput, p50, p99); its CPU over nginx's and the floor's."""
+    """Outrider over direct and over nginx (throughput, p50, p99); its CPU over nginx's, HAProxy's and the
+    bare forwarder's; and what JWT verification plus a rate limit add (outrider+auth over outrider)."""
     out: dict[str, float | None] = {}
     for den in ("direct", "nginx"):
         for field, label in (("rps", "throughput"), ("p50_ms", "p50"), ("p99_ms", "p99")):
             out[f"outrider/{den} {label}"] = ratio(cells, case, load, "outrider", den, field)
-    for den in ("nginx", "bare"):
+    for den in ("nginx", "haproxy", "bare"):
         out[f"outrider/{den} cpu"] = ratio(cells, case, load, "outrider", den, "cpu_us_per_request")
+    out["outrider+auth/outrider cpu"] = ratio(
+        cells, case, load, "outrider+auth", "outrider", "cpu_us_per_request"
+    )
     return out
 
 
