@@ -27,6 +27,7 @@ from loadtests.bench_load import LOADS, measure, warm_up
 from loadtests.bench_machine import machine
 from loadtests.bench_profile import Profile, profile, render_profile
 from loadtests.bench_report import Run, render_text, summarize, write_json
+from loadtests.bench_sse import sse_case
 from loadtests.haproxy import haproxy_exe
 from loadtests.nginx import nginx_exe
 from modelserver.testset import infer_body, read_test_set
@@ -111,6 +112,9 @@ async def bench(args: argparse.Namespace) -> int:
                 return 0
             runs = await run_rounds(targets, tmp / "body.json", args.rounds, args.seconds)
             prof = None if args.no_profile else await profile_outrider(targets, tmp / "body.json", args.out)
+        print("streaming case: 100 SSE answers per target ...", flush=True)
+        facts["sse"] = await sse_case(tmp)
+        print(facts["sse"], flush=True)
     cells = summarize(runs)
     print(render_text(cells, args.seconds, args.rounds))
     facts["wall_s"] = time.monotonic() - started

@@ -102,6 +102,30 @@ def _profile(prof: Profile | None) -> list[str]:
     ]
 
 
+def _sse(sse: dict[str, dict[str, float]] | None) -> list[str]:
+    """The streaming case: time to the first event and to the end, direct vs outrider."""
+    if not sse:
+        return []
+    lines = [
+        "",
+        "#### Streaming: an SSE token stream (20 events, 10 ms apart), one request at a time",
+        "",
+        "`python -m loadtests.bench_sse` (also run by `make bench`); medians of 100 answers per target, "
+        "interleaved.",
+        "",
+        "| target | first event ms | end of stream ms | events |",
+        "|---|---|---|---|",
+    ]
+    for name, fig in sse.items():
+        lines.append(
+            f"| {name} | {fig['first_event_ms']:.2f} | {fig['total_ms']:.1f} | {fig['events']:.0f} |"
+        )
+    if "direct" in sse and "outrider" in sse:
+        extra = sse["outrider"]["first_event_ms"] - sse["direct"]["first_event_ms"]
+        lines += ["", f"Time to first event through outrider: {extra:+.2f} ms over direct."]
+    return lines
+
+
 def render_markdown(cells: dict[Key, Cell], facts: dict[str, Any], prof: Profile | None) -> str:
     """The section between the markers."""
     m = facts["machine"]
@@ -113,11 +137,12 @@ def render_markdown(cells: dict[Key, Cell], facts: dict[str, Any], prof: Profile
         f"{s['seconds']:g} s per load, wall time {facts['wall_s']:.0f} s.",
         f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB, Linux {m['kernel']}; "
         f"load average at start {m['loadavg_at_start']}.",
-        f"- Versions: Python {m['python']}, aiohttp {m['aiohttp']}, uvloop {m['uvloop']}, {m['nginx']}, "
-        f"{m['wrk']}, hey {m['hey']}.",
+        f"- Versions: Python {m['python']}, aiohttp {m['aiohttp']}, uvloop {m['uvloop']}, "
+        f"httptools {m.get('httptools')}, {m['nginx']}, HAProxy {m.get('haproxy')}, {m['wrk']}, hey {m['hey']}.",
         "",
         *_headline(cells, s["rounds"]),
         *_figures(cells, s["seconds"]),
+        *_sse(facts.get("sse")),
         "",
         "#### Profile: top costs on outrider's request path",
         *_profile(prof),
