@@ -138,7 +138,8 @@ def render_markdown(cells: dict[Key, Cell], facts: dict[str, Any], prof: Profile
         f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB, Linux {m['kernel']}; "
         f"load average at start {m['loadavg_at_start']}.",
         f"- Versions: Python {m['python']}, aiohttp {m['aiohttp']}, uvloop {m['uvloop']}, "
-        f"httptools {m.get('httptools')}, {m['nginx']}, HAProxy {m.get('haproxy')}, {m['wrk']}, hey {m['hey']}.",
+        f"httptools {m.get('httptools')}, {m['nginx']}, HAProxy {m.get('haproxy')}, {m['wrk']}, "
+        f"hey {m['hey']}.",
         "",
         *_headline(cells, s["rounds"]),
         *_figures(cells, s["seconds"]),
