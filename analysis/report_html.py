@@ -110,7 +110,7 @@ def banner(doc: Mapping[str, Any]) -> str:
 
 
 def _change(m: Mapping[str, Any]) -> str:
-    """The relative change (ratio − 1, in %) or the difference, with its anytime interval."""
+    """The relative change (ratio − 1, in %) or the difference, with the bounds the decision used."""
     est, lo, hi = m.get("estimate"), m.get("ci_low"), m.get("ci_high")
     if m.get("name") in RATIO_METRICS:
         pct = [f"{(v - 1) * 100:+.1f}%" if isinstance(v, int | float) else "—" for v in (est, lo, hi)]
@@ -135,7 +135,7 @@ def scorecard(doc: Mapping[str, Any]) -> str:
     harm_t, pass_t = fmt(th.get("harm")), fmt(th.get("pass"))
     head = (
         "<tr><th>metric</th><th>rule</th><th>stable</th><th>candidate</th><th>estimate</th>"
-        "<th>relative change [anytime interval]</th>"
+        "<th>relative change [harm bound at α/K, pass bound at α]</th>"
         f"<th>harm e-value (rolls back at ≥ {harm_t})</th><th>pass e-value (passes at ≥ {pass_t})</th>"
         "<th>status</th></tr>"
     )

@@ -138,7 +138,7 @@ def _interval_chart(doc: Mapping[str, Any], i: int, m: Mapping[str, Any], rule: 
     title = f"{m.get('name')} ({m.get('role')})"
     chart = Chart(f"interval-{i}", _x_scale(doc), Scale(y_lo, y_hi, unit), title, height=210)
     style = _style(i)
-    chart.band(xs, lo, hi, style, "anytime interval")
+    chart.band(xs, lo, hi, style, "decision bounds")
     chart.line(xs, est, Style(style.color, "", 2.0), "estimate")
     for k, (y, ref_style, label) in enumerate(refs):
         chart.hline(y, ref_style, label, right=k % 2 == 1)  # alternate sides: margins sit close to 1
@@ -149,7 +149,10 @@ def _interval_chart(doc: Mapping[str, Any], i: int, m: Mapping[str, Any], rule: 
 def intervals_plot(doc: Mapping[str, Any]) -> str:
     """Each metric's estimate and anytime interval narrowing over the records (one panel per rule)."""
     looks = _looks(doc)
-    title, caption = "Anytime intervals", "estimate and its anytime-valid interval at every look."
+    title, caption = (
+        "Decision bounds",
+        "estimate, the harm test's lower bound (α/K) and the non-inferiority test's upper bound (α).",
+    )
     if not looks.get("records") or not looks.get("metrics"):
         return figure("plot-intervals", title, caption, _empty("No look yet: fewer than 100 records judged."))
     rules = list(doc.get("metrics") or [])
