@@ -1,6 +1,6 @@
-"""Reproduce STATS.md's figures with outrider's statistics: `python -m analysis.stats_bench [--runs 1000]`.
+"""The statistics' figures, reproduced with outrider's own engine: `python -m analysis.stats_bench`.
 
-Prints Markdown: the engine table of STATS.md §2 (the real `decide` on simulated canary traffic, 2 worker
+Prints Markdown: the per-request engine table (the real `decide` on simulated canary traffic, 2 worker
 processes), then per-test figures (error-rate time to detect, SRM, quantiles, agreement, naive repeated
 testing). Seeded: the same command prints the same numbers. docs/statistics.md holds a run and its settings.
 """
@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
-from analysis import error_rate, quantiles
+from analysis import error_rate, quantiles, stats_bench_units
 from analysis.mixtures import beta_binomial_log_mixture
 from analysis.policy import Policy
 from analysis.quantiles import LatencyHistogram
@@ -61,7 +61,7 @@ def engine_table(runs: int, workers: int) -> list[str]:
     """One row per scenario: shares of final decisions and the median requests to the modal one."""
     lines = [
         "| scenario | rollback | promoted | inconclusive | hold (SRM) | median requests to rollback "
-        "| median requests to promotion | STATS.md |",
+        "| median requests to promotion | reference |",
         "|---|---|---|---|---|---|---|---|",
     ]
     with ProcessPoolExecutor(workers) as pool:
@@ -132,7 +132,7 @@ def srm_figures(runs: int, seed: int = 2) -> list[str]:
     null = np.mean(np.isfinite(first_flag(0.5, 100_000)))
     return [
         f"- SRM A/A false alarms over 100k requests (checked every {every}): {null:.2%} "
-        "(STATS.md 0.6–0.7%, checked every request)",
+        "(reference 0.6–0.7%, checked every request)",
         f"- SRM 45/55 flagged at a median {np.median(first_flag(0.55, 20_000)) / 1000:.1f}k requests (1.5k); "
         f"49/51 at {np.median(first_flag(0.51, 200_000)) / 1000:.1f}k (27k)",
     ]
@@ -161,9 +161,9 @@ def quantile_figures(runs: int) -> list[str]:
     tails = [np.median(_quantile_first(0.99, 1.10, sb, runs, 5)) / 1000 for sb in (0.6, 0.7)]
     return [
         f"- Quantile rules, A/A up to 20k per arm: p50 (c = 1.05) {np.mean(np.isfinite(p50)):.1%}, "
-        f"p99 (c = 1.10) {np.mean(np.isfinite(p99)):.1%} false rollbacks (STATS.md 0.0–0.3%)",
+        f"p99 (c = 1.10) {np.mean(np.isfinite(p99)):.1%} false rollbacks (reference 0.0–0.3%)",
         f"- p99 regression (median unchanged) caught at a median {tails[0]:.1f}k per arm for p99 ×1.26 "
-        f"(σ 0.5 → 0.6), {tails[1]:.1f}k for p99 ×1.59 (σ 0.5 → 0.7) (STATS.md 2–2.5k, size not stated)",
+        f"(σ 0.5 → 0.6), {tails[1]:.1f}k for p99 ×1.59 (σ 0.5 → 0.7) (reference 2–2.5k, size not stated)",
     ]
 
 
@@ -204,30 +204,56 @@ def naive_figures(runs: int, seed: int = 7) -> list[str]:
         rates.append(hits / (50 * len(range(0, runs, 50))))
     return [
         f"- Naive repeated test at 10 / 100 / 1000 looks: {' / '.join(f'{r:.1%}' for r in rates)} "
-        "(STATS.md 19.4% / 37.7% / 53.1%)"
+        "(reference 19.4% / 37.7% / 53.1%)"
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run everything and print Markdown."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=1000, help="runs per engine row and per figure")
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help=f"runs per row and per figure (default: 1000 classic, {stats_bench_units.DEFAULT_RUNS} units)",
+    )
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--only",
+        choices=("all", "units", "classic"),
+        default="all",
+        help="classic: the per-request figures; units: sticky assignment, unit-level analysis",
+    )
+    ap.add_argument(
+        "--unit-rows", nargs="*", default=[], help="only unit rows whose name contains one of these"
+    )
     args = ap.parse_args(argv)
+    runs = args.runs or 1000
+    unit_runs = args.runs or stats_bench_units.DEFAULT_RUNS
     started = time.perf_counter()
-    sections: list[tuple[str, Callable[[], list[str]]]] = [
-        ("Engine (STATS.md §2)", lambda: engine_table(args.runs, args.workers)),
-        ("Error rate", lambda: error_figures(args.runs)),
-        ("SRM", lambda: srm_figures(args.runs)),
-        ("Quantiles", lambda: quantile_figures(max(args.runs // 4, 50))),
-        ("Paired agreement", lambda: agreement_figures(args.runs)),
-        ("Naive repeated testing", lambda: naive_figures(args.runs)),
-    ]
+    sections: list[tuple[str, Callable[[], list[str]]]] = []
+    if args.only in ("all", "classic"):
+        sections += [
+            ("Engine (docs/statistics.md)", lambda: engine_table(runs, args.workers)),
+            ("Error rate", lambda: error_figures(runs)),
+            ("SRM", lambda: srm_figures(runs)),
+            ("Quantiles", lambda: quantile_figures(max(runs // 4, 50))),
+            ("Paired agreement", lambda: agreement_figures(runs)),
+            ("Naive repeated testing", lambda: naive_figures(runs)),
+        ]
+    if args.only in ("all", "units"):
+        sections.append(
+            (
+                "Sticky assignment: unit-level analysis",
+                lambda: stats_bench_units.section(unit_runs, args.workers, args.unit_rows),
+            )
+        )
     for title, make in sections:
         t0 = time.perf_counter()
         body = make()
         print(f"\n### {title}\n", *body, f"\n({time.perf_counter() - t0:.0f} s)", sep="\n", flush=True)
-    print(f"\nTotal {time.perf_counter() - started:.0f} s; runs = {args.runs}.")
+    shown = {"all": f"{runs} classic, {unit_runs} units", "classic": f"{runs}", "units": f"{unit_runs}"}
+    print(f"\nTotal {time.perf_counter() - started:.0f} s; runs = {shown[args.only]}.")
 
 
 if __name__ == "__main__":

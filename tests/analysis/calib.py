@@ -1,4 +1,4 @@
-"""Helpers for calibration tests: the α + 3·SE bound and the literal docs/statistics.md event-attribution recursion."""
+"""Helpers for calibration tests: the α + 3·SE bound and the literal event-attribution recursion."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def bound(alpha: float, runs: int) -> float:
 
 
 def attribution_log_e_path(x: Array, rho: Array, r0: float, side: str) -> Array:
-    """log E after each event, by docs/statistics.md's per-event update of ll_k (x = 1 if the error was on B)."""
+    """log E after each event, by the per-event update of ll_k (x = 1 if the error was on B)."""
     sign = 1.0 if side == "greater" else -1.0
     r = r0 * np.exp(sign * GRID_OFFSETS)
 

@@ -1,5 +1,5 @@
-"""The engine's gates: per-unit analysis, SRM never trapping a rollback, error floors, three arms, records routed
-with certainty, early harm tests, decision bounds, blue-green SLOs, feedback maturity."""
+"""The engine's gates: per-unit analysis, SRM never trapping a rollback, error floors, three arms, records
+routed with certainty, early harm tests, decision bounds, blue-green SLOs, feedback maturity."""
 
 from __future__ import annotations
 
@@ -26,10 +26,14 @@ ERRORS = (MetricRule("error_rate", margin=1.2),)
 V = (Variant("v1", "stable", "http://a"), Variant("v2", "candidate", "http://b"))
 
 
+STICKY = UnitKey("header", "x-user-id")
+CANARY = CanaryStrategy((10.0, 100.0))
+
+
 def exp(
-    unit: UnitKey = UnitKey("header", "x-user-id"),
+    unit: UnitKey = STICKY,
     analysis: AnalysisSpec | None = None,
-    strategy: CanaryStrategy | ABStrategy | BlueGreenStrategy = CanaryStrategy((10.0, 100.0)),
+    strategy: CanaryStrategy | ABStrategy | BlueGreenStrategy = CANARY,
     variants: tuple[Variant, ...] = V,
 ) -> Experiment:
     return Experiment(
@@ -77,7 +81,8 @@ def test_sticky_units_are_the_observation_and_the_snapshot_says_so() -> None:
     d = judge.decide(step=0, candidate_in_step=0)
     assert d.snapshot["unit_of_analysis"] == "unit"
     units = d.snapshot["units"]
-    assert 200 < units["candidate"] < 400 and units["stable"] > 2500
+    assert 200 < units["candidate"] < 400
+    assert units["stable"] > 2500
     assert d.snapshot["effective_units"]["candidate"] < units["candidate"]
     assert d.kind != "ROLLBACK"
 
@@ -87,7 +92,8 @@ def test_srm_holds_promotion_but_never_blocks_a_rollback() -> None:
     judge = Judge(exp())
     feed_sticky(judge, sticky(2, 6000, 0.1, 1.0, skew=0.04), share=0.1)
     first = judge.decide(step=0, candidate_in_step=0)
-    assert first.snapshot["srm"]["flagged"] and first.kind in ("HOLD", "WARMUP")
+    assert first.snapshot["srm"]["flagged"]
+    assert first.kind in ("HOLD", "WARMUP")
     feed_sticky(judge, sticky(3, 20000, 0.1, 3.0, skew=0.04), share=0.1)
     d = judge.decide(step=0, candidate_in_step=0)
     assert d.kind == "ROLLBACK", d.reasons
@@ -105,7 +111,8 @@ def test_zero_errors_pass_with_the_floor_and_never_without() -> None:
         judge.observe_columns(cols)
     assert floor.decide(step=0, candidate_in_step=n).kind == "PROMOTE"
     kept = none.decide(step=0, candidate_in_step=n)
-    assert kept.kind == "CONTINUE" and "non-inferiority" in kept.reasons[0]
+    assert kept.kind == "CONTINUE"
+    assert "non-inferiority" in kept.reasons[0]
 
 
 def test_three_arms_use_the_pair_share_and_split_alpha() -> None:
@@ -119,7 +126,8 @@ def test_three_arms_use_the_pair_share_and_split_alpha() -> None:
         for i, (v, p) in enumerate([("v1", 0.5), ("v2", 0.25), ("v3", 0.25)] * 10)
     ]
     cols = from_records(recs, "v1", "v2", pair_share=judge.judges[0].policy.pair_share)
-    assert cols.size == 20 and np.allclose(cols.rho, 1 / 3)
+    assert cols.size == 20
+    assert np.allclose(cols.rho, 1 / 3)
 
 
 def test_records_routed_with_certainty_are_left_out_of_every_test() -> None:
@@ -133,7 +141,8 @@ def test_records_routed_with_certainty_are_left_out_of_every_test() -> None:
         for i in range(10)
     ]
     cols = from_records(recs, "v1", "v2")
-    assert cols.size == 10 and set(cols.latency_ms) == {9.0}
+    assert cols.size == 10
+    assert set(cols.latency_ms) == {9.0}
 
 
 def test_the_exact_error_test_rolls_back_before_the_warmup() -> None:
@@ -157,7 +166,8 @@ def test_reported_bounds_are_the_decisions() -> None:
     judge.observe_columns(make_columns(in_b, np.full(n, 0.5), np.zeros(n, bool), lat))
     d = judge.decide(step=0, candidate_in_step=0)
     m = d.snapshot["metrics"][0]
-    assert m["harm_margin"] == 1.05 and m["interval"].startswith("decision bounds")
+    assert m["harm_margin"] == 1.05
+    assert m["interval"].startswith("decision bounds")
     assert (m["ci_low"] > 1.05) == m["harm"]
     assert m["ci_low"] < m["estimate"] < m["ci_high"]
 
@@ -180,7 +190,8 @@ def test_blue_green_is_guarded_by_its_slo() -> None:
     bad.observe(broken)
     assert ok.decide(step=0, candidate_in_step=0).kind == "WARMUP"
     d = bad.decide(step=0, candidate_in_step=0)
-    assert d.kind == "ROLLBACK" and "slo errorRate" in d.reasons[0]
+    assert d.kind == "ROLLBACK"
+    assert "slo errorRate" in d.reasons[0]
     assert "no concurrent comparison" in d.snapshot["notes"][0]
 
 
@@ -213,4 +224,5 @@ def test_a_persisted_srm_latch_is_restored_at_start() -> None:
     state = replace(initial_state(e), extra={"srm_latched": ["v2"]})
     judge = Judge(e)
     Looker(judge, e, state)
-    assert judge.srm_latched and judge.latched() == ["v2"]
+    assert judge.srm_latched
+    assert judge.latched() == ["v2"]

@@ -94,7 +94,7 @@ def test_psi_mixture_is_calibrated_under_a_drifting_ramp(
 
 
 def test_pooled_arm_means_are_confounded_by_a_drifting_ramp() -> None:
-    """Why ψ: the difference of pooled arm means rejects an A/A far more often than α (docs/statistics.md: 81%)."""
+    """Why ψ: the difference of pooled arm means rejects an A/A far more often than α (reference: 81%)."""
     rng = np.random.default_rng(22)
     runs, hits = 100, 0
     for _ in range(runs):

@@ -29,7 +29,7 @@ def test_stable_records_log_one_minus_rho_and_still_group_together() -> None:
 
 
 def test_false_alarms_under_continuous_looks() -> None:
-    """A/A at a 10% split, looked at every 100 requests up to 100k (docs/statistics.md: 0.6–0.7% at α = 0.01)."""
+    """A/A at a 10% split, looked at every 100 requests up to 100k (reference: 0.6–0.7%, α = 0.01)."""
     rng = np.random.default_rng(5)
     runs, n, every = 2000, 100_000, 100
     b = rng.binomial(every, 0.1, (runs, n // every)).cumsum(axis=1)
