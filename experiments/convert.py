@@ -69,6 +69,7 @@ def _shadow(shadow: Shadow) -> model.ShadowSpec:
         require_ok=shadow.require_ok,
         mirror_methods=frozenset(shadow.mirror.methods),
         mirror_path_suffixes=tuple(shadow.mirror.path_suffixes),
+        forward_headers=frozenset(name.lower() for name in shadow.forward_headers),
     )
 
 

@@ -90,6 +90,8 @@ class ShadowSpec:
     """Methods the experiment declares side-effect free (only these are mirrored)."""
     mirror_path_suffixes: tuple[str, ...] = ("/infer",)
     """Path endings (under the match prefix) that are mirrored; empty means every path."""
+    forward_headers: frozenset[str] = frozenset()
+    """Credential headers (lower case) the shadows may receive; every other credential header is removed."""
 
 
 @dataclass(frozen=True, slots=True)

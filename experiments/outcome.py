@@ -30,6 +30,12 @@ class OutcomeRecord:
     reward: float | None = None
     pinned: bool = False
     state_version: int = 0
+    ttfb_ms: float | None = None
+    """From the request's arrival to the upstream's first answer byte (None: no byte came)."""
+    bytes_out: int | None = None
+    """Body bytes sent to the client (None: the answer was outrider's own, e.g. an error)."""
+    events: int | None = None
+    """Server-sent events in the body, for `text/event-stream` answers only."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with the contract's field names."""

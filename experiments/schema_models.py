@@ -152,8 +152,8 @@ class Guardrail(Section):
     """Candidate/stable ratio tolerated for promotion, e.g. 1.2: promote only when the evidence says the
     candidate is below `margin` × stable."""
     harm_margin: StrictFloat | None = Field(None, gt=0)
-    """Candidate/stable ratio that counts as harm: roll back only when the evidence says the candidate is above
-    `harmMargin` × stable. Default: 1.0 for error_rate, the `margin` for latency metrics."""
+    """Candidate/stable ratio that counts as harm: roll back only when the evidence says the candidate is
+    above `harmMargin` × stable. Default: 1.0 for error_rate, the `margin` for latency metrics."""
     error_floor: StrictFloat | None = Field(None, ge=0, lt=1)
     """error_rate only: an absolute tolerance added to the promotion margin (candidate ≤ margin × stable +
     errorFloor), so that two arms with no errors can pass. Default 0.001 (0.1 percentage point)."""

@@ -12,7 +12,16 @@ from typing import Annotated
 from pydantic import Field, StrictBool, StrictFloat, ValidationInfo, field_validator, model_validator
 
 from experiments import model
-from experiments.schema_types import DOTTED_PATH, HTTP_METHOD, PATH_SUFFIX, Duration, Section, Share, problem
+from experiments.schema_types import (
+    DOTTED_PATH,
+    HEADER_NAME,
+    HTTP_METHOD,
+    PATH_SUFFIX,
+    Duration,
+    Section,
+    Share,
+    problem,
+)
 
 OPTION_KINDS: dict[str, tuple[model.CompareKind, ...]] = {
     "output": ("oip-top1", "oip-numeric"),
@@ -21,6 +30,23 @@ OPTION_KINDS: dict[str, tuple[model.CompareKind, ...]] = {
     "ignore_paths": ("json-exact",),
 }
 """The comparison kinds that take each comparator option (by field name, which is the comparator's)."""
+NEVER_FORWARDED = frozenset(
+    {
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Headers no request copy carries as the client sent them (hop-by-hop, framing, `Host`): naming one in
+`forwardHeaders` would promise something that cannot happen."""
 
 
 class Compare(Section):
@@ -102,3 +128,20 @@ class Shadow(Section):
     require_ok: StrictBool = False
     """Shadow before canary: the candidate gets no traffic until every shadow's verdict is OK (a FAIL rolls
     back). Needs `spec.analysis`, a comparison, and a canary or abTest strategy with a candidate."""
+    forward_headers: tuple[Annotated[str, Field(pattern=HEADER_NAME)], ...] = ()
+    """Credential headers the shadows may receive, e.g. [Authorization]. Without them a shadow's copy carries
+    no `Authorization`, `Cookie` or other credential header of the client (names with auth, token, key,
+    secret, session, ...)."""
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _forwardable(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            lower = name.lower()
+            if lower in seen:
+                raise problem(f"{name!r} appears twice", at=(i,))
+            if lower in NEVER_FORWARDED or lower.startswith("x-outrider-"):
+                raise problem(f"{name!r} never reaches a shadow as the client sent it", at=(i,))
+            seen.add(lower)
+        return names

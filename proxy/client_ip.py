@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@lru_cache(maxsize=4096)  # every request parses its peer (and forwarding hops): the same few addresses
 def parse_ip(text: str) -> IPAddress | None:
     """A bare IPv4/IPv6 address (IPv4-mapped IPv6 folded to IPv4), or None when `text` is not one."""
     try:
@@ -46,6 +48,8 @@ class TrustedProxies:
 
     def trusts(self, address: IPAddress) -> bool:
         """True when `address` lies in one of the trusted networks."""
+        if not self.networks:  # the default, on every request: no generator to build
+            return False
         return any(address.version == net.version and address in net for net in self.networks)
 
 

@@ -1,5 +1,9 @@
 """The edge: the one aiohttp handler of the data port. Reads the request once (capped), runs the chain,
 and is the only place where an `OutriderError` becomes a response (`{"code", "detail", "request_id"}`).
+A streamed reply (`Reply.stream`) is sent as it arrives: chunked unless its length is known, each write
+awaiting the client (the backpressure), the stream closed when the client goes away. An upstream error after
+the first byte aborts the client connection, so the client sees a cut body, never a clean end.
+The server runs with `auto_decompress=False` (proxy.server): request bodies reach the upstream as sent.
 
 Usage: app.router.add_route("*", "/{tail:.*}", Edge(chain, metrics).handle)
 """
@@ -26,15 +30,13 @@ from proxy.errors import (
     UpstreamError,
     VersionNotSupported,
 )
-from proxy.exchange import Exchange, Inbound, Reply
-from proxy.feedback_token import HEADER as FEEDBACK_TOKEN
+from proxy.exchange import BodyStream, Exchange, Inbound, Reply
 from proxy.headers import end_to_end
 from proxy.metrics import Metrics
+from proxy.reply_headers import REQUEST_ID, finish
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = "x-request-id"
-VARIANT = "x-outrider-variant"
 CONTROL_PREFIX = "x-outrider-"
 MAX_REQUEST_ID = 200
 
@@ -117,7 +119,7 @@ class Edge:
         self.max_body_bytes = max_body_bytes
         self.pace = pace
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for every path of the data port."""
         received_at, mono = time.time(), time.monotonic()
         rid = request_id_of(request.headers)
@@ -145,7 +147,31 @@ class Edge:
             log.exception("internal error on %s %s", request.method, request.path)
             self.metrics.internal_errors.inc()
             reply = error_reply(OutriderError("internal error"), rid)
-        return self._respond(reply, ex, rid, mono)
+        response = self._respond(reply, ex, rid, mono)
+        if reply.stream is not None:
+            try:
+                await self._send_stream(request, response, reply.stream, ex)
+            finally:
+                self._observe(reply.status, ex, mono)
+        return response
+
+    async def _send_stream(
+        self, request: web.Request, response: web.StreamResponse, stream: BodyStream, ex: Exchange | None
+    ) -> None:
+        """Write the stream's chunks as they come; close it whatever happens."""
+        try:
+            await response.prepare(request)
+            async for chunk in stream:
+                await response.write(chunk)
+            await response.write_eof()
+        except UpstreamError as err:  # after the first byte: cut the connection, the body is incomplete
+            self._count_upstream_error(err, ex)
+            if request.transport is not None:
+                request.transport.abort()
+        except ConnectionError:  # the client went away; aiohttp notices on its own
+            pass
+        finally:  # a cancellation (the client gone while we waited for the upstream) passes through here
+            await stream.aclose()
 
     async def _read_body(self, request: web.Request) -> bytes:
         try:
@@ -159,24 +185,20 @@ class Edge:
         experiment, variant = (a.experiment.name, a.variant.name) if a is not None else ("", "default")
         self.metrics.upstream_errors.labels(experiment, variant, err.error_class).inc()
 
-    def _respond(self, reply: Reply, ex: Exchange | None, rid: str, mono: float) -> web.Response:
+    def _respond(self, reply: Reply, ex: Exchange | None, rid: str, mono: float) -> web.StreamResponse:
+        experiment, variant = finish(reply, ex, rid)
         headers = reply.headers
-        headers.popall(FEEDBACK_TOKEN, None)  # only outrider's own (in ex.extra), never an upstream's
-        experiment, variant, expose = "", "none", True
-        if ex is not None:
-            if ex.assignment is not None:
-                experiment, variant = ex.assignment.experiment.name, ex.assignment.variant.name
-                expose = ex.assignment.experiment.expose_variant
-            elif ex.upstream_url is not None:
-                variant = "default"
-            headers.update(ex.extra)
-        headers[REQUEST_ID] = rid
-        if expose:
-            headers[VARIANT] = variant
-        else:  # `spec.exposeVariant: false`: not even an upstream's copy
-            headers.popall(VARIANT, None)
-        self.metrics.observe(experiment, variant, reply.status, time.monotonic() - mono)
-        response = web.Response(status=reply.status, headers=headers, body=reply.body)
+        response: web.StreamResponse
+        if reply.stream is not None:  # observed when its stream ends
+            response = web.StreamResponse(status=reply.status, headers=headers)
+        else:
+            self.metrics.observe(experiment, variant, reply.status, time.monotonic() - mono)
+            response = web.Response(status=reply.status, headers=headers, body=reply.body)
         if reply.close:
             response.force_close()
         return response
+
+    def _observe(self, status: int, ex: Exchange | None, mono: float) -> None:
+        a = ex.assignment if ex is not None else None
+        experiment, variant = (a.experiment.name, a.variant.name) if a is not None else ("", "default")
+        self.metrics.observe(experiment, variant, status, time.monotonic() - mono)

@@ -3,7 +3,8 @@
     OutriderError
     ├── Rejected            4xx: the request is refused before any upstream sees it
     │   ├── BadRequest          400 bad_request
-    │   │   └── BadFraming          400 bad_framing (the connection is closed)
+    │   │   ├── BadFraming          400 bad_framing (the connection is closed)
+    │   │   └── BadPath             400 bad_path (a path that normalises badly or out of its prefix)
     │   ├── VersionNotSupported 505 http_version_not_supported (a client fault; connection closed)
     │   ├── Unauthorized        401 unauthorized (with WWW-Authenticate)
     │   ├── Forbidden           403 forbidden
@@ -56,6 +57,12 @@ class BadFraming(BadRequest):
 
     code = "bad_framing"
     close_connection = True
+
+
+class BadPath(BadRequest):
+    """A path that is malformed, or escapes its experiment's prefix once normalised (`proxy.paths`)."""
+
+    code = "bad_path"
 
 
 class VersionNotSupported(Rejected):

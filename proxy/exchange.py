@@ -57,9 +57,22 @@ class Exchange:
     principal: Mapping[str, Any] | None = None  # auth: verified JWT claims
     assignment: Assignment | None = None  # route
     upstream_url: str | None = None  # route: base URL of the destination (variant or default upstream)
-    upstream_ms: float = 0.0  # forward: time spent waiting for the upstream
+    upstream_ms: float = 0.0  # forward: time spent waiting for the upstream (a streamed body's end included)
+    ttfb_ms: float | None = None  # forward: from the request's arrival to the upstream's first answer byte
     extra: dict[str, str] = field(default_factory=dict)  # response headers added by filters
     pair: Pair | None = None  # mirror: the shadows' answers, joined to the outcome record by record
+    pending_body: PendingBody | None = None
+    """The native data plane (proxy.dataplane): the body not read yet. Until the `body` stage
+    (proxy.dataplane.body.ReadBody, after `route`) reads it into `inbound`, `inbound.body` is empty."""
+
+
+class PendingBody(Protocol):
+    """A request body still arriving: the data plane runs auth, rate limits and routing on the headers
+    before any of it is read, so a refused request costs no body."""
+
+    async def read(self, cap: int) -> bytes:
+        """The whole body; PayloadTooLarge beyond `cap`, RequestTimeout when the client is too slow."""
+        ...
 
 
 class BodyStream(Protocol):
@@ -89,4 +102,5 @@ class Reply:
     close: bool = False
     """Close the client connection after this reply (framing errors: nothing after them can be trusted)."""
     stream: BodyStream | None = None
-    """When set, the body comes from this stream (and `body` is empty): the edge sends it as it arrives."""
+    """When set, the body comes from this stream (and `body` is empty): the edge sends it as it arrives.
+    `headers` then has `Content-Length` when the upstream announced one; without it the length is unknown."""

@@ -7,7 +7,10 @@ the loop on urllib). Expired keys are refreshed in the background while the old 
 stay in use for as long as refreshes fail. A token with an unknown `kid` waits for at most one fetch per
 cooldown, shared by every request that asks meanwhile, so a flood of made-up kids costs the issuer one
 request per 30 s. A document that is too large, unparsable or refused by `KeySet.from_jwks` (the HS/RS
-family rule) is counted and changes nothing.
+family rule) is counted and changes nothing. Redirects are never followed: a 3xx is a failed fetch
+(`redirect`), because the keys must come from the URL the operator configured, not from wherever that URL
+points today (an open redirect on the issuer's host would otherwise let anyone choose the keys that sign
+tokens).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ CACHE_S = 300.0
 COOLDOWN_S = 30.0
 TIMEOUT_S = 2.0
 MAX_JWKS_BYTES = 1024 * 1024
-FETCH_RESULTS = ("ok", "timeout", "error", "too_large", "invalid")
+FETCH_RESULTS = ("ok", "timeout", "error", "too_large", "invalid", "redirect")
 """Labels of `outrider_jwks_fetch_total{result}`."""
 
 
@@ -133,7 +136,13 @@ class JwksKeys:
         if self._session is None or self._session.closed:
             raise FetchFailed("error", "not started, or already closed")
         try:
-            async with asyncio.timeout(self.timeout_s), self._session.get(self.url) as resp:
+            async with (
+                asyncio.timeout(self.timeout_s),
+                self._session.get(self.url, allow_redirects=False) as resp,
+            ):
+                if 300 <= resp.status < 400:
+                    where = resp.headers.get("Location", "")[:200]
+                    raise FetchFailed("redirect", f"HTTP {resp.status} to {where!r}: not followed")
                 if resp.status != 200:
                     raise FetchFailed("error", f"HTTP {resp.status}")
                 body = await read_capped(resp, self.max_bytes)

@@ -20,17 +20,20 @@ from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
-from proxy.chain import Filter, build_chain
+from proxy.chain import Filter, Stage, build_chain
 from proxy.client_ip import TrustedProxies
 from proxy.collectors import CountsCollector, LimiterStoreCollector, LiveCollector, WebhookCollector
 from proxy.connguard import ConnGuard, GuardedSite, GuardLimits
+from proxy.dataplane import missing as native_missing
+from proxy.dataplane.body import ReadBody
+from proxy.dataplane.plane import DataPlane, plane_limits
 from proxy.edge import BodyPace, Edge
 from proxy.feedback import PATH as FEEDBACK_PATH
 from proxy.feedback import Feedback
 from proxy.feedback_token import FeedbackTokens, data_dir_secret
 from proxy.filters.auth import Auth
 from proxy.filters.client_ip import ClientIp
-from proxy.filters.forward import Forward, client_session
+from proxy.filters.forward import Forward
 from proxy.filters.mirror import Mirror
 from proxy.filters.ratelimit import RateLimit
 from proxy.filters.record import Record
@@ -47,12 +50,14 @@ from proxy.runtime_checks import runtime_facts, runtime_problems
 from proxy.settings import Settings
 from proxy.statekeeper import StateKeeper
 from proxy.tasks import TaskGroup
+from proxy.upstream import UpstreamPool
 from proxy.webhook import WEBHOOK_DRAIN_S, Webhook
 from shadow.dispatch import ShadowDispatcher
 
 FEEDBACK_MAX_BYTES = 64 * 1024
 MAX_HEADERS = 100  # docs/reliability.md safe defaults: 100 headers, request line and each header ≤ 8 KiB
 MAX_LINE_BYTES = 8192
+UPSTREAM_CONNECT_TIMEOUT_S = 2.0
 
 
 class Sidecar:
@@ -69,6 +74,7 @@ class Sidecar:
         self.shadows: ShadowDispatcher | None = None
         self._traffic: Edge | None = None
         self._feedback: Edge | None = None
+        self._chains: tuple[Stage, Stage] | None = None  # (traffic, feedback) for the native data plane
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
         self.webhook: Webhook | None = None
         if settings.webhook_url is not None:
@@ -114,11 +120,11 @@ class Sidecar:
         if self.reloader is not None:
             self.reloader.request()
 
-    async def _handle_traffic(self, request: web.Request) -> web.Response:
+    async def _handle_traffic(self, request: web.Request) -> web.StreamResponse:
         assert self._traffic is not None
         return await self._traffic.handle(request)
 
-    async def _handle_feedback(self, request: web.Request) -> web.Response:
+    async def _handle_feedback(self, request: web.Request) -> web.StreamResponse:
         assert self._feedback is not None
         return await self._feedback.handle(request)
 
@@ -166,16 +172,22 @@ class Sidecar:
         if secret is None:
             secret = await asyncio.to_thread(data_dir_secret, self.settings.data_dir)
         tokens = FeedbackTokens(secret)
-        session = client_session()
+        pool = UpstreamPool(connect_timeout_s=UPSTREAM_CONNECT_TIMEOUT_S)
         route = Route(self.router, self.settings.default_upstream)
-        filters: list[Filter] = [*edge, route, Record(self.sink, tokens=tokens)]
+        # `ReadBody` after `route`: the native plane reads a body only once auth, limits and routing passed
+        body = ReadBody(self.settings.max_body_bytes)
+        filters: list[Filter] = [*edge, route, body, Record(self.sink, tokens=tokens)]
         shadowed = any(lv.experiment.shadows for lv in self.router.all())
         if shadowed:
             self.shadows = ShadowDispatcher()
             self.metrics.attach_shadows(self.shadows)
             shadow_task = self.tasks.spawn(self.shadows.run(), name="shadow-dispatch")
             filters.append(Mirror(self.shadows))
-        forward = Forward(session, budgets=RetryBudgets(self.settings.retry_budget, self.settings.retry_min))
+        forward = Forward(
+            pool,
+            budgets=RetryBudgets(self.settings.retry_budget, self.settings.retry_min),
+            preserve_host=self.settings.preserve_host,
+        )
         self.metrics.registry.register(
             CountsCollector("outrider_upstream_retries", "Connect-failure retries", "result", forward.retries)
         )
@@ -184,12 +196,14 @@ class Sidecar:
         self._traffic = Edge(chain, self.metrics, self.settings.max_body_bytes, pace)
         reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
         feedback = Feedback(reader, self.sink, self.router, self.metrics, tokens)
-        self._feedback = Edge(build_chain(edge, feedback), self.metrics, FEEDBACK_MAX_BYTES, pace)
+        feedback_chain = build_chain([*edge, ReadBody(FEEDBACK_MAX_BYTES)], feedback)
+        self._feedback = Edge(feedback_chain, self.metrics, FEEDBACK_MAX_BYTES, pace)
+        self._chains = (chain, feedback_chain)
         yield
         if self.shadows is not None:  # pending pairs complete (bounded by the shadow timeout) before the sink
             await self.shadows.close(timeout=self.shadows.limits.timeout_s * 2)
             await asyncio.wait({shadow_task}, timeout=self.shadows.limits.timeout_s * 2)
-        await session.close()
+        await pool.close()
         if jwks is not None:
             await jwks.close()
         if shared is not None:
@@ -217,26 +231,34 @@ class Sidecar:
             max_headers=MAX_HEADERS,
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_LINE_BYTES,
+            auto_decompress=False,  # bodies pass as sent: a gzip request body stays gzip for the upstream
+            handler_cancellation=True,  # a client gone mid-request stops its upstream exchange (and stream)
         )
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
-        await data.setup()
+        await data.setup()  # runs the app's lifecycle (cleanup_ctx) whichever plane serves the port
         await admin.setup()
+        plane: DataPlane | None = None
         try:
             assert data.server is not None  # set by setup()
-            limits = GuardLimits(self.settings.header_timeout_s, self.settings.max_connections)
-            guard = ConnGuard(data.server, limits, self.metrics)
-            data_site = GuardedSite(data, *self.settings.listen, guard, backlog=1024)
+            if self.settings.data_plane == "native":
+                assert self._chains is not None  # set by _wiring during setup()
+                trusted = TrustedProxies(self.settings.trusted_proxies)
+                plane = DataPlane(*self._chains, self.metrics, plane_limits(self.settings), trusted)
+                await plane.start(*self.settings.listen)
+            else:
+                limits = GuardLimits(self.settings.header_timeout_s, self.settings.max_connections)
+                guard = ConnGuard(data.server, limits, self.metrics)
+                await GuardedSite(data, *self.settings.listen, guard, backlog=1024).start()
             admin_site = web.TCPSite(admin, *self.settings.admin)
-            await data_site.start()
             await admin_site.start()
             self.ready = True
             event(
                 "listening",
                 service="outrider",
-                address=bound(data),
+                address=plane.address if plane is not None else bound(data),
                 admin=bound(admin),
                 experiments=[lv.experiment.name for lv in self.router.all()],
-                runtime=runtime_facts(),
+                runtime={**runtime_facts(), "data_plane": self.settings.data_plane},
             )
             await stop.wait()
             self.ready = False  # readiness fails at once; traffic is still served for the drain delay
@@ -244,6 +266,8 @@ class Sidecar:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for((hurry or asyncio.Event()).wait(), self.settings.drain_delay_s)
         finally:
+            if plane is not None:  # in-flight requests end (within drain.timeout) before the lifecycle does
+                await plane.shutdown(self.settings.shutdown_timeout_s)
             await data.cleanup()
             await admin.cleanup()
         if self.sink is not None:
@@ -260,8 +284,10 @@ def bound(runner: web.AppRunner) -> str:
 
 async def serve(settings: Settings) -> int:
     """Run a sidecar until SIGTERM or SIGINT; returns the exit code (2 if the runtime is unfit)."""
-    problems = runtime_problems(runtime_facts())
-    if problems and not settings.allow_python_parser:
+    problems = [] if settings.allow_python_parser else runtime_problems(runtime_facts())
+    if settings.data_plane == "native" and (why := native_missing()) is not None:
+        problems.append(why)
+    if problems:
         for problem in problems:
             event("refusing to start", level=logging.ERROR, problem=problem)
         return 2

@@ -36,9 +36,15 @@ class Settings:
     body_min_rate: int = 1024  # bytes/second a request body must keep up (after header_timeout_s of grace)
     max_connections: int = 4096  # open client connections on the data port; beyond, new ones are closed
     keepalive_s: float = 75.0  # idle keep-alive connections are closed after this long
+    data_plane: str = "native"  # "native" (proxy.dataplane) or "aiohttp" (proxy.edge)
+    max_connections_per_client: int = 256  # native plane: per client address (proxy.dataplane.limits)
+    body_timeout_s: float = 60.0  # native plane: a body is complete this long after its reading starts
+    body_rate_window_s: float = 10.0  # native plane: body_min_rate is also checked over windows this long
+    max_buffered_body_bytes: int = 128 * 1024 * 1024  # native plane: request bodies in memory, all together
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed (read right to left)
     retry_budget: float = 0.2  # connect-failure retries allowed, as a share of requests (min retry_min)
     retry_min: int = 3
+    preserve_host: bool = False  # the upstream gets the client's Host (else its own host:port)
     drain_delay_s: float = 5.0  # SIGTERM: readiness off, wait this long, then stop accepting
     reload_interval_s: float = 2.0  # experiment files checked for changes this often (0 = SIGHUP only)
     webhook_url: str | None = None  # every decision is POSTed here as JSON (proxy.webhook); None = off

@@ -27,6 +27,15 @@ def describe(field: SettingField) -> tuple[str, object]:
     return (info.description or "").replace("%", "%%"), default
 
 
+def shown_default(default: object, sep: str) -> object:
+    """A default as the docs write it: `unset`, `a,b`, `true`, or the value."""
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return str(default).lower()
+    return sep.join(default) if isinstance(default, list) else default
+
+
 def _by_alias(model: type[BaseModel], key: str) -> FieldInfo:
     for name, info in model.model_fields.items():
         if (info.alias or name) == key:
@@ -43,14 +52,15 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             title = f"settings: {section}" if section else "settings"
             groups[section] = parser.add_argument_group(title)
         text, default = describe(field)
-        shown = "unset" if default is None else ",".join(default) if isinstance(default, list) else default
-        groups[section].add_argument(
-            field.flag,
-            dest=field.dest,
-            default=None,
-            metavar=field.env,
-            help=f"{text} [file: {field.dotted}; env: ${field.env_var}; default: {shown}]",
-        )
+        shown = shown_default(default, ",")
+        described = f"{text} [file: {field.dotted}; env: ${field.env_var}; default: {shown}]"
+        group = groups[section]
+        if field.switch:  # the flag alone means true
+            group.add_argument(
+                field.flag, dest=field.dest, nargs="?", const="true", metavar="BOOL", help=described
+            )
+        else:
+            group.add_argument(field.flag, dest=field.dest, default=None, metavar=field.env, help=described)
 
 
 _INTRO = """# Sidecar settings
@@ -90,7 +100,7 @@ def settings_markdown() -> str:
             lines += ["", f"## `{here}`" if here else "## Top level", ""]
             lines += ["| file key | flag | environment | default | meaning |", "|---|---|---|---|---|"]
         text, default = describe(field)
-        shown = "unset" if default is None else ", ".join(default) if isinstance(default, list) else default
+        shown = shown_default(default, ", ")
         meaning = text.replace("%%", "%").replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{field.dotted}` | `{field.flag}` | `{field.env_var}` | `{shown}` | {meaning} |")
     lines.append("")

@@ -18,6 +18,8 @@ class SettingField:
     env: str
     number: bool = False
     """Flag and environment values are text; numeric ones are read as numbers before validation."""
+    switch: bool = False
+    """A yes/no setting: its flag alone means `true` (`--preserve-host`), or takes a value (`... false`)."""
 
     @property
     def dest(self) -> str:
@@ -35,8 +37,8 @@ class SettingField:
         return ".".join(self.path)
 
 
-def _f(path: str, flag: str, env: str, number: bool = False) -> SettingField:
-    return SettingField(tuple(path.split(".")), flag, env, number)
+def _f(path: str, flag: str, env: str, number: bool = False, switch: bool = False) -> SettingField:
+    return SettingField(tuple(path.split(".")), flag, env, number, switch)
 
 
 FIELDS: tuple[SettingField, ...] = (
@@ -47,11 +49,16 @@ FIELDS: tuple[SettingField, ...] = (
     _f("adminTokenFile", "--admin-token-file", "ADMIN_TOKEN_FILE"),
     _f("logLevel", "--log-level", "LOG_LEVEL"),
     _f("trustedProxies", "--trusted-proxies", "TRUSTED_PROXIES"),
+    _f("server.dataPlane", "--data-plane", "DATA_PLANE"),
     _f("limits.maxBodyBytes", "--max-body-bytes", "MAX_BODY_BYTES", True),
     _f("limits.headerTimeout", "--header-timeout", "HEADER_TIMEOUT", True),
     _f("limits.bodyMinRate", "--body-min-rate", "BODY_MIN_RATE", True),
     _f("limits.maxConnections", "--max-connections", "MAX_CONNECTIONS", True),
     _f("limits.keepalive", "--keepalive", "KEEPALIVE", True),
+    _f("limits.maxConnectionsPerClient", "--max-connections-per-client", "MAX_CONNECTIONS_PER_CLIENT", True),
+    _f("limits.bodyTimeout", "--body-timeout", "BODY_TIMEOUT", True),
+    _f("limits.bodyRateWindow", "--body-rate-window", "BODY_RATE_WINDOW", True),
+    _f("limits.maxBufferedBodyBytes", "--max-buffered-body-bytes", "MAX_BUFFERED_BODY_BYTES", True),
     _f("auth.issuer", "--auth-issuer", "AUTH_ISSUER"),
     _f("auth.audience", "--auth-audience", "AUTH_AUDIENCE"),
     _f("auth.keys", "--auth-keys", "AUTH_KEYS"),
@@ -68,6 +75,7 @@ FIELDS: tuple[SettingField, ...] = (
     _f("rateLimit.redisTimeout", "--rate-redis-timeout", "RATE_REDIS_TIMEOUT", True),
     _f("retries.budget", "--retry-budget", "RETRY_BUDGET", True),
     _f("retries.min", "--retry-min", "RETRY_MIN", True),
+    _f("forward.preserveHost", "--preserve-host", "PRESERVE_HOST", switch=True),
     _f("drain.delay", "--drain-delay", "DRAIN_DELAY", True),
     _f("drain.timeout", "--drain-timeout", "DRAIN_TIMEOUT", True),
     _f("reload.interval", "--reload-interval", "RELOAD_INTERVAL", True),

@@ -60,6 +60,23 @@ class Limits(Section):
     """Open client connections on the data port; beyond this, new connections are closed at once."""
     keepalive: Duration = 75.0
     """Idle keep-alive connections are closed after this long."""
+    max_connections_per_client: int = Field(256, gt=0)
+    """Native data plane: open connections per client address (the peer, or via a trusted proxy the client
+    its X-Forwarded-For names, counted per request in flight); beyond, closed at once (429 via a proxy)."""
+    body_timeout: Duration = 60.0
+    """Native data plane: a request body must be complete this long after outrider starts reading it."""
+    body_rate_window: Duration = 10.0
+    """Native data plane: each window this long (sliding by a quarter) must bring `bodyMinRate` × it bytes."""
+    max_buffered_body_bytes: int = Field(128 * 1024 * 1024, gt=0)
+    """Native data plane: request-body bytes held in memory across all connections; beyond, 503 (counted)."""
+
+
+class Server(Section):
+    """How the data port is served."""
+
+    data_plane: Literal["native", "aiohttp"] = "native"
+    """`native`: HTTP/1.1 at protocol level on uvloop with httptools (auth, rate limits and routing run before
+    the body is read; docs/dataplane.md); `aiohttp`: aiohttp's web server. The admin port is aiohttp."""
 
 
 class Auth(Section):
@@ -122,6 +139,13 @@ class Retries(Section):
     """Retries always allowed per window, whatever the share."""
 
 
+class Forward(Section):
+    """How requests are passed to the upstream."""
+
+    preserve_host: bool = False
+    """Send the client's `Host` to the upstream; off: the upstream's own `host:port` from its URL."""
+
+
 class Drain(Section):
     """What SIGTERM does: readiness fails at once, traffic is served `delay` longer, in-flight requests get
     `timeout` to finish, outcomes are flushed, the process exits."""
@@ -176,10 +200,12 @@ class SidecarFile(Section):
     """Level of the JSON log lines on stderr."""
     trusted_proxies: Cidrs = Field(default_factory=list)
     """CIDRs whose X-Forwarded-For is believed, read right to left; empty = the TCP peer is the client."""
+    server: Server = Field(default_factory=Server)
     limits: Limits = Field(default_factory=Limits)
     auth: Auth = Field(default_factory=Auth)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retries: Retries = Field(default_factory=Retries)
+    forward: Forward = Field(default_factory=Forward)
     drain: Drain = Field(default_factory=Drain)
     reload: Reload = Field(default_factory=Reload)
     webhook: Webhook = Field(default_factory=Webhook)

@@ -4,10 +4,12 @@ Usage:
     dispatcher = ShadowDispatcher(ShadowLimits())
     tasks.spawn(dispatcher.run(), name="shadow-dispatch")
     dispatcher.offer(job)            # on the request path: O(1), never waits; a full queue drops the copy
-    await dispatcher.close(timeout)  # stop taking copies, let the workers finish, close the pool
+    await dispatcher.close(timeout)  # stop taking copies, let the workers finish, close the pools
 
 A fixed set of workers serves one bounded queue, so a hung or slow shadow can only fill the queue — never
-hold client requests, memory or connections of the primary (docs/reliability.md: shadow isolation). Counters obey
+hold client requests, memory or connections of the primary (docs/reliability.md: shadow isolation). Large
+answers are compared in `comparisons` (`shadow.compare.pool`), off the event loop; while it is full, copies
+that would need a comparison are dropped (`compare_busy`). Counters obey
 `eligible == enqueued + dropped + sampled_out` exactly (the mirror filter counts eligible and sampled_out).
 """
 
@@ -17,11 +19,13 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
+import yarl
 from multidict import CIMultiDict
 
+from shadow.compare.pool import CompareLimits, ComparePool
 from shadow.pairing import Pair, ShadowResult
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,8 @@ class ShadowLimits:
     """Consecutive failures (timeout, reset, connect error) that open a shadow's circuit."""
     breaker_open_s: float = 1.0
     """How long an open circuit drops copies before one probe is let through."""
+    compare: CompareLimits = field(default_factory=CompareLimits)
+    """Where and how many comparisons of shadow answers run (`shadow.compare.pool`)."""
 
 
 class Breaker:
@@ -86,6 +92,8 @@ class ShadowJob:
     body: bytes
     pair: Pair
     timeout_s: float
+    compared: bool = False
+    """Whether the answer will be compared with the primary's (it then needs room in the compare pool)."""
 
 
 def shadow_host(host: str) -> str:
@@ -115,19 +123,25 @@ class ShadowDispatcher:
         self._breakers: dict[str, Breaker] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
+        self.comparisons = ComparePool(self.limits.compare)
 
     @property
     def depth(self) -> int:
         """Jobs waiting in the queue."""
         return self._queue.qsize()
 
-    def refusal(self, variant: str) -> str | None:
+    def refusal(self, variant: str, compared: bool = False) -> str | None:
         """Why a copy for `variant` would be dropped right now (None: it would be queued). Cheap, so the
-        mirror filter can skip building a copy that cannot go out."""
+        mirror filter can skip building a copy that cannot go out. `compared`: its answer will be compared.
+
+        Admitting a copy may let it through a half-open circuit as the probe: a copy checked here must be
+        offered with `checked=True`, not checked again."""
         if self._closing:
             return "shutdown"
         if self._queue.qsize() >= self.limits.queue:
             return "queue_full"
+        if compared and self.comparisons.busy:
+            return "compare_busy"
         breaker = self._breakers.get(variant)
         if breaker is not None and not breaker.admits(time.monotonic()):
             return "circuit_open"
@@ -138,9 +152,10 @@ class ShadowDispatcher:
         self.dropped[reason] += 1
         pair.shadow_done(variant, ShadowResult(0, f"dropped:{reason}", 0.0))
 
-    def offer(self, job: ShadowJob) -> bool:
-        """Enqueue without waiting; a full queue, an open circuit or closing drops the copy and says so."""
-        reason = self.refusal(job.variant)
+    def offer(self, job: ShadowJob, *, checked: bool = False) -> bool:
+        """Enqueue without waiting; a full queue or compare pool, an open circuit or closing drops the copy
+        and says so. `checked`: `refusal` just admitted it (nothing can have changed since: no await)."""
+        reason = None if checked else self.refusal(job.variant, job.compared)
         if reason is not None:
             self.drop(job.pair, job.variant, reason)
             return False
@@ -159,7 +174,9 @@ class ShadowDispatcher:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
         try:
-            await asyncio.gather(*(self._worker() for _ in range(self.limits.workers)))
+            await asyncio.gather(
+                *(self._worker() for _ in range(self.limits.workers)), self.comparisons.run()
+            )
         finally:
             await self._session.close()
 
@@ -191,34 +208,44 @@ class ShadowDispatcher:
         started = time.monotonic()
         try:
             async with asyncio.timeout(job.timeout_s):
+                # encoded=True: the target goes out as the primary's does (already normalised by `route`),
+                # not re-quoted by yarl (which would decode `%2e%2e` in the query, for one).
+                url = yarl.URL(job.url, encoded=True)
                 async with self._session.request(
-                    job.method, job.url, headers=job.headers, data=job.body, allow_redirects=False
+                    job.method, url, headers=job.headers, data=job.body, allow_redirects=False
                 ) as resp:
                     body = await self._read(resp)
+        except _TooLarge as err:  # the shadow did answer: not a failure for its circuit, just not compared
+            return ShadowResult(err.status, "response_too_large", _ms(started))
         except TimeoutError:
             return ShadowResult(0, "timeout", _ms(started))
         except aiohttp.ClientConnectorError:
             return ShadowResult(0, "connect_error", _ms(started))
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError):
             return ShadowResult(0, "invalid_response", _ms(started))
-        except (aiohttp.ClientError, ConnectionError, ValueError):
+        except (aiohttp.ClientError, ConnectionError):
             return ShadowResult(0, "upstream_reset", _ms(started))
         error = "upstream_5xx" if resp.status >= 500 else None
         return ShadowResult(resp.status, error, _ms(started), body)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        cap = self.limits.max_response_bytes
+        if resp.content_length is not None and resp.content_length > cap:
+            raise _TooLarge(resp.status)
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_any():
             size += len(chunk)
-            if size > self.limits.max_response_bytes:
-                raise ValueError("shadow response over the cap")
+            if size > cap:
+                raise _TooLarge(resp.status)
             chunks.append(chunk)
         return b"".join(chunks)
 
     async def close(self, timeout: float) -> None:
-        """Take no more copies; wait up to `timeout` for queued ones; stop the workers."""
+        """Take no more copies; wait up to `timeout` for queued ones and their comparisons; stop the workers
+        (the compare pool is shut down when `run` ends)."""
         self._closing = True
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
@@ -229,6 +256,8 @@ class ShadowDispatcher:
                 if job is not None:
                     self.dropped["shutdown"] += 1
                     job.pair.shadow_done(job.variant, ShadowResult(0, "dropped:shutdown", 0.0))
+        # Every copy is done, so every comparison is queued: what remains of the time is theirs.
+        await self.comparisons.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         for _ in range(self.limits.workers):
             self._queue.put_nowait(None)
 
@@ -242,7 +271,18 @@ class ShadowDispatcher:
             "results": dict(self.results),
             "depth": self.depth,
             "max_depth": self.max_depth,
+            "compare_backlog": self.comparisons.backlog,
+            "compare_max_backlog": self.comparisons.max_backlog,
+            "comparisons": dict(self.comparisons.counts),
         }
+
+
+class _TooLarge(Exception):
+    """A shadow answer over `max_response_bytes` (it is not read further)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"shadow answer over the cap (status {status})")
+        self.status = status
 
 
 def _ms(started: float) -> float:

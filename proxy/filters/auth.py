@@ -127,8 +127,8 @@ class Auth:
     async def verify(self, token: str) -> Mapping[str, Any]:
         """The token's verified claims; raises Unauthorized on any failure."""
         cached = self.verified.get(token)
-        if cached is not None:
-            return cached
+        if cached is not None and await self.keys.find(cached.key_id) is cached.key:
+            return cached.claims
         s = self.settings
         try:
             header = jwt.get_unverified_header(token)
@@ -144,7 +144,7 @@ class Auth:
             # Also when the key set could not be fetched: a key problem is the token's 401, never a 5xx.
             raise _invalid("unknown key id")
         claims = self._decode(token, alg, entry)
-        self.verified.put(token, claims)
+        self.verified.put(token, claims, kid if isinstance(kid, str) else None, entry)
         return claims
 
     def _decode(self, token: str, alg: str, entry: KeyEntry) -> Mapping[str, Any]:

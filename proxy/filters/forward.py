@@ -1,29 +1,36 @@
-"""`forward`: the terminal stage. Sends the request to `ex.upstream_url` and returns the upstream's answer.
+"""`forward`: the terminal stage. Sends the request to `ex.upstream_url` over the upstream pool
+(proxy.upstream) and returns the answer: whole when small, otherwise as `Reply.stream`, read as the client
+takes it. Bodies pass byte for byte both ways, whatever their Content-Encoding.
 
 Connect failure or reset → 502, route timeout → 504 (typed errors; the edge renders them). A refused connect
 is retried once within its upstream's retry budget (`proxy.retry_budget`); nothing that may have sent a
-byte is.
-Usage: forward = Forward(session); reply = await forward(exchange)
+byte is. The route timeout covers the whole answer, a streamed body included: expiring mid-stream ends the
+stream with `UpstreamTimeout`.
+Usage: forward = Forward(UpstreamPool()); reply = await forward(exchange)
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import ssl
 import time
 
-import aiohttp
 from multidict import CIMultiDict
 
 from experiments.model import DEFAULT_TIMEOUT_S
-from proxy.errors import UpstreamTimeout, UpstreamUnavailable
+from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from proxy.exchange import Exchange, Reply
-from proxy.headers import end_to_end
 from proxy.retry_budget import RetryBudget, RetryBudgets
+from proxy.upstream import Origin, UpstreamPool, UpstreamResponse, origin_of
+from proxy.upstream.connection import UpstreamConnection
 
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RETRY_RESULTS = ("recovered", "failed", "budget_exhausted")
 UNTRUSTED_FORWARDING = ("forwarded", "x-real-ip", "x-forwarded-proto", "x-forwarded-host")
 """Forwarding headers an untrusted client could forge; dropped unless the peer is a trusted proxy."""
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+"""Methods sent without `Content-Length: 0` when they carry no body (as aiohttp's client did)."""
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")  # a request target is visible ASCII (RFC 9112 §3.2)
 
 
 def forwarded_headers(ex: Exchange) -> CIMultiDict[str]:
@@ -48,105 +55,142 @@ def forwarded_headers(ex: Exchange) -> CIMultiDict[str]:
     return headers
 
 
-def retryable(err: aiohttp.ClientConnectorError) -> bool:
-    """A connect failure no request byte can have followed; TLS failures are not transient, so not retried."""
-    return not isinstance(err, aiohttp.ClientSSLError)
+def request_head(ex: Exchange, origin: Origin, preserve_host: bool = False) -> bytes:
+    """The request line and headers for the upstream, encoded back to the bytes the client sent.
+
+    `Host` is the upstream's own unless `preserve_host`; `Expect` is dropped (the body is already read and
+    sent right behind the head, so an interim 100 would only cost a round trip); the body's length is
+    outrider's framing on this leg.
+    """
+    inbound = ex.inbound
+    target = origin.prefix + inbound.path
+    if _BAD_TARGET.search(target) is not None:
+        raise BadRequest("request target with characters that cannot be forwarded")
+    headers = forwarded_headers(ex)
+    client_host = headers.popall("Host", None)
+    headers.popall("Expect", None)
+    host = client_host[0] if preserve_host and client_host else origin.host_header
+    lines = [f"{inbound.method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if inbound.body or inbound.method not in BODYLESS_METHODS:
+        lines.append(f"Content-Length: {len(inbound.body)}\r\n")
+    lines.append("\r\n")
+    # aiohttp decoded header bytes as UTF-8 with surrogateescape: this gives back the same bytes
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+class ConnectFailed(UpstreamUnavailable):
+    """The connection could not be made, so no request byte was sent: the one failure worth a retry."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, error_class="connect_error")
 
 
 class Forward:
-    """Proxies one exchange over a shared client session (its connection pool).
+    """Proxies one exchange over the shared upstream pool.
 
-    A failed connect is retried once if the retry budget allows; nothing else is ever retried, because
+    A refused connect is retried once if the retry budget allows; nothing else is ever retried, because
     after a connection is made some request bytes may have reached the upstream.
     """
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        pool: UpstreamPool,
         default_timeout_s: float = DEFAULT_TIMEOUT_S,
         budgets: RetryBudgets | None = None,
+        *,
+        preserve_host: bool = False,
     ) -> None:
-        self.session = session
+        self.pool = pool
         self.default_timeout_s = default_timeout_s
         self.budgets = budgets or RetryBudgets()
+        self.preserve_host = preserve_host
+        """Send the client's Host rather than the upstream's (`forward.preserveHost`)."""
         self.retries = dict.fromkeys(RETRY_RESULTS, 0)
         """Connect retries by result: recovered (answered), failed, budget_exhausted (not attempted)."""
 
     async def __call__(self, ex: Exchange) -> Reply:
-        """Send and read the whole answer; map failures to 502/504."""
-        assert ex.upstream_url is not None
+        """Send; return the answer (whole, or streaming); map failures to 502/504."""
+        url = ex.upstream_url
+        assert url is not None
         inbound = ex.inbound
         timeout = ex.assignment.experiment.timeout_s if ex.assignment else self.default_timeout_s
-        started = time.monotonic()
-        budget = self.budgets.of(ex.upstream_url)
+        origin = origin_of(url)
+        head = request_head(ex, origin, self.preserve_host)
+        budget = self.budgets.of(url)
         budget.record_request()
+        deadline = asyncio.get_running_loop().time() + timeout
+        started = time.monotonic()
+        retried = False
         try:
-            async with asyncio.timeout(timeout):
-                return await self._send_with_retry(ex, ex.upstream_url + inbound.path, budget)
-        except aiohttp.ConnectionTimeoutError:
-            raise UpstreamUnavailable("connect to upstream timed out", error_class="connect_error") from None
-        except TimeoutError:
-            raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
-        except aiohttp.ClientConnectorError as err:
-            raise UpstreamUnavailable(
-                f"cannot connect to upstream: {err.os_error}", error_class="connect_error"
-            ) from None
-        except aiohttp.ClientResponseError as err:
-            raise UpstreamUnavailable(
-                f"invalid upstream response: {err.message}", error_class="invalid_response"
-            ) from None
-        except (aiohttp.ClientError, ConnectionError) as err:
-            raise UpstreamUnavailable(f"upstream connection failed: {type(err).__name__}") from None
+            conn = self.pool.take(origin)
+            if conn is None:
+                conn, retried = await self._connect(origin, budget, deadline, timeout)
+            resp = conn.send(head, inbound.body, deadline, inbound.method == "HEAD")
+            try:
+                await resp.ready
+            except BaseException as err:  # an upstream error, or the client gone (cancelled)
+                resp.abort()
+                if isinstance(err, UpstreamTimeout):
+                    raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
+                raise
+            reply = self._reply(ex, resp, started)
+        except BaseException:
+            if retried:
+                self.retries["failed"] += 1
+            raise
         finally:
             ex.upstream_ms = (time.monotonic() - started) * 1000.0
+        if retried:
+            self.retries["recovered"] += 1
+        return reply
 
-    async def _send_with_retry(self, ex: Exchange, url: str, budget: RetryBudget) -> Reply:
+    def _reply(self, ex: Exchange, resp: UpstreamResponse, started: float) -> Reply:
+        if resp.first_byte_at is not None:
+            ex.ttfb_ms = (resp.first_byte_at - ex.inbound.received_mono) * 1000.0
+        if resp.body_done and resp.error is not None:  # failed before the client got anything: a 502/504
+            resp.abort()
+            raise resp.error
+        # a streamed answer that is already all here (a small chunked one) goes whole: cheaper, same bytes
+        if not resp.streamed or (resp.body_done and not resp.event_stream):
+            return Reply(resp.status, resp.headers, resp.body())
+        headers = resp.headers
+        if resp.content_length is not None:  # the client gets the same framing: length known up front
+            headers["Content-Length"] = str(resp.content_length)
+
+        def upstream_done() -> None:  # the upstream's time is the whole body's for a stream
+            ex.upstream_ms = (time.monotonic() - started) * 1000.0
+
+        resp.on_end = upstream_done
+        return Reply(resp.status, headers, b"", stream=resp)
+
+    async def _connect(
+        self, origin: Origin, budget: RetryBudget, deadline: float, timeout: float
+    ) -> tuple[UpstreamConnection, bool]:
+        """A new connection, and whether it took a retry."""
         try:
-            return await self._send(ex, url)
-        except aiohttp.ClientConnectorError as err:
-            if not retryable(err):
-                raise
+            return await self._open(origin, deadline, timeout), False
+        except ConnectFailed:
             if not budget.try_retry():
                 self.retries["budget_exhausted"] += 1
                 raise
         try:
-            reply = await self._send(ex, url)
+            return await self._open(origin, deadline, timeout), True
         except BaseException:  # the route timeout (a cancellation) included
             self.retries["failed"] += 1
             raise
-        self.retries["recovered"] += 1
-        return reply
 
-    async def _send(self, ex: Exchange, url: str) -> Reply:
-        inbound = ex.inbound
-        body = (
-            inbound.body
-            if inbound.body or inbound.method not in ("GET", "HEAD", "DELETE", "OPTIONS")
-            else None
-        )
-        async with self.session.request(
-            inbound.method, url, headers=forwarded_headers(ex), data=body, allow_redirects=False
-        ) as resp:
-            length = resp.content_length
-            if length is not None and length > MAX_RESPONSE_BYTES:
-                raise UpstreamUnavailable("upstream response over 64 MiB", error_class="invalid_response")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.content.iter_any():
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise UpstreamUnavailable("upstream response over 64 MiB", error_class="invalid_response")
-                chunks.append(chunk)
-            return Reply(resp.status, end_to_end(resp.headers), b"".join(chunks))
-
-
-def client_session(connect_timeout_s: float = 2.0, limit: int = 4096) -> aiohttp.ClientSession:
-    """The upstream pool: keep-alive, no decompression, no default headers the client did not send."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=75, ttl_dns_cache=60)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
+    async def _open(self, origin: Origin, deadline: float, timeout: float) -> UpstreamConnection:
+        route = asyncio.timeout_at(deadline)
+        try:
+            async with route:
+                return await self.pool.connect(origin)
+        except TimeoutError:
+            if route.expired():
+                raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
+            raise UpstreamUnavailable("connect to upstream timed out", error_class="connect_error") from None
+        except ssl.SSLError as err:  # not transient: never retried
+            detail = f"TLS with upstream failed: {err}"
+            raise UpstreamUnavailable(detail, error_class="connect_error") from None
+        except OSError as err:
+            raise ConnectFailed(f"cannot connect to upstream: {err}") from None

@@ -2,7 +2,9 @@
 
 Eligible: the experiment has shadow variants, and the request is side-effect free — by default the inference
 POST under the experiment's match (`POST .../infer`). Copies are sampled (`shadow.sample`), capped in size,
-and never awaited: the client's path only pays for an O(1) enqueue.
+and never awaited: the client's path only pays for an O(1) enqueue. A streamed primary answer is given to
+the pair when its stream ends (its body collected up to the shadows' body cap; beyond, it is not compared).
+Usage: filters = [..., Mirror(dispatcher)]; the chain ends with `forward`
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from proxy.chain import Stage
 from proxy.errors import OutriderError
 from proxy.exchange import Exchange, Reply
 from proxy.filters.forward import forwarded_headers
+from proxy.stream_tap import COMPLETE, Outcome, TappedStream
 from shadow.compare.base import Comparator, comparator
+from shadow.credentials import strip_credentials
 from shadow.dispatch import SHADOW_HEADER, ShadowDispatcher, ShadowJob, shadow_host
 from shadow.pairing import Pair
 
@@ -52,8 +56,30 @@ class Mirror:
         except (OutriderError, asyncio.CancelledError):
             pair.primary_done(0, b"")
             raise
-        pair.primary_done(reply.status, reply.body)
+        if reply.stream is None:
+            pair.primary_done(reply.status, reply.body)
+        else:
+            reply.stream = self._paired(pair, reply)
         return reply
+
+    def _paired(self, pair: Pair, reply: Reply) -> TappedStream:
+        """The primary's stream, handing its status and body to the pair when it ends."""
+        assert reply.stream is not None
+        cap = self.dispatcher.limits.max_body_bytes
+        chunks: list[bytes] = []
+        kept = [0]
+
+        def keep(chunk: bytes) -> None:
+            kept[0] += len(chunk)
+            if kept[0] <= cap:
+                chunks.append(chunk)
+
+        def ended(outcome: Outcome, sent: int) -> None:
+            whole = outcome == COMPLETE and sent <= cap
+            # an answer that did not end cleanly, or too long to keep, is not compared (status 0: none)
+            pair.primary_done(reply.status if whole else 0, b"".join(chunks) if whole else b"")
+
+        return TappedStream(reply.stream, ended, keep)
 
     def _mirror(self, ex: Exchange) -> Pair | None:
         a, inbound, d = ex.assignment, ex.inbound, self.dispatcher
@@ -75,19 +101,22 @@ class Mirror:
             if compare is None:
                 made = comparator(spec.compare, **dict(spec.compare_options))
                 compare = self._comparators.setdefault(a.experiment.name, made)
-        pair = Pair([s.name for s in shadows], compare)
+        pair = Pair([s.name for s in shadows], compare, d.comparisons)
         ex.pair = pair
         timeout = spec.timeout_s if spec is not None else d.limits.timeout_s
+        compared = spec is not None and spec.compare != "none"
         headers: CIMultiDict[str] | None = None
         for shadow in shadows:
-            reason = d.refusal(shadow.name)
+            reason = d.refusal(shadow.name, compared)
             if reason is not None:  # drop before paying for a copy that cannot go out
                 d.drop(pair, shadow.name, reason)
                 continue
             if headers is None:  # one copy of the headers serves every shadow (never mutated after this)
                 headers = forwarded_headers(ex)
+                strip_credentials(headers, spec.forward_headers if spec is not None else ())
                 headers["Host"] = shadow_host(inbound.headers.get("Host", "localhost"))
                 headers[SHADOW_HEADER] = "1"
             url = shadow.upstream + inbound.path
-            d.offer(ShadowJob(shadow.name, url, inbound.method, headers, inbound.body, pair, timeout))
+            job = ShadowJob(shadow.name, url, inbound.method, headers, inbound.body, pair, timeout, compared)
+            d.offer(job, checked=True)
         return pair

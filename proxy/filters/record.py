@@ -2,6 +2,9 @@
 
 Records are handed to the sink without waiting; the sink counts what it cannot keep. Responses of
 experiments with a `reward_mean` goal carry the record's feedback token (proxy.feedback_token).
+A streamed answer is recorded when its stream ends (complete, failed after the first byte, or stopped by the
+client), with what was sent: bytes, and for `text/event-stream` the number of events.
+Usage: filters = [route, Record(sink, tokens=tokens), ...]
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from proxy.errors import OutriderError, UpstreamError
 from proxy.exchange import Exchange, Reply
 from proxy.feedback_token import HEADER as FEEDBACK_TOKEN
 from proxy.feedback_token import FeedbackTokens, reward_range, subject_of
+from proxy.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
+
+EVENT_STREAM = "text/event-stream"
+
+
+def is_event_stream(reply: Reply) -> bool:
+    """Whether the answer is a server-sent event stream."""
+    return reply.headers.get("Content-Type", "").lower().startswith(EVENT_STREAM)
 
 
 class Record:
@@ -53,10 +64,44 @@ class Record:
         except asyncio.CancelledError:
             self._emit(ex, 0, "client_disconnect")
             raise
-        self._emit(ex, reply.status, "upstream_5xx" if reply.status >= 500 else None)
+        if reply.stream is not None:
+            reply.stream = self._recorded(ex, reply)
+            return reply
+        counter = None
+        if is_event_stream(reply):
+            counter = SseCounter()
+            counter.feed(reply.body)
+        error = "upstream_5xx" if reply.status >= 500 else None
+        self._emit(ex, reply.status, error, len(reply.body), counter.events if counter else None)
         return reply
 
-    def _emit(self, ex: Exchange, status: int, error: str | None) -> None:
+    def _recorded(self, ex: Exchange, reply: Reply) -> TappedStream:
+        """The reply's stream, recording the outcome when it ends."""
+        assert reply.stream is not None
+        status = reply.status
+        counter = SseCounter() if is_event_stream(reply) else None
+
+        def ended(outcome: Outcome, sent: int) -> None:
+            if outcome == COMPLETE:
+                error = "upstream_5xx" if status >= 500 else None
+            elif outcome == CLOSED or isinstance(outcome, (asyncio.CancelledError, ConnectionError)):
+                error = "client_disconnect"
+            elif isinstance(outcome, UpstreamError):  # after the first byte: the status stays what was sent
+                error = outcome.error_class
+            else:
+                error = type(outcome).__name__
+            self._emit(ex, status, error, sent, counter.events if counter else None)
+
+        return TappedStream(reply.stream, ended, counter.feed if counter else None)
+
+    def _emit(
+        self,
+        ex: Exchange,
+        status: int,
+        error: str | None,
+        bytes_out: int | None = None,
+        events: int | None = None,
+    ) -> None:
         a = ex.assignment
         assert a is not None
         inbound = ex.inbound
@@ -73,6 +118,9 @@ class Record:
             unit=a.unit,
             pinned=a.pinned,
             state_version=a.state_version,
+            ttfb_ms=ex.ttfb_ms,
+            bytes_out=bytes_out,
+            events=events,
         )
         if ex.pair is not None:  # written once the shadows have answered too (bounded by their timeout)
             ex.pair.finish_with(record, self.sink.submit)

@@ -1,18 +1,25 @@
-"""`route`: find the experiment, pick the variant (pins, then the sticky bucket), set the destination.
+"""`route`: normalise the path, find the experiment, pick the variant (pins, then the sticky bucket), set the
+destination.
 
-Requests that match no experiment go to the default upstream, or get 404.
+The path is normalised once, here (`proxy.paths`), and the request goes on with the normalised path: routing,
+the shadows and the upstream all see that one, so none of them can read `/v2/models/m/../../admin`
+differently from the others. A path that cannot be normalised, or whose normalised form leaves the prefix of
+the experiment its raw form matched, is refused (400 bad_path) before any record or upstream. Requests that
+match no experiment go to the default upstream, or get 404.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from experiments.assignment import BUCKETS, bucket_of, unit_hash
 from experiments.model import Experiment
 from proxy.chain import Stage
-from proxy.errors import NotFound, PayloadTooLarge
+from proxy.errors import BadPath, NotFound, PayloadTooLarge
 from proxy.exchange import Assignment, Exchange, Reply
-from proxy.router import Live, Router
+from proxy.paths import normalise
+from proxy.router import Live, Router, prefix_matches
 
 VARIANT_HEADER = "x-outrider-variant"
 
@@ -28,7 +35,8 @@ class Route:
         self.rng = rng or random.Random()
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
-        """Set `ex.assignment` and `ex.upstream_url`, then continue."""
+        """Normalise the path, set `ex.assignment` and `ex.upstream_url`, then continue."""
+        self._normalise(ex)
         inbound = ex.inbound
         live = self.router.match(inbound.method, inbound.path)
         if live is None:
@@ -46,6 +54,24 @@ class Route:
         if exp.expose_variant:
             ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
         return await call_next(ex)
+
+    def _normalise(self, ex: Exchange) -> None:
+        """Replace the request's path by its normalised form; BadPath if it has none, or if it leaves the
+        prefix of the experiment the raw path matched (a request must not be judged, or forwarded, as an
+        experiment's traffic while meaning a path outside it)."""
+        inbound = ex.inbound
+        path = normalise(inbound.path)
+        if path == inbound.path:
+            return
+        claimed = self.router.match(inbound.method, inbound.path)
+        if claimed is not None and not prefix_matches(claimed.experiment.path_prefix, path.split("?", 1)[0]):
+            raise BadPath(
+                f"the path leaves {claimed.experiment.path_prefix!r} once normalised "
+                f"(to {path.split('?', 1)[0][:200]!r})"
+            )
+        # Inbound is frozen on purpose: swapping it whole keeps every later stage (record, mirror, forward) on
+        # one consistent request, the normalised one.
+        ex.inbound = replace(inbound, path=path)
 
     def _assign(self, live: Live, ex: Exchange) -> Assignment:
         exp, version = live.experiment, live.state.version

@@ -273,7 +273,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
         _with("requireOk: true", "requireOK: true"),
         [
             "f.yaml:19:5: spec.shadow.requireOK:"
-            " unknown key 'requireOK' (allowed: sample, timeout, mirror, compare, noiseFloor, requireOk)"
+            " unknown key 'requireOK'"
+            " (allowed: sample, timeout, mirror, compare, noiseFloor, requireOk, forwardHeaders)"
         ],
     ),
 }

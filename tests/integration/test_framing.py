@@ -1,5 +1,5 @@
-"""Request smuggling and framing vectors over raw sockets (docs/reliability.md): each is refused with 400 (505 for
-a bad version), the connection is closed, and the upstream receives nothing."""
+"""Request smuggling and framing vectors over raw sockets (docs/reliability.md): each is refused with 400
+(505 for a bad version), the connection is closed, and the upstream receives nothing."""
 
 from __future__ import annotations
 

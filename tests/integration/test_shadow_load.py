@@ -1,7 +1,7 @@
-"""A hung shadow under load (docs/reliability.md, shadow isolation): 200 requests/s to each of two sidecars for
-20 s — one without shadow, one mirroring every request to a shadow that never answers — interleaved request by
-request so both see the same machine. The shadowed one: no primary errors, p99 ≤ 1.3× the other's, the queue
-never above its bound, memory growth ≤ 10 MiB, shadow counters exact."""
+"""A hung shadow under load (docs/reliability.md, shadow isolation): 200 requests/s to each of two sidecars
+for 20 s — one without shadow, one mirroring every request to a shadow that never answers — interleaved
+request by request so both see the same machine. The shadowed one: no primary errors, p99 ≤ 1.3× the
+other's, the queue never above its bound, memory growth ≤ 10 MiB, shadow counters exact."""
 
 from __future__ import annotations
 

@@ -9,34 +9,28 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.errors import UpstreamTimeout, UpstreamUnavailable
 from proxy.exchange import Exchange, Inbound
 from proxy.filters.forward import Forward
 from proxy.retry_budget import RetryBudgets
+from proxy.upstream import UpstreamPool
 
 
-class PortResolver(AbstractResolver):
+class PortResolver:
     """Every lookup answers 127.0.0.1 and the next port of `ports` (the last one repeats)."""
 
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
         self.lookups = 0
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(self, host: str, port: int) -> tuple[str, int]:
         port = self.ports[min(self.lookups, len(self.ports) - 1)]
         self.lookups += 1
-        return [
-            ResolveResult(hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0, flags=0)
-        ]
-
-    async def close(self) -> None:
-        pass
+        return "127.0.0.1", port
 
 
 def closed_port() -> int:
@@ -80,18 +74,19 @@ async def forward_via(
 ) -> Any:
     """(reply or error, the Forward, resolver lookups) for one request."""
     resolver = PortResolver(ports)
-    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        forward = Forward(session, default_timeout_s=timeout, budgets=budgets)
-        inbound = Inbound(
-            "POST", path, CIMultiDictProxy(CIMultiDict()), b"{}", "127.0.0.1", time.time(), 0.0, "r"
-        )
-        ex = Exchange(inbound, upstream_url="http://upstream.test")
-        try:
-            result: Any = await forward(ex)
-        except (UpstreamUnavailable, UpstreamTimeout) as err:
-            result = err
-        return result, forward, resolver.lookups
+    pool = UpstreamPool(resolver=resolver.resolve)
+    forward = Forward(pool, default_timeout_s=timeout, budgets=budgets)
+    inbound = Inbound(
+        "POST", path, CIMultiDictProxy(CIMultiDict()), b"{}", "127.0.0.1", time.time(), 0.0, "r"
+    )
+    ex = Exchange(inbound, upstream_url="http://upstream.test")
+    try:
+        result: Any = await forward(ex)
+    except (UpstreamUnavailable, UpstreamTimeout) as err:
+        result = err
+    finally:
+        await pool.close()
+    return result, forward, resolver.lookups
 
 
 async def test_refused_then_up_is_recovered_by_one_retry(upstream: Upstream) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import orjson
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -240,7 +241,7 @@ async def test_failed_start_recovers_on_a_later_fetch(
         assert await status_of(auth, signed(rsa_keys[0], "k1")) == 200
     finally:
         await keys.close()
-    assert keys.fetches == {"ok": 1, "timeout": 0, "error": 1, "too_large": 0, "invalid": 0}
+    assert keys.fetches == {"ok": 1, "timeout": 0, "error": 1, "too_large": 0, "invalid": 0, "redirect": 0}
 
 
 async def test_a_jwk_alg_pins_its_key(server: JwksServer, rsa_keys: list[rsa.RSAPrivateKey]) -> None:
@@ -288,3 +289,42 @@ def test_settings_refuse_bad_key_sources(
 def test_auth_needs_the_fetcher_for_a_jwks_url() -> None:
     with pytest.raises(ValueError, match="JwksKeys"):
         Auth(AuthSettings(("RS256",), ISS, AUD, None, jwks_url="https://issuer.test/jwks"))
+
+
+async def test_a_redirect_is_a_failed_fetch_and_never_followed(
+    server: JwksServer, rsa_keys: list[rsa.RSAPrivateKey]
+) -> None:
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound(server.url)  # to a server that would serve valid keys
+
+    app = web.Application()
+    app.router.add_get("/jwks", moved)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    keys = JwksKeys(f"http://{host}:{port}/jwks", ("RS256",))
+    try:
+        await keys.start()
+        assert await status_of(auth_for(keys), signed(rsa_keys[0], "k1")) == 401
+        assert keys.fetches["redirect"] >= 1
+        assert server.hits == 0
+    finally:
+        await keys.close()
+        await runner.cleanup()
+
+
+async def test_a_cached_token_stops_working_when_its_key_is_retired(
+    server: JwksServer, source: tuple[JwksKeys, FakeClock], rsa_keys: list[rsa.RSAPrivateKey]
+) -> None:
+    keys, clock = source
+    auth = auth_for(keys)
+    token = signed(rsa_keys[0], "k1")
+    assert await status_of(auth, token) == 200
+    assert len(auth.verified) == 1  # the signature is checked once ...
+    publish(server, {"k2": rsa_keys[1]})
+    clock.now += 301
+    await keys.find("k1")  # the stale set answers and starts the refresh
+    await settled(keys)
+    assert await status_of(auth, token) == 401  # ... but a hit only counts while its key is in force

@@ -1,4 +1,5 @@
-"""`route` in isolation: prefix matching, pins, unit keys, per-request draws, blue-green and A/B tables."""
+"""`route` in isolation: path normalisation, prefix matching, pins, unit keys, per-request draws, blue-green
+and A/B tables."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from experiments.model import (
     Variant,
 )
 from experiments.state import initial_state, transition
-from proxy.errors import NotFound, PayloadTooLarge
+from proxy.errors import BadPath, NotFound, PayloadTooLarge
 from proxy.exchange import Exchange, Inbound, Reply
 from proxy.filters.route import Route
 from proxy.router import Router, prefix_matches
@@ -166,3 +167,63 @@ async def test_route_body_cap() -> None:
     route = Route(Router([experiment(CanaryStrategy((10.0,)), max_body_bytes=10)]), None)
     with pytest.raises(PayloadTooLarge):
         await routed(route, exchange(body=b"x" * 11))
+
+
+async def test_the_request_continues_with_its_normalised_path() -> None:
+    route = Route(Router([experiment(CanaryStrategy((10.0,)))]), None)
+    ex = await routed(route, exchange("/v2/models/m/x/..//%69nfer?q=%2e%2e/.."))
+    assert ex.inbound.path == "/v2/models/m/infer?q=%2e%2e/.."
+    assert ex.assignment is not None
+
+
+async def test_routing_is_on_the_normalised_path() -> None:
+    other = Experiment(
+        name="other",
+        source="t",
+        path_prefix="/v2/models/other",
+        variants=(STABLE, CAND),
+        unit=USER_HEADER,
+        salt="s",
+        strategy=CanaryStrategy((10.0,)),
+    )
+    route = Route(Router([experiment(CanaryStrategy((10.0,))), other]), None)
+    ex = await routed(route, exchange("/v2/models/x/../other/infer"))  # the raw path matches no experiment
+    assert ex.assignment is not None
+    assert ex.assignment.experiment.name == "other"
+    with pytest.raises(BadPath, match="leaves '/v2/models/m'"):
+        await routed(route, exchange("/v2/models/m/../other/infer"))  # out of the prefix it claimed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/m/../../../admin",
+        "/v2/models/m/%2e%2e/%2E%2E/admin",
+        "/v2/models/m/x%2F..%2F..%2F..%2Fadmin",
+        "/v2/models/m/..",
+        "/v2/models/m/infer/../../mx/infer",
+    ],
+)
+async def test_a_path_leaving_its_prefix_is_refused_before_the_chain_goes_on(path: str) -> None:
+    reached = []
+
+    async def never(ex: Exchange) -> Reply:
+        reached.append(ex)
+        return Reply(200, CIMultiDict(), b"")
+
+    for default in (None, "http://127.0.0.1:9"):
+        route = Route(Router([experiment(CanaryStrategy((10.0,)))]), default)
+        ex = exchange(path)
+        with pytest.raises(BadPath):
+            await route(ex, never)
+        assert ex.assignment is None
+        assert ex.upstream_url is None
+    assert reached == []
+
+
+async def test_unmatched_paths_are_normalised_too() -> None:
+    router = Router([experiment(CanaryStrategy((10.0,)))])
+    ex = await routed(Route(router, "http://127.0.0.1:9"), exchange("/a/./b//c"))
+    assert ex.inbound.path == "/a/b/c"
+    with pytest.raises(BadPath):
+        await routed(Route(router, "http://127.0.0.1:9"), exchange("/a/%00"))

@@ -17,7 +17,9 @@ def test_a_token_is_remembered_until_it_expires_with_the_leeway() -> None:
     clock = Clock()
     cache = TokenCache(leeway_s=30, clock=clock)
     cache.put("t", {"sub": "a", "exp": 1010})
-    assert cache.get("t") == {"sub": "a", "exp": 1010}
+    hit = cache.get("t")
+    assert hit is not None
+    assert hit.claims == {"sub": "a", "exp": 1010}
     clock.now = 1039.9
     assert cache.get("t") is not None
     clock.now = 1040.0

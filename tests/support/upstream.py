@@ -5,7 +5,8 @@ Path segments anywhere in the path trigger faults:
   .../sleep/MS/...  answers after MS milliseconds
   .../status/N/...  answers with status N
   PUT /__fail_permille/N  from then on, answers 500 to the users (x-user-id) whose hash mod 1000 is below N
-  every answer echoes: {"name", "method", "path", "headers": [[k, v], ...], "body_len"}
+  every answer echoes: {"name", "method", "path", "headers": [[k, v], ...], "body_len", "body_sha256"}
+  (the body as received: the server does not decompress, so a gzip body is hashed as sent)
 `--fault hang|500|garbage|reset|slow-body` breaks every request of the process (a broken shadow).
 Every answer carries hop-by-hop headers that a proxy must strip (Connection names X-Upstream-Secret) and
 `x-upstream-name`. Logs the `listening` line of tests/support/procs.py.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
 import zlib
 
@@ -77,6 +79,7 @@ def make_app(name: str, fault: str = "none") -> web.Application:
             "path": request.path_qs,
             "headers": [[k, v] for k, v in request.headers.items()],
             "body_len": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
         }
         headers = {
             "Connection": "keep-alive, X-Upstream-Secret",
@@ -99,7 +102,7 @@ def make_app(name: str, fault: str = "none") -> web.Application:
 
 async def main(port: int, name: str, fault: str) -> None:
     """Serve until killed."""
-    runner = web.AppRunner(make_app(name, fault), access_log=None)
+    runner = web.AppRunner(make_app(name, fault), access_log=None, auto_decompress=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     host, bound = runner.addresses[0][:2]

@@ -1,0 +1,133 @@
+"""A request's head as the parser delivered it (method, target, raw header pairs, version) → what the filter
+chain reads: the method, the path with its query, and the end-to-end headers in one `CIMultiDict`, built once.
+
+Usage: head = parse_head(b"POST", b"/v2/m/infer", [(b"Host", b"m"), ...], "1.1")  (OutriderError if refused)
+
+llhttp (under httptools) already refuses most smuggling vectors (Content-Length with Transfer-Encoding, bad
+chunk sizes, obs-fold, bare CR/LF, bad tokens); this adds what it lets through and RFC 9112 still forbids:
+versions other than 1.0/1.1 (505), Transfer-Encoding on HTTP/1.0, any Transfer-Encoding that is not exactly
+`chunked` or comes with a Content-Length, a missing or repeated Host, and repeated singleton headers
+(as aiohttp's parser does, so both data planes refuse the same requests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from proxy.edge import CONTROL_PREFIX
+from proxy.errors import BadFraming, BadRequest, VersionNotSupported
+from proxy.headers import FRAMING, HOP_BY_HOP, PROTECTED, connection_tokens
+from proxy.reply_headers import REQUEST_ID
+
+# RFC 9110 fields that may appear once (aiohttp's list): two different values are two different requests.
+SINGLETONS = frozenset(
+    {
+        b"content-length",
+        b"content-location",
+        b"content-range",
+        b"content-type",
+        b"etag",
+        b"host",
+        b"max-forwards",
+        b"server",
+        b"transfer-encoding",
+        b"user-agent",
+    }
+)
+_DROPPED = frozenset(name.encode() for name in HOP_BY_HOP | FRAMING)
+_CONTROL = CONTROL_PREFIX.encode()
+_REQUEST_ID = REQUEST_ID.encode()
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+_PLAIN_CONNECTION = frozenset({"close", "keep-alive"})  # the usual values name no header to strip
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """One request's head, checked."""
+
+    method: str
+    path: str
+    """Path and query as sent (origin form; the path of an absolute-form target)."""
+    headers: CIMultiDictProxy[str]
+    """End-to-end headers: hop-by-hop ones, those named in Connection and client `x-outrider-*` removed."""
+    length: int | None
+    """Content-Length, if sent."""
+    chunked: bool
+    expect_continue: bool
+    """The client waits for `100 Continue` before it sends the body."""
+    has_request_id: bool
+    """The client sent an x-request-id (still to be checked for sanity)."""
+
+
+def parse_head(method: bytes, target: bytes, raw: list[tuple[bytes, bytes]], version: str) -> Head:
+    """Check and convert one head; BadRequest, BadFraming or VersionNotSupported when it must be refused."""
+    if version != "1.1" and version != "1.0":
+        raise VersionNotSupported(f"HTTP/{version} is not supported here")
+    seen: set[bytes] = set()
+    pairs: list[tuple[str, str]] = []
+    length: int | None = None
+    encoding: bytes | None = None
+    connection: list[str] = []
+    expect = has_rid = False
+    for name, value in raw:
+        lname = name.lower()
+        if lname in SINGLETONS:
+            if lname in seen:
+                raise BadRequest(f"more than one {name.decode('latin-1')} header")
+            seen.add(lname)
+        value = value.rstrip(b" \t")  # llhttp strips the whitespace before a value, not after it
+        if lname in _DROPPED:
+            if lname == b"content-length":
+                length = int(value)  # llhttp accepts digits only
+            elif lname == b"transfer-encoding":
+                encoding = value
+            elif lname == b"connection":
+                connection.append(value.decode("latin-1"))
+            continue
+        if lname.startswith(_CONTROL):
+            continue
+        if lname == b"expect":
+            expect = value.lower() == b"100-continue"
+        elif lname == _REQUEST_ID:
+            has_rid = True
+        pairs.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+    if encoding is not None:
+        check_transfer_encoding(encoding, version, length)
+    if version == "1.1" and b"host" not in seen:
+        raise BadRequest("an HTTP/1.1 request needs a Host header")
+    if connection:
+        named = connection_tokens(connection) - PROTECTED - _PLAIN_CONNECTION
+        if named:
+            pairs = [(k, v) for k, v in pairs if k.lower() not in named]
+    return Head(
+        _METHODS.get(method) or method.decode("ascii"),
+        request_path(target),
+        CIMultiDictProxy(CIMultiDict(pairs)),
+        length,
+        encoding is not None,
+        expect and version == "1.1",
+        has_rid,
+    )
+
+
+def check_transfer_encoding(value: bytes, version: str, length: int | None) -> None:
+    """RFC 9112 §6.1: only `chunked`, never beside Content-Length, never on HTTP/1.0."""
+    if version == "1.0":
+        raise BadFraming("Transfer-Encoding in an HTTP/1.0 request")
+    if length is not None:
+        raise BadFraming("Transfer-Encoding together with Content-Length")
+    if value.lower() != b"chunked":
+        raise BadFraming("Transfer-Encoding other than chunked")
+
+
+def request_path(target: bytes) -> str:
+    """The path and query of a request target: origin form as sent, absolute form reduced to its path."""
+    if target[:1] != b"/":
+        if not target[:8].lower().startswith((b"http://", b"https://")):
+            raise BadRequest("the request target must be a path or an absolute http(s) URL")
+        url = httptools.parse_url(target)
+        target = (url.path or b"/") + (b"?" + url.query if url.query else b"")
+    return target.decode("utf-8", "surrogateescape")

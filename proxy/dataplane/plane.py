@@ -1,0 +1,126 @@
+"""The native data plane: the listener, its connections, the limits they share, and the drain on shutdown.
+
+Usage:
+    plane = DataPlane(traffic_chain, feedback_chain, metrics, PlaneLimits(...), TrustedProxies(cidrs))
+    await plane.start("127.0.0.1", 8080); ...; await plane.shutdown(timeout=15.0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from proxy.chain import Stage
+from proxy.client_ip import TrustedProxies, parse_ip
+from proxy.dataplane.connection import Connection
+from proxy.dataplane.ids import RequestIds
+from proxy.dataplane.limits import Admission, AdmissionCollector, PlaneLimits
+from proxy.metrics import Metrics
+from proxy.settings import Settings
+from proxy.tasks import TaskGroup
+
+
+class DataPlane:
+    """Serves the data port with `Connection` protocols; one per process."""
+
+    def __init__(
+        self,
+        traffic: Stage,
+        feedback: Stage,
+        metrics: Metrics,
+        limits: PlaneLimits,
+        trusted: TrustedProxies,
+    ) -> None:
+        self.traffic = traffic
+        self.feedback = feedback
+        """The chain of `POST /outrider/v1/feedback` (proxy.feedback)."""
+        self.metrics = metrics
+        self.limits = limits
+        self.trusted = trusted
+        self.admission = Admission(limits)
+        self.ids = RequestIds()
+        self.tasks = TaskGroup()
+        """One task per request in its chain or answer; drained on shutdown."""
+        self.connections: set[Connection] = set()
+        self.slow_header = metrics.slow_clients_closed.labels("header")
+        self.slow_body = metrics.slow_clients_closed.labels("body")
+        self._server: asyncio.Server | None = None  # uvloop's is not a subclass, but has the same interface
+        metrics.registry.register(AdmissionCollector(self.admission))
+
+    async def start(self, host: str, port: int, *, backlog: int = 1024) -> None:
+        """Listen on HOST:PORT (port 0: any free port; see `address`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self), host, port, backlog=backlog)
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT actually bound (IPv6 hosts in brackets)."""
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+
+    def admit(self, conn: Connection) -> bool:
+        """Take the slots of a new connection, or refuse it (counted) beyond a connection cap."""
+        if len(self.connections) >= self.limits.max_connections:
+            self.metrics.connections_refused.inc()
+            return False
+        peer = conn.peer
+        if peer is not None:
+            address = parse_ip(peer) if self.trusted else None
+            if address is not None and self.trusted.trusts(address):
+                conn.peer_trusted = True  # its clients take their slots per request (X-Forwarded-For)
+            elif not self.admission.clients.take(peer):
+                return False
+            else:
+                conn.slot = peer
+        self.connections.add(conn)
+        self.metrics.connections_open.inc()
+        return True
+
+    def forget(self, conn: Connection) -> None:
+        """A connection is gone: give its slots back."""
+        if not conn.accepted:
+            return
+        conn.accepted = False
+        self.connections.discard(conn)
+        self.metrics.connections_open.dec()
+        if conn.slot is not None:
+            self.admission.clients.give(conn.slot)
+            conn.slot = None
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop listening, close idle connections, let in-flight requests finish within `timeout` seconds
+        (busy connections close after their answers), then cancel what is left and close everything."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.tasks):  # answering a request may start the next one queued on its connection
+            await self.tasks.drain(timeout=max(0.0, deadline - loop.time()))
+        for conn in list(self.connections):
+            if conn.transport is None:
+                continue
+            if conn.closing:  # answered, our FIN sent: a reset now could still destroy the answer
+                conn.transport.close()
+            else:  # its request was cancelled: nothing owed
+                conn.transport.abort()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+
+def plane_limits(settings: Settings) -> PlaneLimits:
+    """The data plane's limits from the sidecar's settings."""
+    return PlaneLimits(
+        header_timeout_s=settings.header_timeout_s,
+        keepalive_s=settings.keepalive_s,
+        max_connections=settings.max_connections,
+        max_connections_per_client=settings.max_connections_per_client,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
+        body_rate_window_s=settings.body_rate_window_s,
+        max_buffered_body_bytes=settings.max_buffered_body_bytes,
+    )

@@ -1,0 +1,242 @@
+"""`mirror` with a real dispatcher and a real shadow server on 127.0.0.1:0: what a copy carries (no client
+credentials unless declared), the compare pool's bound (dropped as compare_busy, the invariant kept), and a
+circuit that closes again once its shadow recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import orjson
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from experiments.model import CanaryStrategy, Experiment, ShadowSpec, UnitKey, Variant
+from experiments.outcome import OutcomeRecord
+from proxy.exchange import Assignment, Exchange, Inbound, Reply
+from proxy.filters.mirror import Mirror
+from shadow.compare.base import Comparison
+from shadow.compare.pool import CompareJob, CompareLimits
+from shadow.dispatch import ShadowDispatcher, ShadowLimits
+
+ANSWER = orjson.dumps({"outputs": [{"name": "p", "shape": [1, 2], "datatype": "FP32", "data": [0.2, 0.8]}]})
+CLIENT_HEADERS = {
+    "Authorization": "Bearer secret-jwt",
+    "Cookie": "session=abc",
+    "X-Api-Key": "k-123",
+    "X-Amz-Security-Token": "aws",
+    "X-Tenant-Token": "tenant",
+    "Content-Type": "application/json",
+    "X-User-Id": "u1",
+    "Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "Inference-Header-Content-Length": "120",
+}
+
+
+class ShadowServer:
+    """A shadow that records the headers of each copy and answers `ANSWER` (or hangs while `failing`)."""
+
+    def __init__(self) -> None:
+        self.seen: list[CIMultiDictProxy[str]] = []
+        self.failing = False
+        self.url = ""
+        self.runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append(request.headers)
+        await request.read()
+        if self.failing:
+            await asyncio.sleep(1.0)
+        return web.Response(body=ANSWER, content_type="application/json")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        host, port = self.runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def shadow() -> AsyncIterator[ShadowServer]:
+    server = ShadowServer()
+    await server.start()
+    yield server
+    assert server.runner is not None
+    await server.runner.cleanup()
+
+
+@pytest.fixture
+async def dispatcher() -> AsyncIterator[ShadowDispatcher]:
+    made = ShadowDispatcher(
+        ShadowLimits(workers=2, breaker_open_s=0.2, compare=CompareLimits(queue=2, mode="thread"))
+    )
+    runner = asyncio.create_task(made.run())
+    await asyncio.sleep(0)
+    yield made
+    await made.close(2.0)
+    await asyncio.wait_for(runner, 5.0)
+
+
+def experiment(shadow_url: str, spec: ShadowSpec) -> Experiment:
+    return Experiment(
+        name="e",
+        source="t",
+        path_prefix="/v2/models/m",
+        variants=(
+            Variant("stable", "stable", "http://127.0.0.1:1"),
+            Variant("int8", "shadow", shadow_url),
+        ),
+        unit=UnitKey("header", "x-user-id"),
+        salt="s",
+        strategy=CanaryStrategy((10.0,)),
+        shadow=spec,
+    )
+
+
+def exchange(exp: Experiment, headers: dict[str, str] = CLIENT_HEADERS) -> Exchange:
+    inbound = Inbound(
+        "POST",
+        "/v2/models/m/infer",
+        CIMultiDictProxy(CIMultiDict(headers)),
+        b"{}",
+        "127.0.0.1",
+        time.time(),
+        time.monotonic(),
+        "rid",
+    )
+    ex = Exchange(inbound)
+    ex.assignment = Assignment(exp, exp.stable, 1.0, None, 0)
+    return ex
+
+
+async def primary(ex: Exchange) -> Reply:
+    return Reply(200, CIMultiDict({"Content-Type": "application/json"}), ANSWER)
+
+
+async def mirrored(mirror: Mirror, ex: Exchange) -> OutcomeRecord:
+    """Run the mirror and the primary; the record once the pair is complete."""
+    await mirror(ex, primary)
+    records: list[OutcomeRecord] = []
+    assert ex.pair is not None
+    rec = OutcomeRecord(
+        request_id="rid",
+        ts=0.0,
+        experiment="e",
+        variant="stable",
+        p_variant=1.0,
+        status=200,
+        error=None,
+        latency_ms=1.0,
+        upstream_ms=1.0,
+        unit=None,
+    )
+    ex.pair.finish_with(rec, records.append)
+    for _ in range(200):
+        if records:
+            return records[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError("the pair never completed")
+
+
+def invariant(d: ShadowDispatcher) -> bool:
+    return d.eligible == d.enqueued + sum(d.dropped.values()) + d.sampled_out
+
+
+async def test_copies_carry_no_client_credentials(shadow: ShadowServer, dispatcher: ShadowDispatcher) -> None:
+    mirror = Mirror(dispatcher)
+    record = await mirrored(mirror, exchange(experiment(shadow.url, ShadowSpec())))
+    assert record.shadows[0]["status"] == 200
+    (seen,) = shadow.seen
+    for name in ("Authorization", "Cookie", "X-Api-Key", "X-Amz-Security-Token", "X-Tenant-Token"):
+        assert name not in seen, name
+    for name in ("Content-Type", "X-User-Id", "Traceparent", "Inference-Header-Content-Length"):
+        assert seen[name] == CLIENT_HEADERS[name]
+    assert seen["x-outrider-shadow"] == "1"
+    assert seen["X-Request-Id"] == "rid"
+
+
+async def test_declared_headers_reach_the_shadows(shadow: ShadowServer, dispatcher: ShadowDispatcher) -> None:
+    spec = ShadowSpec(forward_headers=frozenset({"authorization", "x-tenant-token"}))
+    await mirrored(Mirror(dispatcher), exchange(experiment(shadow.url, spec)))
+    (seen,) = shadow.seen
+    assert seen["Authorization"] == "Bearer secret-jwt"
+    assert seen["X-Tenant-Token"] == "tenant"
+    assert "Cookie" not in seen
+    assert "X-Api-Key" not in seen
+
+
+async def test_a_full_compare_pool_drops_copies_that_need_a_comparison(
+    shadow: ShadowServer, dispatcher: ShadowDispatcher
+) -> None:
+    def slow(primary: bytes, shadow: bytes) -> Comparison:
+        time.sleep(0.3)
+        return Comparison(agree=None)
+
+    blocked: list[dict[str, Comparison]] = []
+    # Two comparisons in the pool (its bound), held there by a slow comparator.
+    dispatcher.comparisons.put(CompareJob(slow, b"", {"a": b"", "b": b""}, blocked.append))
+    compared = experiment(shadow.url, ShadowSpec(compare="oip-top1"))
+    uncompared = replace(compared, name="plain", shadow=ShadowSpec(compare="none"))
+    mirror = Mirror(dispatcher)
+    busy = await mirrored(mirror, exchange(compared))
+    assert busy.shadows == [
+        {"variant": "int8", "status": 0, "error": "dropped:compare_busy", "latency_ms": 0.0}
+    ]
+    plain = await mirrored(mirror, exchange(uncompared))  # needs no comparison: sent
+    assert plain.shadows[0]["status"] == 200
+    assert dispatcher.dropped == {"compare_busy": 1}
+    assert (dispatcher.eligible, dispatcher.enqueued) == (2, 1)
+    assert invariant(dispatcher)
+    for _ in range(100):
+        if blocked:
+            break
+        await asyncio.sleep(0.01)
+    ok = await mirrored(mirror, exchange(compared))  # room again
+    assert ok.shadows[0]["agree"] is True
+    assert invariant(dispatcher)
+    assert dispatcher.snapshot()["compare_max_backlog"] == 2
+
+
+async def test_the_circuit_closes_again_when_the_shadow_recovers(
+    shadow: ShadowServer, dispatcher: ShadowDispatcher
+) -> None:
+    mirror = Mirror(dispatcher)
+    exp = experiment(shadow.url, ShadowSpec(timeout_s=0.05))
+    shadow.failing = True
+    for _ in range(5):
+        await mirrored(mirror, exchange(exp))  # 5 timeouts open the circuit
+    shadow.failing = False
+    dropped = await mirrored(mirror, exchange(exp))
+    assert dropped.shadows[0]["error"] == "dropped:circuit_open"
+    await asyncio.sleep(0.25)  # past breaker_open_s: the next copy is the probe, and it must be sent
+    probe = await mirrored(mirror, exchange(exp))
+    assert probe.shadows[0]["status"] == 200
+    after = await mirrored(mirror, exchange(exp))
+    assert after.shadows[0]["status"] == 200
+    assert len(shadow.seen) == 7
+    assert invariant(dispatcher)
+
+
+async def test_an_answer_over_the_cap_is_not_compared_and_does_not_open_the_circuit(
+    shadow: ShadowServer,
+) -> None:
+    d = ShadowDispatcher(ShadowLimits(max_response_bytes=len(ANSWER) - 1))
+    runner = asyncio.create_task(d.run())
+    try:
+        mirror = Mirror(d)
+        exp = experiment(shadow.url, ShadowSpec(compare="oip-top1"))
+        records = [await mirrored(mirror, exchange(exp)) for _ in range(7)]  # more than breaker_failures
+    finally:
+        await d.close(2.0)
+        await asyncio.wait_for(runner, 5.0)
+    assert {r.shadows[0]["error"] for r in records} == {"response_too_large"}
+    assert {r.shadows[0]["status"] for r in records} == {200}
+    assert all("agree" not in r.shadows[0] for r in records)
+    assert len(shadow.seen) == 7
+    assert d.results == {"response_too_large": 7}

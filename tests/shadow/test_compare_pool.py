@@ -1,0 +1,250 @@
+"""`ComparePool`: large comparisons in a real process pool (same answers as inline), the bound, a worker that
+dies, and shutdown: every job finished exactly once, the worker processes gone."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+
+from shadow.compare.base import Comparator, Comparison, comparator
+from shadow.compare.pool import NICENESS, SHUTDOWN, CompareJob, CompareLimits, ComparePool, Mode
+
+LARGE = orjson.dumps({"id": "x", "items": [{"k": i, "v": [i, str(i), None]} for i in range(5000)]})
+
+
+@dataclass(frozen=True)
+class Slow:
+    """A comparator that takes `seconds` (module level: a process pool pickles it)."""
+
+    seconds: float
+
+    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
+        time.sleep(self.seconds)
+        return Comparison(agree=True, rows=1, rows_agree=1)
+
+
+@dataclass(frozen=True)
+class Niceness:
+    """A comparator reporting the niceness of the process it runs in."""
+
+    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
+        return Comparison(agree=None, detail=str(os.nice(0)))
+
+
+class Done:
+    """A job's `done`, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Comparison]] = []
+        self.event = asyncio.Event()
+
+    def __call__(self, results: dict[str, Comparison]) -> None:
+        self.calls.append(results)
+        self.event.set()
+
+
+Started = Callable[..., ComparePool]
+
+
+@pytest.fixture
+async def started() -> AsyncIterator[Started]:
+    """Make pools whose runner serves them; each closed and awaited at the end."""
+    made: list[tuple[ComparePool, asyncio.Task[None]]] = []
+
+    def _start(**limits: object) -> ComparePool:
+        pool = ComparePool(CompareLimits(**limits))  # type: ignore[arg-type]
+        made.append((pool, asyncio.create_task(pool.run())))
+        return pool
+
+    yield _start
+    for pool, runner in made:
+        await pool.close(5.0)
+        await asyncio.wait_for(runner, 10.0)
+
+
+def job(compare: Comparator, done: Done, *variants: str) -> CompareJob:
+    return CompareJob(compare, LARGE, dict.fromkeys(variants or ("s",), LARGE), done)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread", "inline"])
+async def test_every_mode_gives_the_inline_answer(started: Started, mode: Mode) -> None:
+    pool = started(mode=mode)
+    await asyncio.sleep(0)
+    compare = comparator("json-exact", ignore_paths=["id"])
+    other = LARGE.replace(b'"k":4999', b'"k":-1')
+    assert pool.offloads(compare, LARGE, [other]) is (mode != "inline")
+    done = Done()
+    pool.put(CompareJob(compare, LARGE, {"same": LARGE, "differs": other}, done))
+    await asyncio.wait_for(done.event.wait(), 30.0)
+    assert done.calls == [{"same": compare(LARGE, LARGE), "differs": compare(LARGE, other)}]
+    assert done.calls[0]["differs"].agree is False
+    assert pool.backlog == 0
+
+
+async def test_process_workers_run_below_the_event_loop_priority(started: Started) -> None:
+    pool = started(mode="process")
+    done = Done()
+    pool.put(job(Niceness(), done))
+    await asyncio.wait_for(done.event.wait(), 30.0)
+    assert done.calls[0]["s"].detail == str(os.nice(0) + NICENESS)
+
+
+async def test_small_answers_and_none_are_never_offloaded(started: Started) -> None:
+    pool = started(inline_bytes=len(LARGE))
+    await asyncio.sleep(0)
+    assert not pool.offloads(comparator("json-exact"), LARGE, [LARGE])  # not over the threshold
+    assert pool.offloads(comparator("json-exact"), LARGE + b" ", [LARGE])
+    assert not pool.offloads(comparator("none"), LARGE * 2, [LARGE * 2])
+
+
+async def test_without_a_runner_nothing_is_offloaded() -> None:
+    pool = ComparePool()
+    assert not pool.offloads(comparator("json-exact"), LARGE, [LARGE])
+
+
+async def test_busy_once_the_backlog_reaches_the_bound(started: Started) -> None:
+    pool = started(mode="thread", queue=3)
+    done = Done()
+    pool.put(job(Slow(0.2), done, "a", "b"))
+    busy_at_two = pool.busy
+    pool.put(job(Slow(0.2), done, "c"))
+    assert (busy_at_two, pool.busy) == (False, True)
+    assert pool.max_backlog == 3
+    for _ in range(100):
+        if len(done.calls) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert not pool.busy
+    assert pool.backlog == 0
+
+
+async def test_close_finishes_what_it_cannot_wait_for_and_stops_the_processes(started: Started) -> None:
+    pool = started(mode="process")
+    first, waiting = Done(), Done()
+    pool.put(job(Slow(1.0), first))
+    pool.put(job(Slow(1.0), waiting, "a", "b"))
+    await asyncio.sleep(0.8)  # the first is running in the worker (after its start-up)
+    await pool.close(0.1)
+    assert waiting.calls == [
+        {"a": Comparison(agree=None, detail=SHUTDOWN), "b": Comparison(None, detail=SHUTDOWN)}
+    ]
+    assert not pool.offloads(comparator("json-exact"), LARGE, [LARGE])  # closing: later pairs compare inline
+    for _ in range(100):  # the runner ends once the running comparison is done, and shuts the pool down
+        if not multiprocessing.active_children() and first.calls:
+            break
+        await asyncio.sleep(0.05)
+    assert first.calls == [{"s": Comparison(agree=True, rows=1, rows_agree=1)}]
+    assert multiprocessing.active_children() == []
+    assert pool.backlog == 0
+
+
+async def test_a_dead_worker_costs_its_comparison_and_a_new_pool_serves_the_next(started: Started) -> None:
+    pool = started(mode="process")
+    done = Done()
+    pool.put(job(Slow(5.0), done))
+    for _ in range(200):  # wait for the worker process to exist
+        children = multiprocessing.active_children()
+        if children:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    for child in children:
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+    await asyncio.wait_for(done.event.wait(), 10.0)
+    assert done.calls == [{"s": Comparison(agree=None, detail="comparison failed: the compare worker died")}]
+    again = Done()
+    pool.put(job(comparator("json-exact"), again))
+    await asyncio.wait_for(again.event.wait(), 30.0)
+    assert again.calls[0]["s"].agree is True
+    assert pool.counts["failed"] == 1
+
+
+async def test_a_cancelled_runner_still_finishes_its_job() -> None:
+    pool = ComparePool(CompareLimits(mode="thread"))
+    runner = asyncio.create_task(pool.run())
+    done = Done()
+    pool.put(job(Slow(0.5), done, "a", "b"))
+    await asyncio.sleep(0.1)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert done.calls == [
+        {"a": Comparison(agree=None, detail=SHUTDOWN), "b": Comparison(None, detail=SHUTDOWN)}
+    ]
+    assert pool.backlog == 0
+
+
+ORPHAN = """
+import asyncio
+from shadow.compare.pool import CompareJob, CompareLimits, ComparePool
+from tests.shadow.test_compare_pool import Slow
+
+async def main():
+    pool = ComparePool(CompareLimits(mode="process"))
+    runner = asyncio.create_task(pool.run())
+    await asyncio.sleep(0)
+    pool.put(CompareJob(Slow(60.0), b"", {"s": b""}, print))
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if ppid == pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_worker_does_not_outlive_a_killed_sidecar() -> None:
+    sidecar = subprocess.Popen([sys.executable, "-c", ORPHAN], cwd=Path(__file__).resolve().parents[2])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not workers and time.monotonic() < deadline:
+            workers = [
+                p for p in children_of(sidecar.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+            ]
+            time.sleep(0.1)
+        assert workers, "no compare worker started"
+        time.sleep(0.5)  # the worker runs its initializer, then the 60 s comparison
+        sidecar.kill()  # no shutdown: the worker's call queue never closes
+        sidecar.wait(10)
+        deadline = time.monotonic() + 5
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(w) for w in workers)
+    finally:
+        sidecar.kill()
+        sidecar.wait(10)
+        for worker in workers:  # a failed run must not leave them behind either
+            if alive(worker):
+                os.kill(worker, signal.SIGKILL)
