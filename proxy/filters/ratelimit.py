@@ -9,6 +9,7 @@ so an anonymous client gets its own budget rather than sharing one with every ot
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy.chain import Stage
-from proxy.errors import TooManyRequests
+from proxy.errors import BadPath, TooManyRequests
 from proxy.exchange import Exchange, Reply
 from proxy.limits import Gcra, LimiterStore, MemoryLimiterStore
 from proxy.limits_redis import ON_ERROR, OnError, RedisLimiterStore
+from proxy.paths import normalise
 
 _MAX_KEY_CHARS = 200  # longer keys (client-chosen headers) are hashed: the store's memory stays bounded
 
@@ -128,7 +130,11 @@ class RateLimit:
 
 
 def route_prefix(path: str) -> str:
-    """The path without its query, cut after the third segment: `/v2/models/m/infer?x` → `/v2/models/m`."""
+    """The normalised path without its query, cut after the third segment: `/v2/models/m/infer?x` →
+    `/v2/models/m`. Normalised as routing will do (`proxy.paths`), so `/v2/models/%6d` and `/v2//models/m`
+    share `/v2/models/m`'s budget; a path routing will refuse is keyed as it was sent."""
+    with contextlib.suppress(BadPath):
+        path = normalise(path)
     segments = path.split("?", 1)[0].split("/")
     return "/".join(segments[:4]) or "/"
 

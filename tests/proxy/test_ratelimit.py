@@ -213,7 +213,14 @@ async def test_route_and_header_keys() -> None:
 
 @pytest.mark.parametrize(
     ("path", "prefix"),
-    [("/v2/models/m/infer?x=1", "/v2/models/m"), ("/v2/models", "/v2/models"), ("/", "/"), ("", "/")],
+    [
+        ("/v2/models/m/infer?x=1", "/v2/models/m"),
+        ("/v2/models", "/v2/models"),
+        ("/", "/"),
+        ("", "/"),
+        ("/v2/models/%6d/infer", "/v2/models/m"),  # keyed as routing will see it
+        ("/v2//models/./m/infer", "/v2/models/m"),
+    ],
 )
 def test_route_prefix(path: str, prefix: str) -> None:
     assert route_prefix(path) == prefix
