@@ -1,12 +1,15 @@
-"""Process facts the benchmark reads from /proc: CPU time spent so far, and a process's children.
+"""Processes of the benchmark: CPU time spent so far and children (from /proc), where a system server's
+executable is, and waiting until a started server accepts on its ports.
 
 Usage: before = cpu_seconds(pids); ...; used = cpu_seconds(pids) - before
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -40,3 +43,35 @@ def children_of(pid: int) -> list[int]:
         except (OSError, ValueError):  # the process ended while we looked
             continue
     return sorted(found)
+
+
+def system_exe(name: str) -> str | None:
+    """`name` on PATH, or in /usr/sbin (not on a normal user's PATH); None if not installed."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin")
+
+
+async def accepts(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:`port`."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def serving(
+    proc: asyncio.subprocess.Process,
+    ports: Iterable[int],
+    timeout: float,
+    ready: Callable[[], bool] = lambda: True,
+) -> bool:
+    """Wait until every port accepts and `ready()` holds; False if `proc` exits or `timeout` passes first."""
+    loop = asyncio.get_running_loop()
+    deadline, ports = loop.time() + timeout, list(ports)
+    while loop.time() < deadline and proc.returncode is None:
+        if ready() and all([await accepts(p) for p in ports]):
+            return True
+        await asyncio.sleep(0.05)
+    return False

@@ -8,12 +8,12 @@ Usage: hap = await HAProxy.start(tmp / "haproxy", {"model": "127.0.0.1:9001"}); 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.nginx import _accepts, free_port
+from loadtests.bench_procs import serving, system_exe
+from loadtests.nginx import free_port
 from proxy.children import Child
 
 CONFIG = """\
@@ -73,11 +73,8 @@ class HAProxy:
         finally:
             out.close()
         hap = cls(Child(proc, log, {"address": f"127.0.0.1:{next(iter(ports.values()))}"}), ports)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
-            if all([await _accepts(p) for p in ports.values()]):
-                return hap
-            await asyncio.sleep(0.05)
+        if await serving(proc, ports.values(), timeout):
+            return hap
         await hap.child.stop()
         raise RuntimeError(f"haproxy did not start:\n{log.read_text(errors='replace')[-3000:]}")
 
@@ -89,7 +86,7 @@ def _write(root: Path, conf: Path, text: str) -> None:
 
 def haproxy_exe() -> str | None:
     """haproxy on PATH or in /usr/sbin; None if not installed."""
-    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    return system_exe("haproxy")
 
 
 def haproxy_version() -> str:

@@ -8,13 +8,12 @@ Usage: ngx = await Nginx.start(tmp / "proxy", [proxy_server("model", upstream_ho
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.bench_procs import children_of
+from loadtests.bench_procs import children_of, serving, system_exe
 from proxy.children import Child
 
 WORKERS = 1
@@ -127,29 +126,16 @@ class Nginx:
             Child(proc, log, {"address": f"127.0.0.1:{servers[0].port}"}),
             {s.name: s.port for s in servers},
         )
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
-            if len(ngx.pids()) > WORKERS and all([await _accepts(s.port) for s in servers]):
-                return ngx
-            await asyncio.sleep(0.05)
+        if await serving(proc, (s.port for s in servers), timeout, lambda: len(ngx.pids()) > WORKERS):
+            return ngx
         await ngx.child.stop()
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         raise RuntimeError(f"nginx did not start ({' '.join(cmd)}):\n{tail}")
 
 
-async def _accepts(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
 def nginx_exe() -> str | None:
-    """nginx on PATH, or in /usr/sbin (not on a normal user's PATH); None if not installed."""
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    """nginx on PATH or in /usr/sbin; None if not installed."""
+    return system_exe("nginx")
 
 
 def nginx_version() -> str:
