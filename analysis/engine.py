@@ -27,13 +27,13 @@ from typing import Any, Literal
 import numpy as np
 
 from analysis import tally as tally_mod
-from analysis.columns import Columns, from_records, is_error, make_columns
+from analysis.columns import Columns, from_records, is_error
 from analysis.engine_types import Exposure
 from analysis.metrics_eval import Evidence, RuleCheck, check_goal, check_guardrail, finite, fmt_e
 from analysis.policy import MAX_DROP_SHARE, Policy, error_floor, harm_margin
 from analysis.request_evidence import RequestEvidence
 from analysis.reward_arrival import ArrivalMonitor
-from analysis.slo import SloCheck, check_slo
+from analysis.slo import Served, SloCheck, check_slo
 from analysis.srm import SRM_ALPHA, srm_flagged, srm_log_bf_split
 from analysis.tally import Tally, tracks_for
 from analysis.unit_evidence import UnitEvidence, new_unit_tally
@@ -238,7 +238,7 @@ class Judge:
         self.last_ts: float | None = None
         has_rewards = any(g.metric == "reward_mean" for g in self.policy.goals)
         self.arrival: ArrivalMonitor | None = ArrivalMonitor() if has_rewards else None
-        self.served: Tally = Tally(frozenset({"histograms"}))
+        self.served = Served()
         """Blue-green: everything the active side answered (absolute SLOs; no comparison exists)."""
         self._last: Decision | None = None
 
@@ -248,7 +248,8 @@ class Judge:
             self.first_ts = records[0].ts if self.first_ts is None else self.first_ts
             self.last_ts = max(self.last_ts or records[-1].ts, records[-1].ts)
         if self.active is not None and self.slo is not None:
-            self.served = _served(self.served, records, self.active)
+            rows = [r for r in records if r.variant == self.active and not r.pinned]
+            self.served.add([is_error(r.status, r.error) for r in rows], [r.latency_ms for r in rows])
         p = self.policy
         cols = from_records(
             records, self.stable, self.candidate, pair_share=p.pair_share, by_unit=p.unit_mode
@@ -355,17 +356,3 @@ def _unit_keys(cols: Columns) -> Any:
 
 def _floors(policy: Policy) -> dict[str, float]:
     return {r.metric: error_floor(r) for r in policy.guardrails if r.metric == "error_rate"}
-
-
-def _served(served: Tally, records: Sequence[OutcomeRecord], active: str) -> Tally:
-    """Blue-green: every unpinned record of the active side, for its absolute SLOs."""
-    rows = [r for r in records if r.variant == active and not r.pinned]
-    if not rows:
-        return served
-    cols = make_columns(
-        np.zeros(len(rows), dtype=np.bool_),
-        np.full(len(rows), 0.5),
-        np.array([is_error(r.status, r.error) for r in rows], dtype=np.bool_),
-        np.array([r.latency_ms for r in rows], dtype=np.float64),
-    )
-    return tally_mod.update(served, cols)
