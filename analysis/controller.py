@@ -4,9 +4,11 @@ Usage:
     ctl = Controller(experiment, source, states, judge_factory=Judge)
     tasks.spawn(ctl.run(stop), name=f"controller:{experiment.name}")
 
-Looks happen after every `LOOK_EVERY` outcome records in store order (the controller catches up every
-interval). Because the look points depend only on the records, never on the clock, a replay of the
-export (`outrider analyze`) makes the same decisions at the same records. Heavy numpy work runs in a worker
+Looks happen at record counts in store order: every `LOOK_EVERY` records up to 10,000, then every ~1% of
+the records seen (`analysis.verdict.look_gap`; the controller catches up every interval). Because the look
+points depend only on the records, never on the clock, a replay of the export (`outrider analyze`) makes the
+same decisions at the same records (estimates and intervals, which decide nothing, are refreshed at most once
+a second live, and at every action). Heavy numpy work runs in a worker
 thread, never on the event loop. After a restart the controller replays every stored outcome, so the e-values
 continue where they were.
 """
@@ -28,6 +30,8 @@ from experiments.state import ExperimentState, Phase
 
 log = logging.getLogger(__name__)
 READ_PAGE = 20_000
+DETAIL_EVERY_S = 1.0
+"""Estimates and bounds at most once a second (and at every action): screens read them, decisions do not."""
 
 
 class OutcomeSource(Protocol):
@@ -96,7 +100,12 @@ class Controller:
         """Outcomes stored before this process started (seq ≤ this) are replayed without deciding: those
         looks were taken by the previous process."""
         self.source, self.states = source, states
-        self.looker = Looker(judge_factory(experiment), experiment, states.current(experiment.name))
+        self.looker = Looker(
+            judge_factory(experiment),
+            experiment,
+            states.current(experiment.name),
+            detail_every_s=DETAIL_EVERY_S,
+        )
         self.drops, self.on_decision, self.on_finish = drops, on_decision, on_finish
         persisted = states.current(experiment.name).extra.get("dropped")
         self.drops_before: dict[str, int] = (

@@ -212,11 +212,10 @@ def check_guardrail(
     margin = rule.margin if rule.margin is not None else 1.0
     harm = ev.log_e(rule, harm_margin, "greater", alpha_harm, "harm")
     ok = ev.log_e(rule, margin, "less", alpha, "pass")
-    est, lo, hi = NAN, NAN, NAN
+    est, lo, hi = ev.estimate(rule), NAN, NAN
     if detail:
         sc = ev.scale(rule)
         ell_h, ell_p = float(np.log(1 / alpha_harm)), float(np.log(1 / alpha))
-        est = ev.estimate(rule)
         lo = bounds.lower_bound(lambda c: ev.log_e(rule, c, "greater", alpha_harm, "harm") >= ell_h, sc, est)
         hi = bounds.upper_bound(lambda c: ev.log_e(rule, c, "less", alpha, "pass") >= ell_p, sc, est)
     return RuleCheck(
@@ -238,10 +237,9 @@ def check_goal(rule: MetricRule, ev: Evidence, alpha: float, detail: bool = True
     c = goal_null(rule)
     side: Side = "greater" if rule.direction == "increase" else "less"
     ok = ev.log_e(rule, c, side, alpha, "goal")
-    est, lo, hi = NAN, NAN, NAN
+    est, lo, hi = ev.estimate(rule), NAN, NAN
     if detail:
         sc, ell = ev.scale(rule), float(np.log(1 / alpha))
-        est = ev.estimate(rule)
         lo = bounds.lower_bound(lambda x: ev.log_e(rule, x, "greater", alpha, "goal") >= ell, sc, est)
         hi = bounds.upper_bound(lambda x: ev.log_e(rule, x, "less", alpha, "goal") >= ell, sc, est)
     block = ev.pass_block(rule)

@@ -8,7 +8,9 @@ depends on when the controller happened to wake up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,7 +21,19 @@ from experiments.outcome import OutcomeRecord
 from experiments.state import ExperimentState, Phase
 
 LOOK_EVERY = 100
-"""Outcome records between two looks (any cadence is valid for the e-processes)."""
+"""Records per block: the judge is fed in blocks, and looks fall on block ends (any cadence is valid for the
+e-processes)."""
+LOOK_SHARE = 100
+"""Past LOOK_SHARE blocks, the gap between looks grows with the records seen: about 1/LOOK_SHARE of them
+(whole blocks), so a decision comes at most ~1% of the records late, and a fleet at 10k requests/s looks a
+few hundred times an hour instead of a hundred times a second (a look costs milliseconds)."""
+
+
+def look_gap(records: int) -> int:
+    """Records from a look at `records` to the next one: one block up to LOOK_SHARE blocks, then ~1%."""
+    return LOOK_EVERY * max(1, records // (LOOK_EVERY * LOOK_SHARE))
+
+
 ACTIONS = frozenset({"ADVANCE", "PROMOTE", "ROLLBACK", "INCONCLUSIVE", "SHADOW_OK", "SHADOW_FAIL"})
 """Decisions that change the experiment. SHADOW_OK / SHADOW_FAIL end the `shadowing` phase of an experiment
 whose canary waits for the shadow verdict (`shadow.requireOk`)."""
@@ -55,8 +69,10 @@ class JudgeLike(Protocol):
         """Add rewards (outcomes with `reward` set)."""
         ...
 
-    def decide(self, *, step: int, candidate_in_step: int, drops: Mapping[str, int]) -> DecisionLike:
-        """Decide now."""
+    def decide(
+        self, *, step: int, candidate_in_step: int, drops: Mapping[str, int], detail: bool = True
+    ) -> DecisionLike:
+        """Decide now (`detail=False`: the same decision without estimates and bounds in its snapshot)."""
         ...
 
     def mature(self, cutoff: float) -> None:
@@ -72,7 +88,7 @@ class JudgeLike(Protocol):
         ...
 
     def snapshot(self) -> dict[str, Any]:
-        """The statistics as JSON."""
+        """The statistics now as JSON, with estimates and bounds, as at the last look."""
         ...
 
 
@@ -100,22 +116,38 @@ class View:
 
 
 class Looker:
-    """Feeds the judge in blocks of LOOK_EVERY records and decides after each block."""
+    """Feeds the judge in blocks of LOOK_EVERY records and decides at the record counts `look_gap` spaces."""
 
     def __init__(
-        self, judge: JudgeLike, experiment: Experiment, state: ExperimentState | None = None
+        self,
+        judge: JudgeLike,
+        experiment: Experiment,
+        state: ExperimentState | None = None,
+        *,
+        detail_every_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.judge, self.experiment = judge, experiment
+        self.detail_every_s, self.clock = detail_every_s, clock
+        """Bounds (a look's costliest part, bisections) at every look when None; else at looks that act and
+        at most once per `detail_every_s` otherwise, the others carrying the last ones (`carry_detail`; the
+        live controller: bounds are for screens and reasons, decisions never read them)."""
+        self._detailed_at = -math.inf
         spec = experiment.shadow
         floor = spec.noise_floor if spec is not None else None
         self.shadow: ShadowJudge | None = ShadowJudge(experiment, floor=floor) if experiment.shadows else None
         self.pending: list[OutcomeRecord] = []
         self.last_look: Decision | None = None
+        self.last_detailed: Decision | None = None
+        """The last look whose snapshot has estimates and bounds (the same as `last_look` when every look has
+        them; see `detail_every_s`)."""
         self.rewards_inline = False
         """Replay: rewards travel inside the records (an export), so offer them with their block."""
         analysis = experiment.analysis
         self.rewards = RewardClock(analysis.feedback_window_s if analysis is not None else 3600.0)
         self.records = 0
+        self.next_look = LOOK_EVERY
+        """The record count of the next look (a function of the record count alone: live = replay)."""
         self.candidates = 0
         gated = experiment.shadow is not None and experiment.shadow.require_ok
         self.view = View("shadowing" if gated else "progressing")
@@ -147,6 +179,9 @@ class Looker:
             self.candidates += sum(
                 1 for r in block if r.variant != self.experiment.stable.name and not r.pinned
             )
+            if self.records < self.next_look:
+                continue
+            self.next_look = self.records + look_gap(self.records)
             if decide and self.view.phase == "shadowing":
                 gate = self._shadow_gate()
                 if gate is not None:
@@ -163,12 +198,33 @@ class Looker:
 
     def _look(self, drops: Mapping[str, int]) -> Decision:
         view = self.view
+        now = self.clock()
+        detail = self.detail_every_s is None or now - self._detailed_at >= self.detail_every_s
         raw = self.judge.decide(
-            step=view.step, candidate_in_step=self.candidates - view.step_start_candidates, drops=drops
+            step=view.step,
+            candidate_in_step=self.candidates - view.step_start_candidates,
+            drops=drops,
+            detail=detail,
         )
-        snapshot = raw.snapshot if self.shadow is None else {**raw.snapshot, "shadow": self.shadow.verdicts()}
+        if not detail and raw.kind in ACTIONS:  # an action's reasons and snapshot have their bounds
+            detail = True
+            raw = self.judge.decide(
+                step=view.step,
+                candidate_in_step=self.candidates - view.step_start_candidates,
+                drops=drops,
+                detail=True,
+            )
+        stats = raw.snapshot
+        if detail:
+            self._detailed_at = now
+            stats = {**stats, "detail_records": self.records}
+        elif self.last_detailed is not None:
+            stats = carry_detail(stats, self.last_detailed.snapshot)
+        snapshot = stats if self.shadow is None else {**stats, "shadow": self.shadow.verdicts()}
         decision = Decision(raw.kind, list(raw.reasons), snapshot, self.records, self.candidates, view.step)
         self.last_look = decision
+        if detail:
+            self.last_detailed = decision
         change = self.transition(decision)
         if change is not None:
             phase, step, extra = change
@@ -196,7 +252,7 @@ class Looker:
         decision = Decision(
             kind, reasons, {"shadow": verdicts}, self.records, self.candidates, self.view.step
         )
-        self.last_look = decision
+        self.last_look = self.last_detailed = decision  # shadow verdicts only: nothing to leave out
         change = self.transition(decision)
         if change is not None:
             self.view = View(change[0], change[1], self.candidates, change[2])
@@ -246,3 +302,35 @@ class Looker:
         if self.shadow is None:
             return {}
         return {name: str(v["verdict"]) for name, v in self.shadow.verdicts().items()}
+
+
+DETAIL_KEYS = ("ci_low", "ci_high")
+
+
+def carry_detail(fresh: dict[str, Any], detailed: Mapping[str, Any]) -> dict[str, Any]:
+    """`fresh` (a look without bounds) with those of the last look that had them, per metric, and
+    `detail_records`, the record count they are from: estimates, e-values and verdicts now, intervals ≤ 1 s
+    old."""
+    out = {**fresh, "detail_records": detailed.get("detail_records")}
+    if "metrics" in fresh:
+        out["metrics"] = _carried(fresh["metrics"], detailed.get("metrics") or [])
+    comparisons = fresh.get("comparisons")
+    if isinstance(comparisons, dict):
+        before = detailed.get("comparisons") or {}
+        out["comparisons"] = {
+            name: {
+                **snap,
+                "metrics": _carried(snap.get("metrics") or [], before.get(name, {}).get("metrics") or []),
+            }
+            for name, snap in comparisons.items()
+        }
+    return out
+
+
+def _carried(fresh: list[dict[str, Any]], detailed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    known = {(m.get("name"), m.get("role")): m for m in detailed}
+    out = []
+    for m in fresh:
+        old = known.get((m.get("name"), m.get("role")))
+        out.append({**m, **{k: old.get(k) for k in DETAIL_KEYS}} if old is not None else m)
+    return out

@@ -48,5 +48,8 @@ class OutcomeRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutcomeRecord:
         """Inverse of `to_dict`; ignores fields this version does not know."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        try:
+            return cls(**data)  # the common case (a record this version wrote): no filtering pass
+        except TypeError:
+            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            return cls(**known)

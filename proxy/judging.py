@@ -97,6 +97,8 @@ class Judging:
         look = ctl.looker.last_look if ctl is not None else None
         if look is None:
             return None
+        # estimates and intervals are refreshed once a second (analysis.verdict.Looker.detail_every_s):
+        # `snapshot.detail_records` says at which record count they were computed
         return {
             "kind": look.kind,
             "reasons": look.reasons,

@@ -19,9 +19,16 @@ class TaskGroup:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Start `coro` as a named task owned by this group."""
-        task = asyncio.create_task(coro, name=name)
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> asyncio.Task[Any]:
+        """Start `coro` as a named task owned by this group (on `loop`, the running loop, when given: the
+        request path passes it, since on Python 3.11 finding the running loop costs a getpid syscall)."""
+        task = asyncio.create_task(coro, name=name) if loop is None else loop.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task

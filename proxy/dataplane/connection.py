@@ -38,6 +38,8 @@ class Connection(asyncio.Protocol):
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
         self.limits = plane.limits
+        assert plane.loop is not None  # connections only come once the plane listens
+        self.loop = plane.loop
         self.reader = RequestReader(self)
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
@@ -122,7 +124,7 @@ class Connection(asyncio.Protocol):
     async def drain(self) -> None:
         """Wait until the client has read enough of what was written (or is gone)."""
         if self.write_paused and not self.lost:
-            self._drainer = asyncio.get_running_loop().create_future()
+            self._drainer = self.loop.create_future()
             await self._drainer
 
     # proxy.dataplane.body.BodyHost
@@ -200,7 +202,7 @@ class Connection(asyncio.Protocol):
             if req.refusal is not None:
                 refuse(self, req)
             else:
-                req.task = self.plane.tasks.spawn(serve(self, req), name="request")
+                req.task = self.plane.tasks.spawn(serve(self, req), name="request", loop=self.loop)
         if (
             self.reader.in_head
             and self.active is None
@@ -253,7 +255,7 @@ class Connection(asyncio.Protocol):
 
     def _arm(self, kind: int, delay: float) -> None:
         self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+        self._timer = self.loop.call_later(delay, self._expire)
         self._timer_kind = kind
 
     def _disarm(self) -> None:

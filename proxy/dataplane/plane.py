@@ -44,12 +44,15 @@ class DataPlane:
         self.connections: set[Connection] = set()
         self.slow_header = metrics.slow_clients_closed.labels("header")
         self.slow_body = metrics.slow_clients_closed.labels("body")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop serving the port (set by `start`): the request path uses it rather than looking it up,
+        which on Python 3.11 costs a getpid syscall each time."""
         self._server: asyncio.Server | None = None  # uvloop's is not a subclass, but has the same interface
         metrics.registry.register(AdmissionCollector(self.admission))
 
     async def start(self, host: str, port: int, *, backlog: int = 1024) -> None:
         """Listen on HOST:PORT (port 0: any free port; see `address`)."""
-        loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), host, port, backlog=backlog)
 
     @property

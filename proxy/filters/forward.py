@@ -119,13 +119,16 @@ class Forward:
         head = request_head(ex, origin, self.preserve_host)
         budget = self.budgets.of(url)
         budget.record_request()
-        deadline = asyncio.get_running_loop().time() + timeout
         started = time.monotonic()
         retried = False
         try:
             conn = self.pool.take(origin)
             if conn is None:
+                deadline = asyncio.get_running_loop().time() + timeout
                 conn, retried = await self._connect(origin, budget, deadline, timeout)
+            else:  # a pooled connection knows the running loop: no lookup (a getpid syscall on Python 3.11)
+                assert conn.loop is not None
+                deadline = conn.loop.time() + timeout
             resp = conn.send(head, inbound.body, deadline, inbound.method == "HEAD")
             try:
                 await resp.ready

@@ -22,6 +22,9 @@ from proxy.paths import normalise
 from proxy.router import Live, Router, prefix_matches
 
 VARIANT_HEADER = "x-outrider-variant"
+UNIT_CACHE = 65_536
+"""Unit keys whose (bucket, unit hash) are kept, so a returning user costs a dict lookup, not two blake2b.
+Bounded: past it the cache starts over (a client sending a new key each time only keeps it cold)."""
 
 
 class Route:
@@ -33,6 +36,7 @@ class Route:
         self.router = router
         self.default_upstream = default_upstream.rstrip("/") if default_upstream else None
         self.rng = rng or random.Random()
+        self._units: dict[tuple[str, str], tuple[int, str]] = {}
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Normalise the path, set `ex.assignment` and `ex.upstream_url`, then continue."""
@@ -82,9 +86,17 @@ class Route:
         if key is None:
             bucket, unit = self.rng.randrange(BUCKETS), None
         else:
-            bucket, unit = bucket_of(exp.salt, key), unit_hash(key)
+            bucket, unit = self._unit(exp.salt, key)
         variant, p = live.table.pick(bucket)
         return Assignment(exp, variant, p, unit, bucket, state_version=version)
+
+    def _unit(self, salt: str, key: str) -> tuple[int, str]:
+        cached = self._units.get((salt, key))
+        if cached is None:
+            if len(self._units) >= UNIT_CACHE:
+                self._units.clear()
+            cached = self._units[salt, key] = (bucket_of(salt, key), unit_hash(key))
+        return cached
 
     @staticmethod
     def _pinned(exp: Experiment, ex: Exchange) -> str | None:

@@ -69,7 +69,8 @@ class UpstreamPool:
         idle = self._idle.get(origin.key)
         if not idle:
             return None
-        loop = asyncio.get_running_loop()
+        loop = idle[-1].loop  # the running one (a lookup would cost a getpid syscall on Python 3.11)
+        assert loop is not None
         now = loop.time()
         while idle:
             conn = idle.pop()

@@ -4,12 +4,13 @@ catch-up without re-deciding, and replay equal to live."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from analysis.controller import Controller, replay
-from analysis.verdict import LOOK_EVERY, JudgeLike
+from analysis.verdict import LOOK_EVERY, LOOK_SHARE, JudgeLike, Looker, carry_detail, look_gap
 from experiments.model import AnalysisSpec, CanaryStrategy, Experiment, UnitKey, Variant
 from experiments.outcome import OutcomeRecord
 from experiments.state import ExperimentState, Phase, initial_state, transition
@@ -39,6 +40,8 @@ class ScriptedJudge:
     def __init__(self, _: Experiment) -> None:
         self.seen = 0
         self.looks: list[tuple[int, int]] = []
+        self.details: list[bool] = []
+        self.last: Verdict | None = None
 
     def observe(self, records: Sequence[OutcomeRecord]) -> None:
         self.seen += len(records)
@@ -55,8 +58,18 @@ class ScriptedJudge:
     def latch(self, candidates: Sequence[str]) -> None:
         pass
 
-    def decide(self, *, step: int, candidate_in_step: int, drops: Mapping[str, int]) -> Verdict:
+    def decide(
+        self, *, step: int, candidate_in_step: int, drops: Mapping[str, int], detail: bool = True
+    ) -> Verdict:
+        if self.looks and self.looks[-1] == (self.seen, step) and self.last is not None:
+            self.details.append(detail)
+            return self.last  # the same look asked again (with detail): the same answer
         self.looks.append((self.seen, step))
+        self.details.append(detail)
+        self.last = self._scripted(step)
+        return self.last
+
+    def _scripted(self, step: int) -> Verdict:
         looks_in_step = sum(1 for _, s in self.looks if s == step)
         if step == 0 and looks_in_step == 3:
             return Verdict("ADVANCE", ["scripted"], {"seen": self.seen})
@@ -183,3 +196,76 @@ async def test_drop_counts_survive_a_restart_in_the_state() -> None:
     assert second.total_drops() == {"candidate": 7, "stable": 2}
     await second.tick()
     assert states.state.extra["dropped"] == {"candidate": 7, "stable": 2}
+
+
+class QuietJudge(ScriptedJudge):
+    """Never acts: only the look schedule shows."""
+
+    def decide(
+        self, *, step: int, candidate_in_step: int, drops: Mapping[str, int], detail: bool = True
+    ) -> Verdict:
+        self.looks.append((self.seen, step))
+        self.details.append(detail)
+        return Verdict("CONTINUE", [], {"seen": self.seen, "detail": detail})
+
+
+def test_looks_every_block_then_every_percent() -> None:
+    assert look_gap(0) == LOOK_EVERY
+    assert look_gap(LOOK_EVERY * LOOK_SHARE - 1) == LOOK_EVERY
+    assert look_gap(LOOK_EVERY * LOOK_SHARE) == LOOK_EVERY
+    assert look_gap(2 * LOOK_EVERY * LOOK_SHARE) == 2 * LOOK_EVERY
+    assert look_gap(1_000_000) == 10_000
+    judge = QuietJudge(EXP)
+    looker = Looker(judge, EXP)
+    for start in range(0, 60_000, 7_000):  # uneven feeds: the look points are the same
+        looker.feed(records(7_000, start=start), {})
+    seen = [s for s, _ in judge.looks]
+    assert seen[:3] == [100, 200, 300]
+    assert seen[99] == 10_000
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    assert all(g % LOOK_EVERY == 0 for g in gaps)
+    assert all(g == look_gap(a) for a, g in zip(seen, gaps, strict=False))
+    assert seen[-1] == 63_000 - 63_000 % LOOK_EVERY or seen[-1] + look_gap(seen[-1]) > 63_000
+    assert len(seen) < 350  # a look per block would have been 630
+
+
+def test_live_looker_details_once_per_interval_and_at_every_action() -> None:
+    now = [0.0]
+    quiet = QuietJudge(EXP)
+    looker = Looker(quiet, EXP, detail_every_s=1.0, clock=lambda: now[0])
+    looker.feed(records(500), {})
+    assert quiet.details == [True, False, False, False, False]
+    assert looker.last_detailed is not None
+    assert looker.last_detailed.records == 100
+    now[0] = 1.5
+    looker.feed(records(100, start=500), {})
+    assert quiet.details[-1] is True
+    assert looker.last_detailed.records == 600
+    scripted = ScriptedJudge(EXP)  # ADVANCE at its 3rd look: an action always carries the detailed snapshot
+    acting = Looker(scripted, EXP, detail_every_s=1.0, clock=lambda: 0.0)
+    decisions = acting.feed(records(300), {})
+    assert [d.kind for d in decisions] == ["ADVANCE"]
+    assert decisions[0].snapshot == {"seen": 300, "detail_records": 300}
+    assert scripted.details == [True, False, False, True]  # the third look, asked again with its bounds
+
+
+def test_a_look_without_detail_carries_the_last_intervals_and_says_from_when() -> None:
+    def metric(name: str, log_e: float, lo: float | None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "role": "guardrail",
+            "log_e_harm": log_e,
+            "estimate": 1.1,  # estimates are always fresh: never carried
+            "ci_low": lo,
+            "ci_high": lo,
+        }
+
+    detailed = {"metrics": [metric("error_rate", 0.5, 0.9)], "detail_records": 400}
+    fresh = {"metrics": [metric("error_rate", 1.5, None), metric("latency_p99", 0.1, None)], "step": 1}
+    out = carry_detail(fresh, detailed)
+    assert out["detail_records"] == 400
+    assert out["step"] == 1
+    assert out["metrics"][0] == metric("error_rate", 1.5, 0.9)  # e-value now, interval from record 400
+    assert out["metrics"][1] == metric("latency_p99", 0.1, None)  # nothing to carry
+    many = carry_detail({"comparisons": {"c1": fresh}}, {"comparisons": {"c1": detailed}})
+    assert many["comparisons"]["c1"]["metrics"][0]["ci_low"] == 0.9

@@ -68,6 +68,33 @@ async def test_group_commit_to_sqlite_and_read_back(tmp_path: Path) -> None:
     assert (tmp_path / "o.db").exists()
 
 
+def test_a_batch_goes_in_and_comes_out_whole_in_order(tmp_path: Path) -> None:
+    """One statement per batch and per page (json_each in, group_concat out): every field survives,
+    floats to the last bit, text that is not ASCII, shadows, and the order and seqs of arrival."""
+    store = SqliteOutcomeStore(tmp_path / "o.db")
+    batch = [record(i, "a" if i % 3 else "b") for i in range(1_500)]
+    batch[7].latency_ms = 0.1 + 0.2  # 0.30000000000000004
+    batch[8].request_id = "réq-ü-\u2603"
+    batch[9].shadows = [{"variant": "s", "status": 200, "agree": True, "distance": 1e-300}]
+    batch[10].error, batch[10].ttfb_ms, batch[10].events = "upstream_5xx", 12.5, 3
+    store.write(batch[:1_000])
+    store.write(batch[1_000:])
+    store.write([])
+    got = store.read_after("a", 0, 10_000)
+    assert [r for _, r in got] == [r for r in batch if r.experiment == "a"]
+    seqs = [seq for seq, _ in got]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+    middle = seqs[len(seqs) // 2]
+    assert [s for s, _ in store.read_after("a", middle, 25)] == seqs[len(seqs) // 2 + 1 :][:25]
+    assert store.read_after("a", seqs[-1], 10) == []
+    assert store.read_after("nobody", 0, 10) == []
+    b = store.read_after("b", 0, 10_000)
+    assert [r for _, r in b] == [r for r in batch if r.experiment == "b"]
+    assert store.find("réq-ü-\u2603") is not None
+    store.close()
+
+
 async def test_full_queue_drops_are_counted_and_invariant_holds() -> None:
     backend = SlowBackend()
     sink = OutcomeSink(backend, SinkLimits(max_pending=100, batch_max=10, flush_interval_s=0.001))
