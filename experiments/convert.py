@@ -29,6 +29,8 @@ def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:
         shadow=_shadow(spec.shadow or Shadow()) if spec.shadow is not None or has_shadows else None,
         analysis=_analysis(spec.analysis) if spec.analysis is not None else None,
         timeout_s=spec.timeout,
+        stream_idle_timeout_s=spec.stream_idle_timeout,
+        stream_timeout_s=spec.stream_timeout,
         max_body_bytes=spec.max_body_bytes,
         methods=frozenset(spec.match.methods),
         expose_variant=spec.expose_variant,

@@ -15,6 +15,7 @@ CompareKind = Literal["oip-top1", "oip-numeric", "json-exact", "none"]
 OnInconclusive = Literal["rollback", "hold"]
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_STREAM_IDLE_TIMEOUT_S = 30.0
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -155,6 +156,11 @@ class Experiment:
     shadow: ShadowSpec | None = None
     analysis: AnalysisSpec | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    """Until the whole answer; for a streamed one, until its head."""
+    stream_idle_timeout_s: float = DEFAULT_STREAM_IDLE_TIMEOUT_S
+    """A streamed answer's longest silence (no byte)."""
+    stream_timeout_s: float | None = None
+    """A streamed answer's longest life after its head (None: unbounded)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     methods: frozenset[str] = field(default_factory=frozenset)
     """HTTP methods that belong to the experiment; empty means all."""

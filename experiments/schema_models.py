@@ -253,7 +253,13 @@ class Spec(Section):
     analysis: Analysis | None = None
     """How the candidate is judged; absent means no automatic decisions."""
     timeout: Duration = model.DEFAULT_TIMEOUT_S
-    """How long a request to a serving variant may take."""
+    """How long a request to a serving variant may take: the whole answer, or for a streamed answer (an SSE
+    token stream, any chunked or unknown-length body over 64 KiB) until its status line and headers."""
+    stream_idle_timeout: Duration = model.DEFAULT_STREAM_IDLE_TIMEOUT_S
+    """A streamed answer is cut (an `upstream_timeout` error of its record) when no byte of it arrives for
+    this long, the wait for the first token included."""
+    stream_timeout: Duration | None = None
+    """The longest a streamed answer may last from its headers to its end; unset: only the idle limit."""
     max_body_bytes: StrictInt = Field(model.DEFAULT_MAX_BODY_BYTES, gt=0)
     """Largest request body accepted on this route, in bytes."""
     expose_variant: bool = True

@@ -4,8 +4,9 @@ takes it. Bodies pass byte for byte both ways, whatever their Content-Encoding.
 
 Connect failure or reset → 502, route timeout → 504 (typed errors; the edge renders them). A refused connect
 is retried once within its upstream's retry budget (`proxy.retry_budget`); nothing that may have sent a
-byte is. The route timeout covers the whole answer, a streamed body included: expiring mid-stream ends the
-stream with `UpstreamTimeout`.
+byte is. The route timeout covers the whole of a buffered answer and the head of a streamed one; a streamed
+body then has its experiment's `streamIdleTimeout` (the longest silence, first token included) and
+`streamTimeout` (its longest life): either ends the stream with `UpstreamTimeout`, an error of its record.
 Usage: forward = Forward(UpstreamPool()); reply = await forward(exchange)
 """
 
@@ -18,7 +19,7 @@ import time
 
 from multidict import CIMultiDict
 
-from experiments.model import DEFAULT_TIMEOUT_S
+from experiments.model import DEFAULT_STREAM_IDLE_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from proxy.exchange import Exchange, Reply
 from proxy.retry_budget import RetryBudget, RetryBudgets
@@ -103,6 +104,8 @@ class Forward:
     ) -> None:
         self.pool = pool
         self.default_timeout_s = default_timeout_s
+        self.default_stream_idle_s = DEFAULT_STREAM_IDLE_TIMEOUT_S
+        """Streams of requests outside any experiment (the default upstream)."""
         self.budgets = budgets or RetryBudgets()
         self.preserve_host = preserve_host
         """Send the client's Host rather than the upstream's (`forward.preserveHost`)."""
@@ -130,6 +133,11 @@ class Forward:
                 assert conn.loop is not None
                 deadline = conn.loop.time() + timeout
             resp = conn.send(head, inbound.body, deadline, inbound.method == "HEAD")
+            if ex.assignment is not None:  # a streamed answer's deadlines, from its head on
+                resp.stream_idle_s = ex.assignment.experiment.stream_idle_timeout_s
+                resp.stream_limit_s = ex.assignment.experiment.stream_timeout_s
+            else:
+                resp.stream_idle_s = self.default_stream_idle_s
             try:
                 await resp.ready
             except BaseException as err:  # an upstream error, or the client gone (cancelled)

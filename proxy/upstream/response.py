@@ -53,6 +53,7 @@ class UpstreamResponse:
         "_chunks",
         "_closed",
         "_conn",
+        "_last_rx",
         "_paused",
         "_size",
         "_waiter",
@@ -67,6 +68,9 @@ class UpstreamResponse:
         "on_end",
         "ready",
         "status",
+        "stream_idle_s",
+        "stream_limit_s",
+        "stream_until",
         "streamed",
         "timer",
         "until_eof",
@@ -77,7 +81,14 @@ class UpstreamResponse:
         self.ready = ready
         """Done when the head arrived (streamed) or the whole message did (buffered); or with the error."""
         self.timer: asyncio.TimerHandle | None = None
-        """The route deadline; cancelled when the body ends."""
+        """The route deadline until the head of a streamed answer (then its stream deadlines), or until
+        the end of a buffered one; cancelled when the body ends."""
+        self.stream_idle_s: float | None = None
+        """A streamed body fails with UpstreamTimeout after this long without a byte (None: never)."""
+        self.stream_limit_s: float | None = None
+        """A streamed body fails with UpstreamTimeout this long after its head (None: no limit)."""
+        self.stream_until: float | None = None
+        self._last_rx = 0.0
         self.status = 0
         self.headers: CIMultiDict[str] = CIMultiDict()
         """End-to-end headers only (hop-by-hop and framing headers stripped)."""
@@ -137,6 +148,7 @@ class UpstreamResponse:
         self.streamed = not no_body and (not small or self.event_stream)
         self.until_eof = not no_body and self.content_length is None and not chunked
         if self.streamed:
+            self._stream_deadlines()
             self.ready.set_result(None)
 
     def on_body(self, chunk: bytes) -> None:
@@ -145,6 +157,7 @@ class UpstreamResponse:
         if not self.streamed:
             return
         self._size += len(chunk)
+        self._last_rx = self.ready.get_loop().time()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -174,6 +187,46 @@ class UpstreamResponse:
         if self.body_done:
             return
         self.fail(UpstreamTimeout("upstream did not finish within the route timeout"))
+        self._conn.abort()
+
+    def _stream_deadlines(self) -> None:
+        """The head of a streamed answer arrived: the route deadline is met; from now the stream's own."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        loop = self.ready.get_loop()
+        self._last_rx = now = loop.time()
+        if self.stream_limit_s is not None:
+            self.stream_until = now + self.stream_limit_s
+        self._arm_stream(loop)
+
+    def _arm_stream(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = self.stream_until
+        if self.stream_idle_s is not None:
+            idle_due = self._last_rx + self.stream_idle_s
+            due = idle_due if due is None else min(due, idle_due)
+        if due is not None:
+            self.timer = loop.call_at(due, self._stream_check)
+
+    def _stream_check(self) -> None:
+        """A stream deadline may have passed (one timer, re-armed, rather than one per chunk)."""
+        self.timer = None
+        if self.body_done:
+            return
+        loop = self.ready.get_loop()
+        now = loop.time()
+        if self.stream_until is not None and now >= self.stream_until:
+            detail = "upstream stream did not end within the stream timeout"
+        elif (
+            self.stream_idle_s is not None and not self._paused and now - self._last_rx >= self.stream_idle_s
+        ):
+            detail = f"upstream stream sent nothing for {self.stream_idle_s:g}s"
+        else:  # bytes came meanwhile, or we are the ones not reading (backpressure): not its silence
+            if self._paused:
+                self._last_rx = now
+            self._arm_stream(loop)
+            return
+        self.fail(UpstreamTimeout(detail))
         self._conn.abort()
 
     def awaiting_eof(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ spec:
       steps: {steps}
   timeout: {timeout}
   maxBodyBytes: {max_body}
-"""
+{spec_extra}"""
 
 
 def canary_yaml(
@@ -42,8 +42,9 @@ def canary_yaml(
     salt: str = "salt-1",
     timeout: str = "30s",
     max_body: int = 1_048_576,
+    spec: Mapping[str, str] | None = None,
 ) -> str:
-    """A canary experiment file between two upstream URLs."""
+    """A canary experiment file between two upstream URLs (`spec`: more keys of `spec`, as YAML scalars)."""
     return CANARY.format(
         name=name,
         prefix=prefix,
@@ -53,6 +54,7 @@ def canary_yaml(
         salt=salt,
         timeout=timeout,
         max_body=max_body,
+        spec_extra="".join(f"  {key}: {value}\n" for key, value in (spec or {}).items()),
     )
 
 

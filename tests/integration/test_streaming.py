@@ -1,7 +1,8 @@
 """Server-sent events through a real outrider: each event reaches the client as the upstream sends it (the
 first within a few ms of going direct), in order; a client that goes away stops the upstream's generation at
 once; an upstream failing mid-stream cuts the client's body; the outcome record is written when the stream
-ends, with its events, bytes and time to first byte."""
+ends, with its events, bytes and time to first byte. A stream may outlive the route timeout (that bounds
+its head); it is cut when it falls silent for `streamIdleTimeout` or outlives `streamTimeout`."""
 
 from __future__ import annotations
 
@@ -181,3 +182,45 @@ async def test_an_upstream_failing_mid_stream_cuts_the_clients_body(
     assert b"".join(got).count(b"\n\n") == 3
     record = (await records_of(proxy, tmp_path / "data"))["cut-1"]
     assert (record["status"], record["error"], record["events"]) == (200, "upstream_reset", 3)
+
+
+async def read_all(url: str, headers: dict[str, str]) -> tuple[int, bytes, bool]:
+    """(status, body bytes received, whether the body ended cleanly)."""
+    got: list[bytes] = []
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+        try:
+            async for chunk in resp.content.iter_any():
+                got.append(chunk)
+        except aiohttp.ClientPayloadError:
+            return resp.status, b"".join(got), False
+        return resp.status, b"".join(got), True
+
+
+async def test_a_stream_outlives_the_route_timeout_and_is_cut_when_silent_or_too_long(
+    sse: SseUpstream, outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    spec = {"streamIdleTimeout": "400ms", "streamTimeout": "2s"}
+    proxy = outrider(canary_yaml(sse.url, sse.url, timeout="500ms", spec=spec), data_dir=tmp_path / "data")
+    base = f"{proxy.url}/v2/sse"
+    # 12 events 100 ms apart: 1.2 s, past the 500 ms route timeout, never silent for 400 ms
+    status, body, clean = await read_all(f"{base}?n=12&gap=0.1", {"x-user-id": "u1", "x-request-id": "long"})
+    assert (status, clean, body.count(b"\n\n")) == (200, True, 12)
+    # events 700 ms apart: silent longer than 400 ms after the first one
+    started = time.monotonic()
+    status, body, clean = await read_all(f"{base}?n=5&gap=0.7", {"x-user-id": "u1", "x-request-id": "silent"})
+    cut_after = time.monotonic() - started
+    assert (status, clean, body.count(b"\n\n")) == (200, False, 1)
+    assert 0.35 < cut_after < 0.7
+    # never silent, but longer than 2 s in all: cut at 2 s
+    started = time.monotonic()
+    status, body, clean = await read_all(
+        f"{base}?n=40&gap=0.1", {"x-user-id": "u1", "x-request-id": "endless"}
+    )
+    cut_after = time.monotonic() - started
+    assert (status, clean) == (200, False)
+    assert 1.9 < cut_after < 2.6
+    assert 15 <= body.count(b"\n\n") <= 21
+    records = await records_of(proxy, tmp_path / "data")
+    assert (records["long"]["error"], records["long"]["events"]) == (None, 12)
+    assert (records["silent"]["status"], records["silent"]["error"]) == (200, "timeout")
+    assert records["endless"]["error"] == "timeout"

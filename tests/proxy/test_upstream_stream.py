@@ -66,18 +66,19 @@ async def test_a_slow_consumer_pauses_reading_from_the_upstream() -> None:
         await pool.close()
 
 
-async def test_the_route_deadline_mid_stream_ends_it_with_a_timeout() -> None:
+async def test_a_stream_outlives_the_route_deadline_and_is_cut_when_silent() -> None:
     async def trickle(writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for _ in range(100):
+        for i in range(100):
             writer.write(b"1\r\n.\r\n")
             await writer.drain()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02 if i < 25 else 0.5)  # 0.5 s of chunks, then silences
         return True
 
     async with Scripted({"/v2/models/m/infer": trickle}) as up:
         pool = UpstreamPool()
-        forward = Forward(pool, default_timeout_s=0.3)
+        forward = Forward(pool, default_timeout_s=0.3)  # bounds the head of a stream, not its body
+        forward.default_stream_idle_s = 0.15
         reply = await forward(exchange(up.url))
         assert reply.stream is not None
         stream, got = reply.stream, bytearray()
@@ -89,9 +90,9 @@ async def test_the_route_deadline_mid_stream_ends_it_with_a_timeout() -> None:
         started = time.monotonic()
         with pytest.raises(UpstreamTimeout):
             await read()
-        assert 0 < len(got) < 100
-        assert time.monotonic() - started < 0.5
-        await asyncio.wait_for(up.closed_event.wait(), 0.5)  # its next write finds the connection closed
+        assert len(got) == 26  # every chunk up to the first silence, past the 0.3 s route deadline
+        assert 0.5 < time.monotonic() - started < 0.9
+        await asyncio.wait_for(up.closed_event.wait(), 1.0)  # its next write finds the connection closed
         await pool.close()
 
 
