@@ -27,6 +27,8 @@ class Variant:
     role: Role
     upstream: str
     """Base URL (scheme://host:port[/prefix]); the request path is appended to it."""
+    grpc_upstream: str | None = None
+    """HOST:PORT of the same model server's OIP gRPC port (calls on outrider's `--grpc-listen` go there)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from experiments import model
 from experiments.schema_shadow import Shadow
 from experiments.schema_types import (
     DNS_LABEL,
+    GRPC_TARGET,
     HEADER_NAME,
     PATH_PREFIX,
     UNIT,
@@ -60,6 +61,9 @@ class Variant(Section):
     """`stable` (the current version), `candidate` (the one under test) or `shadow` (mirrored copies only)."""
     upstream: Upstream
     """Base URL of the model server, `http://host:port[/prefix]`; the request path is appended."""
+    grpc_upstream: str | None = Field(None, pattern=GRPC_TARGET)
+    """`HOST:PORT` of the model server's Open Inference Protocol gRPC port: calls to outrider's gRPC port
+    (`--grpc-listen`) for this variant go there."""
 
 
 class Pin(Section):

@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelserver.faults import Faults
 from modelserver.log import log_event
 from proxy import loop
+
+if TYPE_CHECKING:
+    import grpc
+    from aiohttp import web
 
 SERVICE = "modelserver"
 
@@ -37,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, metavar="PATH", help="ONNX model file to serve")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also serve the Open Inference Protocol over gRPC on this port (0 = any free port)",
+    )
     parser.add_argument("--name", default=None, help="model name in URLs (default: file stem, e.g. digits)")
     parser.add_argument(
         "--latency-ms",
@@ -65,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     # Imported here: these pull in onnxruntime, which `outrider --help` and the other commands never need.
     from modelserver.app import build_app
     from modelserver.runtime import ModelLoadError, OnnxModel
-    from modelserver.server import serve
+    from modelserver.server import GrpcPort, serve
 
     model_path: Path = args.model
     name: str = args.name or model_path.stem
@@ -76,8 +88,17 @@ def main(args: argparse.Namespace) -> int:
         return 1
     faults = Faults(args.latency_ms / 1000, args.error_rate, random.Random(args.seed))
     app = build_app(model, faults)
+    rpc = None
+    if args.grpc_port is not None:
+        from modelserver.app import EXECUTOR
+        from modelserver.grpc_service import ModelService
+
+        def handler(started: web.Application) -> grpc.GenericRpcHandler:
+            return ModelService(model, faults, started[EXECUTOR]).handler()
+
+        rpc = GrpcPort(args.grpc_port, handler)
     try:
-        loop.run(serve(app, args.host, args.port, service=SERVICE, model=name))
+        loop.run(serve(app, args.host, args.port, service=SERVICE, grpc_port=rpc, model=name))
     except OSError as exc:  # the address is taken or not ours to bind
         log_event("error", service=SERVICE, error=f"cannot listen on {args.host}:{args.port}: {exc}")
         return 1

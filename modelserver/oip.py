@@ -189,6 +189,16 @@ def _cast(raw: npt.NDArray[Any], datatype: str, where: str) -> npt.NDArray[Any]:
     return out
 
 
+def checked_shape(shape: object, spec: TensorSpec, max_batch: int = MAX_BATCH) -> tuple[int, ...]:
+    """A request's declared shape, checked against the model's (OipError if it does not fit)."""
+    return _shape(shape, spec, max_batch)
+
+
+def datatype_of(array: npt.NDArray[Any]) -> str:
+    """The OIP datatype of an array this server produces."""
+    return _datatype_of(array)
+
+
 def _datatype_of(array: npt.NDArray[Any]) -> str:
     for name, dtype in DATATYPES.items():
         if array.dtype == dtype:

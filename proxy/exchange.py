@@ -48,6 +48,15 @@ class Assignment:
     state_version: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Rpc:
+    """A call on the gRPC port (proxy.grpcfront): which method, and how long its client still waits."""
+
+    method: str
+    time_left_s: float | None
+    """Seconds left of the client's deadline when the call arrived (None: no deadline)."""
+
+
 @dataclass(slots=True)
 class Exchange:
     """One request's journey through the filter chain."""
@@ -61,6 +70,8 @@ class Exchange:
     ttfb_ms: float | None = None  # forward: from the request's arrival to the upstream's first answer byte
     extra: dict[str, str] = field(default_factory=dict)  # response headers added by filters
     pair: Pair | None = None  # mirror: the shadows' answers, joined to the outcome record by record
+    rpc: Rpc | None = None
+    """Set by the gRPC port (proxy.grpcfront): the call this exchange is; None over HTTP."""
     pending_body: PendingBody | None = None
     """The native data plane (proxy.dataplane): the body not read yet. Until the `body` stage
     (proxy.dataplane.body.ReadBody, after `route`) reads it into `inbound`, `inbound.body` is empty."""

@@ -38,6 +38,7 @@ from proxy.filters.mirror import Mirror
 from proxy.filters.ratelimit import RateLimit
 from proxy.filters.record import Record
 from proxy.filters.route import Route
+from proxy.grpcfront.wiring import GrpcPort, grpc_port
 from proxy.judging import Judging
 from proxy.jwks_fetch import JwksKeys
 from proxy.logs import event
@@ -72,6 +73,7 @@ class Sidecar:
         self.sink: OutcomeSink | None = None
         self.keeper: StateKeeper | None = None
         self.shadows: ShadowDispatcher | None = None
+        self.grpc: GrpcPort | None = None  # the gRPC port (`--grpc-listen`), set by _wiring
         self._traffic: Edge | None = None
         self._feedback: Edge | None = None
         self._chains: tuple[Stage, Stage] | None = None  # (traffic, feedback) for the native data plane
@@ -176,7 +178,10 @@ class Sidecar:
         route = Route(self.router, self.settings.default_upstream)
         # `ReadBody` after `route`: the native plane reads a body only once auth, limits and routing passed
         body = ReadBody(self.settings.max_body_bytes)
-        filters: list[Filter] = [*edge, route, body, Record(self.sink, tokens=tokens)]
+        record = Record(self.sink, tokens=tokens)
+        filters: list[Filter] = [*edge, route, body, record]
+        if self.settings.grpc_listen is not None:
+            self.grpc = grpc_port(edge, route, record, self.router)
         shadowed = any(lv.experiment.shadows for lv in self.router.all())
         if shadowed:
             self.shadows = ShadowDispatcher()
@@ -251,6 +256,11 @@ class Sidecar:
                 await GuardedSite(data, *self.settings.listen, guard, backlog=1024).start()
             admin_site = web.TCPSite(admin, *self.settings.admin)
             await admin_site.start()
+            grpc_address: str | None = None
+            if self.grpc is not None and self.settings.grpc_listen is not None:
+                host = self.settings.grpc_listen[0]
+                port = await self.grpc.front.start(host, self.settings.grpc_listen[1])
+                grpc_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             self.ready = True
             event(
                 "listening",
@@ -259,6 +269,7 @@ class Sidecar:
                 admin=bound(admin),
                 experiments=[lv.experiment.name for lv in self.router.all()],
                 runtime={**runtime_facts(), "data_plane": self.settings.data_plane},
+                grpc=grpc_address,
             )
             await stop.wait()
             self.ready = False  # readiness fails at once; traffic is still served for the drain delay
@@ -266,6 +277,8 @@ class Sidecar:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for((hurry or asyncio.Event()).wait(), self.settings.drain_delay_s)
         finally:
+            if self.grpc is not None:  # calls in flight finish, their records reach the sink before it closes
+                await self.grpc.close(self.settings.shutdown_timeout_s)
             if plane is not None:  # in-flight requests end (within drain.timeout) before the lifecycle does
                 await plane.shutdown(self.settings.shutdown_timeout_s)
             await data.cleanup()

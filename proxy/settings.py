@@ -21,6 +21,7 @@ class Settings:
     experiments: list[Experiment]
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     admin: tuple[str, int] = ("127.0.0.1", 8081)
+    grpc_listen: tuple[str, int] | None = None  # the gRPC port (proxy.grpcfront); None = none
     data_dir: Path = Path("outrider-data")
     default_upstream: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

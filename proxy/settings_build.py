@@ -148,6 +148,7 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         experiments=experiments,
         listen=parse_hostport(conf.listen, "--listen"),
         admin=parse_hostport(conf.admin, "--admin"),
+        grpc_listen=parse_hostport(conf.grpc_listen, "--grpc-listen") if conf.grpc_listen else None,
         data_dir=Path(conf.data_dir),
         default_upstream=conf.default_upstream,
         max_body_bytes=limits.max_body_bytes,

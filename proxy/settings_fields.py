@@ -44,6 +44,7 @@ def _f(path: str, flag: str, env: str, number: bool = False, switch: bool = Fals
 FIELDS: tuple[SettingField, ...] = (
     _f("listen", "--listen", "LISTEN"),
     _f("admin", "--admin", "ADMIN"),
+    _f("grpcListen", "--grpc-listen", "GRPC_LISTEN"),
     _f("dataDir", "--data-dir", "DATA_DIR"),
     _f("defaultUpstream", "--default-upstream", "DEFAULT_UPSTREAM"),
     _f("adminTokenFile", "--admin-token-file", "ADMIN_TOKEN_FILE"),

@@ -188,6 +188,8 @@ class SidecarFile(Section):
     """Data port, HOST:PORT (port 0 = any free port; the bound address is logged)."""
     admin: StrictStr = "127.0.0.1:8081"
     """Admin port (health, metrics, experiments, dashboard), HOST:PORT; keep it on loopback."""
+    grpc_listen: StrictStr | None = None
+    """gRPC port (Open Inference Protocol's GRPCInferenceService), HOST:PORT; unset = no gRPC port."""
     data_dir: StrictStr = "./outrider-data"
     """Where outcomes, experiment states and reports are stored (SQLite, WAL)."""
     experiments: list[StrictStr] = Field(default_factory=list)

@@ -1,0 +1,39 @@
+"""The gRPC port's parts from the sidecar's filters: the inference chain (edge filters, route, record, then
+`GrpcForward`) and the health/metadata chain (edge filters, then `Passthrough`).
+
+Usage: port = grpc_port(edge, route, record, router); bound = await port.front.start(host, 0); ...;
+       await port.close(grace=15.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxy.chain import Filter, build_chain
+from proxy.dataplane.ids import RequestIds
+from proxy.grpcfront.forward import GrpcForward
+from proxy.grpcfront.front import GrpcFront
+from proxy.grpcfront.passthrough import Passthrough
+from proxy.router import Router
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcPort:
+    """The server and the upstream channels it owns."""
+
+    front: GrpcFront
+    forward: GrpcForward
+
+    async def close(self, grace: float) -> None:
+        """Stop taking calls, let running ones finish within `grace`, close the upstream channels."""
+        await self.front.stop(grace)
+        await self.forward.close()
+
+
+def grpc_port(edge: Sequence[Filter], route: Filter, record: Filter, router: Router) -> GrpcPort:
+    """The gRPC port's chains over the same filter instances as the HTTP port."""
+    forward = GrpcForward()
+    infer = build_chain([*edge, route, record], forward)
+    health = build_chain(list(edge), Passthrough(router, forward))
+    return GrpcPort(GrpcFront(infer, health, RequestIds().next), forward)

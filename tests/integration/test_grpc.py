@@ -1,0 +1,199 @@
+"""gRPC end to end with tritonclient.grpc: the reference model server's gRPC port, outrider's `--grpc-listen`
+in front of two of them. Health and metadata through outrider, sticky per-user assignment from metadata,
+one outcome record per call with its request id, client errors not counted as the model's, and a candidate
+failing 5× as often rolled back with no call reaching it a second after the decision."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from modelserver.testset import read_test_set
+from tests.integration.conftest import OutriderFactory
+from tests.support.cli import exported
+from tests.support.procs import Proc, outrider_cmd, start
+
+EXPERIMENT = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: grpc-split
+spec:
+  match:
+    pathPrefix: /v2/models/digits
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable_http}", grpcUpstream: "{stable_grpc}"}}
+    - {{name: candidate, role: candidate, upstream: "{candidate_http}", grpcUpstream: "{candidate_grpc}"}}
+  assignment:
+    unit: header:x-user-id
+    salt: grpc
+  strategy:
+    canary:
+      steps: [{steps}]
+      minRequestsPerStep: 0
+{analysis}"""
+ANALYSIS = """\
+  analysis:
+    interval: 200ms
+    alpha: 0.05
+    maxRequests: 100000
+    onInconclusive: rollback
+    guardrails:
+      - {metric: error_rate, margin: 1.2}
+"""
+
+
+def grpc_model_server(models: Path, log: Path, model: str, error_rate: float, seed: int) -> Proc:
+    args = ["--model", str(models / model), "--name", "digits", "--port", "0", "--grpc-port", "0"]
+    return start(
+        outrider_cmd("serve-model", *args, "--error-rate", str(error_rate), "--seed", str(seed)), log
+    )
+
+
+@pytest.fixture
+def servers(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Proc, Proc]]:
+    stable_rate, candidate_rate = request.param
+    procs = (
+        grpc_model_server(models_dir, tmp_path / "stable.log", "digits.onnx", stable_rate, 1),
+        grpc_model_server(models_dir, tmp_path / "candidate.log", "digits-int8.onnx", candidate_rate, 2),
+    )
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+def experiment(stable: Proc, candidate: Proc, steps: str, analysis: str = "") -> str:
+    return EXPERIMENT.format(
+        stable_http=stable.url,
+        stable_grpc=stable.ready["grpc"],
+        candidate_http=candidate.url,
+        candidate_grpc=candidate.ready["grpc"],
+        steps=steps,
+        analysis=analysis,
+    )
+
+
+def infer_once(client: grpcclient.InferenceServerClient, x: list[float], user: str, rid: str) -> np.ndarray:
+    """One inference of one held-out digit, as a sticky user, with its request id."""
+    tensor = grpcclient.InferInput("input", [1, len(x)], "FP32")
+    tensor.set_data_from_numpy(np.asarray([x], dtype=np.float32))
+    headers = {"x-user-id": user, "x-request-id": rid}
+    result = client.infer("digits", [tensor], headers=headers, client_timeout=10)
+    out: np.ndarray = result.as_numpy(result.get_response().outputs[0].name)
+    return out
+
+
+@pytest.mark.parametrize("servers", [(0.0, 0.0)], indirect=True)
+async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
+    servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, candidate = servers
+    data_dir = tmp_path / "data"
+    proxy = outrider(
+        experiment(stable, candidate, "50"), data_dir=data_dir, args=("--grpc-listen", "127.0.0.1:0")
+    )
+    address = proxy.ready["grpc"]
+    test_set = read_test_set(models_dir / "test_set.json")
+
+    def session() -> list[tuple[str, str, int]]:
+        client = grpcclient.InferenceServerClient(url=address)
+        try:
+            assert client.is_server_live()
+            assert client.is_server_ready()
+            assert client.is_model_ready("digits")
+            meta = client.get_model_metadata("digits", as_json=True)
+            assert meta["name"] == "digits"
+            direct = grpcclient.InferenceServerClient(url=stable.ready["grpc"])
+            calls = []
+            for i in range(120):
+                user = f"user-{i % 30}"
+                x = [float(v) for v in test_set.x[i % len(test_set.y)]]
+                got = infer_once(client, x, user, f"g-{i}")
+                want = infer_once(direct, x, user, f"d-{i}")
+                calls.append((f"g-{i}", user, int(np.argmax(got))))
+                assert got.shape == want.shape
+            with pytest.raises(InferenceServerException) as refused:
+                client.infer("no-such-model", [], client_timeout=5)
+            assert "no experiment" in str(refused.value) or "NOT_FOUND" in str(refused.value)
+            return calls
+        finally:
+            client.close()
+
+    calls = await asyncio.to_thread(session)
+    proxy.stop()
+    records = {str(r["request_id"]): r for r in await exported(data_dir)}
+    assert set(records) == {rid for rid, _, _ in calls}  # one record per call, none for health/metadata
+    by_unit: dict[str, set[str]] = {}
+    for rid, _, _ in calls:
+        record = records[rid]
+        assert (record["status"], record["error"]) == (200, None)
+        by_unit.setdefault(str(record["unit"]), set()).add(str(record["variant"]))
+    assert len(by_unit) == 30
+    assert all(len(variants) == 1 for variants in by_unit.values())  # sticky per user
+    assert {v for vs in by_unit.values() for v in vs} == {"stable", "candidate"}
+
+
+@pytest.mark.parametrize("servers", [(0.01, 0.05)], indirect=True)
+async def test_a_grpc_candidate_failing_5x_is_rolled_back(
+    servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, candidate = servers
+    text = experiment(stable, candidate, "20, 50", ANALYSIS)
+    proxy = outrider(text, data_dir=tmp_path / "data", args=("--grpc-listen", "127.0.0.1:0"))
+    address = proxy.ready["grpc"]
+    test_set = read_test_set(models_dir / "test_set.json")
+    answers: list[tuple[float, str]] = []
+    stop = time.monotonic() + 90
+
+    def drive(worker: int) -> None:
+        client = grpcclient.InferenceServerClient(url=address)
+        rng = np.random.default_rng(worker)
+        try:
+            i = 0
+            while time.monotonic() < stop:
+                user = f"user-{rng.integers(5000)}"
+                x = [float(v) for v in test_set.x[int(rng.integers(len(test_set.y)))]]
+                with contextlib.suppress(InferenceServerException):
+                    infer_once(client, x, user, f"w{worker}-{i}")
+                answers.append((time.time(), f"w{worker}-{i}"))
+                i += 1
+        finally:
+            client.close()
+
+    async def phase() -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{proxy.admin_url}/experiments/grpc-split") as r,
+        ):
+            state: dict[str, Any] = (await r.json())["state"]
+            return state
+
+    loop = asyncio.get_running_loop()
+    drivers = [loop.run_in_executor(None, drive, w) for w in range(8)]
+    state = await phase()
+    while state["phase"] != "rolled_back" and time.monotonic() < stop:
+        await asyncio.sleep(0.2)
+        state = await phase()
+    decided = time.time()
+    stop = min(stop, time.monotonic() + 2.0)  # keep calling for 2 s after the decision
+    await asyncio.gather(*drivers)
+    assert state["phase"] == "rolled_back", state
+    decision = state["history"][-1]
+    assert decision["decision"] == "ROLLBACK"
+    assert "error_rate" in decision["reason"]
+    proxy.stop()
+    records = {str(r["request_id"]): r for r in await exported(tmp_path / "data")}
+    late = [records[rid]["variant"] for at, rid in answers if at > decision["at"] + 1.0 and rid in records]
+    assert late
+    assert set(late) == {"stable"}
+    assert decided >= decision["at"]
