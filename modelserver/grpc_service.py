@@ -2,6 +2,7 @@
 the same `OnnxModel` and faults as the REST routes (modelserver.app).
 
 Usage: handler = grpc_handler(model, faults, executor); server.add_generic_rpc_handlers((handler,))
+`ModelStreamInfer` answers each request of the stream in turn (a failed one with its `error_message`).
 Inputs come as `raw_input_contents` (what tritonclient sends) or typed `contents`; outputs go back as
 `raw_output_contents` (little-endian, row-major), which every OIP gRPC client reads. A request the protocol
 rejects is INVALID_ARGUMENT (NOT_FOUND for another model); an injected fault is INTERNAL.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -138,6 +139,30 @@ class ModelService:
         outputs = await loop.run_in_executor(self.executor, self.model.run, checked)
         return infer_response(self.model, request.id, list(outputs))
 
+    async def model_stream_infer(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """One answer per request on the stream; a request that fails answers its `error_message`."""
+        loop = asyncio.get_running_loop()
+        async for request in requests:
+            if request.model_name != self.model.name:
+                yield m.ModelStreamInferResponse(error_message=f"unknown model '{request.model_name}'")
+                continue
+            fail = self.faults.should_fail()
+            await self.faults.delay()
+            if fail:
+                yield m.ModelStreamInferResponse(error_message="injected fault")
+                continue
+            try:
+                checked = infer_request(request, self.model)
+            except oip.OipError as err:
+                yield m.ModelStreamInferResponse(error_message=err.message)
+                continue
+            outputs = await loop.run_in_executor(self.executor, self.model.run, checked)
+            yield m.ModelStreamInferResponse(
+                infer_response=infer_response(self.model, request.id, list(outputs))
+            )
+
     async def _check(self, name: str, version: str, context: grpc.aio.ServicerContext) -> None:
         if name != self.model.name:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown model '{name}'")
@@ -162,4 +187,9 @@ class ModelService:
             )
             for name, fn in table.items()
         }
+        methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+            self.model_stream_infer,
+            request_deserializer=m.ModelInferRequest.FromString,
+            response_serializer=m.ModelStreamInferResponse.SerializeToString,
+        )
         return grpc.method_handlers_generic_handler(m.SERVICE, methods)

@@ -1,5 +1,6 @@
 """The gRPC port: a grpc.aio server whose one generic handler takes every call of the OIP service as raw
-bytes, runs `ModelInfer` through the filter chain and passes health and metadata calls to a stable server.
+bytes, runs `ModelInfer` through the filter chain and passes health and metadata calls (and, given a
+`stream` handler, `ModelStreamInfer`: proxy.grpcfront.stream) to a stable server.
 
 Usage: front = GrpcFront(infer_chain, edge_chain, router, ids); port = await front.start("127.0.0.1", 0)
        ...; await front.stop(grace=5.0)
@@ -13,7 +14,7 @@ their initial metadata; outrider's own refusals become gRPC codes (proxy.grpcfro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -61,8 +62,15 @@ def headers_of(metadata: Any) -> CIMultiDict[str]:
 class GrpcFront:
     """The gRPC port of one sidecar."""
 
-    def __init__(self, infer: Stage, edge: Stage, next_id: Callable[[], str]) -> None:
-        self.infer_chain, self.edge_chain, self.next_id = infer, edge, next_id
+    def __init__(
+        self,
+        infer: Stage,
+        edge: Stage,
+        next_id: Callable[[], str],
+        stream: Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext], AsyncIterator[bytes]]
+        | None = None,
+    ) -> None:
+        self.infer_chain, self.edge_chain, self.next_id, self.stream = infer, edge, next_id, stream
         options = (
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -75,6 +83,8 @@ class GrpcFront:
             name: grpc.unary_unary_rpc_method_handler(self._call(name))
             for name in ("ModelInfer", *PASSTHROUGH)
         }
+        if self.stream is not None:
+            methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(self.stream)
         return grpc.method_handlers_generic_handler(m.SERVICE, methods)
 
     def _call(self, method: str) -> Callable[[bytes, grpc.aio.ServicerContext], Any]:

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from multidict import CIMultiDict
+
 from proxy.chain import Filter, build_chain
 from proxy.dataplane.ids import RequestIds
+from proxy.exchange import Exchange, Reply
 from proxy.grpcfront.forward import GrpcForward
 from proxy.grpcfront.front import GrpcFront
 from proxy.grpcfront.passthrough import Passthrough
+from proxy.grpcfront.stream import StreamPassthrough
 from proxy.router import Router
 
 
@@ -33,7 +37,14 @@ class GrpcPort:
 
 def grpc_port(edge: Sequence[Filter], route: Filter, record: Filter, router: Router) -> GrpcPort:
     """The gRPC port's chains over the same filter instances as the HTTP port."""
-    forward = GrpcForward()
+    forward, ids = GrpcForward(), RequestIds()
+    passthrough = Passthrough(router, forward)
     infer = build_chain([*edge, route, record], forward)
-    health = build_chain(list(edge), Passthrough(router, forward))
-    return GrpcPort(GrpcFront(infer, health, RequestIds().next), forward)
+    health = build_chain(list(edge), passthrough)
+    stream = StreamPassthrough(build_chain(list(edge), _admitted), passthrough, forward, ids.next)
+    return GrpcPort(GrpcFront(infer, health, ids.next, stream.handle), forward)
+
+
+async def _admitted(ex: Exchange) -> Reply:
+    """The end of the chain that only admits (a stream is relayed once its first message got through)."""
+    return Reply(200, CIMultiDict(), b"")

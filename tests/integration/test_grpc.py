@@ -1,12 +1,14 @@
 """gRPC end to end with tritonclient.grpc: the reference model server's gRPC port, outrider's `--grpc-listen`
 in front of two of them. Health and metadata through outrider, sticky per-user assignment from metadata,
 one outcome record per call with its request id, client errors not counted as the model's, and a candidate
-failing 5× as often rolled back with no call reaching it a second after the decision."""
+failing 5× as often rolled back with no call reaching it a second after the decision. ModelStreamInfer passes
+through to the stable server, admitted by auth on its first message, never recorded."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +85,14 @@ def experiment(stable: Proc, candidate: Proc, steps: str, analysis: str = "") ->
     )
 
 
+def grpc_proxy(
+    outrider: OutriderFactory, servers: tuple[Proc, Proc], data_dir: Path, steps: str, analysis: str = ""
+) -> Proc:
+    """outrider with a gRPC port in front of the two servers."""
+    text = experiment(*servers, steps, analysis)
+    return outrider(text, data_dir=data_dir, args=("--grpc-listen", "127.0.0.1:0"))
+
+
 def infer_once(client: grpcclient.InferenceServerClient, x: list[float], user: str, rid: str) -> np.ndarray:
     """One inference of one held-out digit, as a sticky user, with its request id."""
     tensor = grpcclient.InferInput("input", [1, len(x)], "FP32")
@@ -97,11 +107,9 @@ def infer_once(client: grpcclient.InferenceServerClient, x: list[float], user: s
 async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
-    stable, candidate = servers
+    stable, _ = servers
     data_dir = tmp_path / "data"
-    proxy = outrider(
-        experiment(stable, candidate, "50"), data_dir=data_dir, args=("--grpc-listen", "127.0.0.1:0")
-    )
+    proxy = grpc_proxy(outrider, servers, data_dir, "50")
     address = proxy.ready["grpc"]
     test_set = read_test_set(models_dir / "test_set.json")
 
@@ -147,9 +155,7 @@ async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
 async def test_a_grpc_candidate_failing_5x_is_rolled_back(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
-    stable, candidate = servers
-    text = experiment(stable, candidate, "20, 50", ANALYSIS)
-    proxy = outrider(text, data_dir=tmp_path / "data", args=("--grpc-listen", "127.0.0.1:0"))
+    proxy = grpc_proxy(outrider, servers, tmp_path / "data", "20, 50", ANALYSIS)
     address = proxy.ready["grpc"]
     test_set = read_test_set(models_dir / "test_set.json")
     answers: list[tuple[float, str]] = []
@@ -197,3 +203,41 @@ async def test_a_grpc_candidate_failing_5x_is_rolled_back(
     assert late
     assert set(late) == {"stable"}
     assert decided >= decision["at"]
+
+
+@pytest.mark.parametrize("servers", [(0.0, 0.0)], indirect=True)
+async def test_model_stream_infer_passes_through_to_stable_unrecorded(
+    servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    proxy = grpc_proxy(outrider, servers, data_dir, "50")
+    test_set = read_test_set(models_dir / "test_set.json")
+
+    def stream() -> list[tuple[str, int]]:
+        got: list[tuple[str, int]] = []
+        done = threading.Event()
+
+        def callback(result: Any, error: Any) -> None:
+            assert error is None, error
+            response = result.get_response()
+            got.append((response.id, int(np.argmax(result.as_numpy(response.outputs[0].name)))))
+            if len(got) == 20:
+                done.set()
+
+        client = grpcclient.InferenceServerClient(url=proxy.ready["grpc"])
+        client.start_stream(callback=callback, headers={"x-user-id": "streamer"})
+        for i in range(20):
+            tensor = grpcclient.InferInput("input", [1, 64], "FP32")
+            tensor.set_data_from_numpy(np.asarray([test_set.x[i]], dtype=np.float32))
+            client.async_stream_infer("digits", [tensor], request_id=f"s-{i}")
+        assert done.wait(10)
+        client.stop_stream()
+        client.close()
+        return got
+
+    got = await asyncio.to_thread(stream)
+    assert [rid for rid, _ in got] == [f"s-{i}" for i in range(20)]  # every answer, in order
+    accuracy = np.mean([label == test_set.y[i] for i, (_, label) in enumerate(got)])
+    assert accuracy > 0.8  # real answers of the digits model
+    proxy.stop()
+    assert await exported(data_dir) == []  # a stream is not an experiment outcome
