@@ -7,7 +7,7 @@ Call it only on a file that also passed `experiments.crossref.cross_check`.
 from __future__ import annotations
 
 from experiments import model
-from experiments.schema_models import Analysis, Assignment, ExperimentFile, Strategy
+from experiments.schema_models import Analysis, Assignment, ExperimentFile, Outcomes, Strategy
 from experiments.schema_shadow import Shadow
 
 
@@ -33,6 +33,7 @@ def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:
         stream_timeout_s=spec.stream_timeout,
         max_body_bytes=spec.max_body_bytes,
         methods=frozenset(spec.match.methods),
+        outcomes=_outcomes(spec.outcomes) if spec.outcomes is not None else None,
         expose_variant=spec.expose_variant,
     )
 
@@ -97,3 +98,7 @@ def _analysis(analysis: Analysis) -> model.AnalysisSpec:
             for g in analysis.goals
         ),
     )
+
+
+def _outcomes(outcomes: Outcomes) -> model.OutcomeRule:
+    return model.OutcomeRule(frozenset(outcomes.methods), tuple(outcomes.path_suffixes))

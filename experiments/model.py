@@ -32,6 +32,17 @@ class Variant:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeRule:
+    """Which routed requests are an experiment's outcomes (`spec.outcomes`; absent: every call but the
+    protocols' health and metadata reads, experiments.protocol_paths)."""
+
+    methods: frozenset[str] = frozenset()
+    """Recorded methods; empty: any."""
+    path_suffixes: tuple[str, ...] = ()
+    """Recorded paths end with one of these; empty: any."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnitKey:
     """Where the stickiness key comes from: `header:NAME`, `claim:NAME` or `request` (no key)."""
 
@@ -166,6 +177,8 @@ class Experiment:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     methods: frozenset[str] = field(default_factory=frozenset)
     """HTTP methods that belong to the experiment; empty means all."""
+    outcomes: OutcomeRule | None = None
+    """Which of its requests are recorded (None: all but health and metadata reads)."""
     expose_variant: bool = True
     """Send `x-outrider-variant` on responses."""
 

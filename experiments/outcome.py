@@ -36,6 +36,10 @@ class OutcomeRecord:
     """Body bytes sent to the client (None: the answer was outrider's own, e.g. an error)."""
     events: int | None = None
     """Server-sent events in the body, for `text/event-stream` answers only."""
+    method: str | None = None
+    """The request's method (None in records written before this field)."""
+    path: str | None = None
+    """The request's path as routed (normalised, without its query)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with the contract's field names."""

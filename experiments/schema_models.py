@@ -52,6 +52,16 @@ class Match(Section):
     """HTTP methods that belong to the experiment; empty or absent means all."""
 
 
+class Outcomes(Section):
+    """Which of the experiment's requests are its outcomes (recorded and judged); the others are routed the
+    same way but not recorded."""
+
+    methods: tuple[Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], ...] = ()
+    """Recorded methods; empty or absent means all."""
+    path_suffixes: tuple[str, ...] = ()
+    """Recorded paths end with one of these (e.g. `/infer`, `:predict`); empty or absent means all."""
+
+
 class Variant(Section):
     """One model version behind the experiment."""
 
@@ -268,6 +278,9 @@ class Spec(Section):
     """Largest request body accepted on this route, in bytes."""
     expose_variant: bool = True
     """Send `x-outrider-variant` on responses; `false` hides which arm answered from clients."""
+    outcomes: Outcomes | None = None
+    """Which requests are recorded; absent: every request but the protocols' health and metadata reads
+    (`GET /v2/models/NAME`, `.../ready`, `/v2/health/*`, `/v1/models/NAME`...)."""
 
 
 class ExperimentFile(Section):

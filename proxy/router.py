@@ -24,10 +24,11 @@ class Live:
 
 
 def prefix_matches(prefix: str, path: str) -> bool:
-    """`/v2/models/digits` matches itself and `/v2/models/digits/...`, not `/v2/models/digits2`."""
+    """`/v1/models/digits` matches itself, `/v1/models/digits/...` and `/v1/models/digits:predict` (KServe v1
+    and TF Serving verbs), not `/v1/models/digits2`."""
     if not path.startswith(prefix):
         return False
-    return len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] == "/"
+    return len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] in "/:"
 
 
 class Router:

@@ -1,4 +1,6 @@
-"""`record`: one outcome record per routed request, whatever happened downstream.
+"""`record`: one outcome record per routed request that is an outcome of its experiment (by default every
+request but the protocols' health and metadata reads: experiments.protocol_paths), whatever happened
+downstream. Records carry the request's method and path.
 
 Records are handed to the sink without waiting; the sink counts what it cannot keep. Responses of
 experiments with a `reward_mean` goal carry the record's feedback token (proxy.feedback_token).
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from experiments.outcome import OutcomeRecord
+from experiments.protocol_paths import outcome_wanted
 from experiments.sink import OutcomeSink
 from proxy.chain import Stage
 from proxy.errors import OutriderError, UpstreamError
@@ -47,8 +50,9 @@ class Record:
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Run the rest of the chain and record its result (reply, error or client disconnect)."""
         a = ex.assignment
-        if a is None:
-            return await call_next(ex)
+        inbound = ex.inbound
+        if a is None or not outcome_wanted(a.experiment, inbound.method, inbound.path.partition("?")[0]):
+            return await call_next(ex)  # outside experiments, or a health/metadata read: not an outcome
         if self.tokens is not None and reward_range(a.experiment) is not None:
             ex.extra[FEEDBACK_TOKEN] = self.tokens.issue(
                 ex.inbound.request_id, a.experiment.name, a.unit, subject_of(ex.principal)
@@ -121,6 +125,8 @@ class Record:
             ttfb_ms=ex.ttfb_ms,
             bytes_out=bytes_out,
             events=events,
+            method=inbound.method,
+            path=inbound.path.partition("?")[0],
         )
         if ex.pair is not None:  # written once the shadows have answered too (bounded by their timeout)
             ex.pair.finish_with(record, self.sink.submit)

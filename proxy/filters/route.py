@@ -5,7 +5,9 @@ The path is normalised once, here (`proxy.paths`), and the request goes on with 
 the shadows and the upstream all see that one, so none of them can read `/v2/models/m/../../admin`
 differently from the others. A path that cannot be normalised, or whose normalised form leaves the prefix of
 the experiment its raw form matched, is refused (400 bad_path) before any record or upstream. Requests that
-match no experiment go to the default upstream, or get 404.
+match no experiment go to the default upstream; without one, a server-level health or metadata read of a
+known protocol (`/v2/health/ready`, `/v2`, `/v2/repository/index`, `/v1/models`) goes to a stable variant's
+server, and anything else gets 404.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 
 from experiments.assignment import BUCKETS, bucket_of, unit_hash
 from experiments.model import Experiment
+from experiments.protocol_paths import is_status_call
 from proxy.chain import Stage
 from proxy.errors import BadPath, NotFound, PayloadTooLarge
 from proxy.exchange import Assignment, Exchange, Reply
@@ -44,9 +47,10 @@ class Route:
         inbound = ex.inbound
         live = self.router.match(inbound.method, inbound.path)
         if live is None:
-            if self.default_upstream is None:
+            upstream = self.default_upstream or self._status_upstream(inbound.method, inbound.path)
+            if upstream is None:
                 raise NotFound(f"no experiment matches {inbound.method} {inbound.path.split('?', 1)[0]}")
-            ex.upstream_url = self.default_upstream
+            ex.upstream_url = upstream
             return await call_next(ex)
         exp = live.experiment
         if len(inbound.body) > exp.max_body_bytes:
@@ -58,6 +62,19 @@ class Route:
         if exp.expose_variant:
             ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
         return await call_next(ex)
+
+    def _status_upstream(self, method: str, path: str) -> str | None:
+        """A server-level health, metadata or repository read (`/v2/health/ready`, `/v2`, ...) that no
+        experiment matches goes to the stable variant of the first experiment of the same protocol root (so
+        a client's `is_server_ready()` works through outrider); never recorded (no assignment)."""
+        bare = path.partition("?")[0]
+        if not is_status_call(method, bare):
+            return None
+        root = bare[:3]  # "/v1" or "/v2"
+        for live in self.router.all():
+            if live.experiment.path_prefix.startswith(root):
+                return live.experiment.stable.upstream
+        return None
 
     def _normalise(self, ex: Exchange) -> None:
         """Replace the request's path by its normalised form; BadPath if it has none, or if it leaves the

@@ -379,7 +379,7 @@ async def test_large_comparisons_do_not_hold_the_primary_latency(
         control = outrider(text + BIG_SHADOW.format(kind="none"), data_dir=tmp_path / "control")
         comparing = outrider(text + BIG_SHADOW.format(kind="json-exact"), data_dir=tmp_path / "data")
         proxies = [control, comparing]
-        warm = await small_burst(proxies, 0.5)  # connections, caches
+        await small_burst(proxies, 0.5)  # connections, caches
         addresses = [p.address for p in proxies]
         # 4 pairs a second per sidecar; on the comparing one, ~0.25 s of comparison each: its compare worker
         # is busy most of the time.
@@ -418,7 +418,7 @@ async def test_large_comparisons_do_not_hold_the_primary_latency(
     )
     records = await exported(tmp_path / "data")
     mirrored = [r for r in records if r["shadows"]]
-    assert len(records) == len(statuses) // 2 + len(warm[1]) + len(loaded[1])
+    assert len(records) == len(statuses) // 2  # the small GETs are readiness reads: routed, not recorded
     assert len(mirrored) == len(statuses) // 2  # exactly one record per mirrored request
     compared = [r["shadows"][0] for r in mirrored if "agree" in r["shadows"][0]]
     assert all(entry["agree"] is True and entry["rows"] == 1 for entry in compared)

@@ -1,0 +1,60 @@
+"""The protocols' paths through a real outrider: only inference is an outcome (health and metadata reads are
+routed but not recorded), records say which method and path they were, KServe v1 `:predict` stays under its
+prefix, and server-level health reads reach a stable server when no experiment matches them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from tests.integration.conftest import OutriderFactory, canary_yaml
+from tests.support.cli import exported
+from tests.support.procs import Proc
+
+
+async def call(
+    session: aiohttp.ClientSession, method: str, url: str, rid: str
+) -> tuple[int, dict[str, object]]:
+    headers = {"x-user-id": "u1", "x-request-id": rid}
+    async with session.request(method, url, headers=headers, data=b"{}" if method == "POST" else None) as r:
+        return r.status, orjson.loads(await r.read())
+
+
+async def test_only_inference_is_recorded_with_its_method_and_path(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    v2 = canary_yaml(stable.url, candidate.url, name="v2", prefix="/v2/models/digits", steps="[50]")
+    v1 = canary_yaml(stable.url, candidate.url, name="v1", prefix="/v1/models/digits", steps="[50]")
+    data_dir = tmp_path / "data"
+    proxy = outrider(v2, v1, data_dir=data_dir)
+    base = proxy.url
+    async with aiohttp.ClientSession() as s:
+        calls = {
+            "meta": ("GET", f"{base}/v2/models/digits"),
+            "ready": ("GET", f"{base}/v2/models/digits/ready"),
+            "infer": ("POST", f"{base}/v2/models/digits/infer?trace=1"),
+            "versioned": ("POST", f"{base}/v2/models/digits/versions/3/infer"),
+            "predict": ("POST", f"{base}/v1/models/digits:predict"),
+            "v1-status": ("GET", f"{base}/v1/models/digits"),
+            "health": ("GET", f"{base}/v2/health/ready"),  # matches no experiment: a stable server answers
+            "server": ("GET", f"{base}/v2"),
+        }
+        answers = {rid: await call(s, method, url, rid) for rid, (method, url) in calls.items()}
+        missing_status, _ = await call(s, "GET", f"{base}/v3/health/ready", "nothing")
+    assert all(status == 200 for status, _ in answers.values()), answers
+    assert answers["health"][1]["name"] == "stable"
+    assert answers["health"][1]["path"] == "/v2/health/ready"
+    assert answers["server"][1]["name"] == "stable"
+    assert missing_status == 404
+    proxy.stop()
+    records = {str(r["request_id"]): r for r in await exported(data_dir)}
+    assert set(records) == {"infer", "versioned", "predict"}
+    assert (records["infer"]["method"], records["infer"]["path"]) == ("POST", "/v2/models/digits/infer")
+    assert records["versioned"]["path"] == "/v2/models/digits/versions/3/infer"
+    assert (records["predict"]["experiment"], records["predict"]["path"]) == (
+        "v1",
+        "/v1/models/digits:predict",
+    )
