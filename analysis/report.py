@@ -192,20 +192,37 @@ def shadow_markdown(shadow: Mapping[str, Any]) -> list[str]:
     """The shadow verdicts as a Markdown table (nothing without shadows)."""
     if not shadow:
         return []
+    stable = next((v.get("primary") for v in shadow.values() if v.get("primary")), "stable")
     lines = [
         "",
         "## Shadows (same input, paired answers)",
         "",
-        "| shadow | verdict | pairs | agreement | anytime CI | required | latency ratio | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        f"The verdict compares each shadow with the stable variant's answers ({stable}); the agreement with",
+        "each primary variant that answered is below it, never blended.",
+        "",
+        "| shadow | verdict | pairs | agreement | anytime CI | required | latency ratio | errors "
+        "| not mirrored |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, v in shadow.items():
         a, lat = v.get("agreement") or {}, v.get("latency_ratio") or {}
         lines.append(
             f"| {name} | **{v.get('verdict')}** | {v.get('pairs')} | {_fmt(a.get('estimate'))} "
             f"| [{_fmt(a.get('ci_low'))}, {_fmt(a.get('ci_high'))}] | {_fmt(a.get('requirement'))} "
-            f"| {_fmt(lat.get('estimate'))} | {v.get('errors') or {}} |"
+            f"| {_fmt(lat.get('estimate'))} | {v.get('errors') or {}} | {v.get('skipped') or {}} |"
         )
+    lines += [
+        "",
+        "| shadow | primary | role | pairs | agreement | anytime CI | error rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, v in shadow.items():
+        for primary, p in (v.get("by_primary") or {}).items():
+            a = p.get("agreement") or {}
+            lines.append(
+                f"| {name} | {primary} | {p.get('role')} | {p.get('pairs')} | {_fmt(a.get('estimate'))} "
+                f"| [{_fmt(a.get('ci_low'))}, {_fmt(a.get('ci_high'))}] | {_fmt(p.get('error_rate'))} |"
+            )
     return lines
 
 

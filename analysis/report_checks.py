@@ -69,7 +69,8 @@ def feedback_check(doc: Mapping[str, Any]) -> Check:
 
 
 def shadow_checks(doc: Mapping[str, Any]) -> list[Check]:
-    """Per shadow: its verdict, and its error rate."""
+    """Per shadow: its verdict (judged against stable), its error rate, requests not mirrored, and its
+    agreement with each primary variant that answered."""
     out: list[Check] = []
     for name, v in (doc.get("shadow") or {}).items():
         verdict, rate = v.get("verdict"), v.get("error_rate")
@@ -80,11 +81,19 @@ def shadow_checks(doc: Mapping[str, Any]) -> list[Check]:
             else ("warn" if isinstance(rate, float) and rate > SHADOW_ERROR_WARN else "pass")
         )
         shown = f"{rate:.2%}" if isinstance(rate, int | float) else "—"
-        out.append(
-            (
-                f"shadow {name}",
-                kind,
-                f"verdict {verdict}; {v.get('pairs')} pairs; error rate {shown} ({errors})",
-            )
-        )
+        skipped = ", ".join(f"{k}: {n}" for k, n in (v.get("skipped") or {}).items())
+        text = f"verdict {verdict} (against {v.get('primary') or 'stable'}); {v.get('pairs')} pairs; "
+        text += f"error rate {shown} ({errors})"
+        text += f"; not mirrored: {skipped}" if skipped else ""
+        text += "".join(_agreement_with(primary, p) for primary, p in (v.get("by_primary") or {}).items())
+        out.append((f"shadow {name}", kind, text))
     return out
+
+
+def _agreement_with(primary: str, figures: Mapping[str, Any]) -> str:
+    a = figures.get("agreement") or {}
+    estimate, lo, hi = a.get("estimate"), a.get("ci_low"), a.get("ci_high")
+    if not isinstance(estimate, int | float):
+        return f"; agreement with {primary}: no compared pairs"
+    bounds = f" [{lo:.4f}, {hi:.4f}]" if isinstance(lo, int | float) and isinstance(hi, int | float) else ""
+    return f"; agreement with {primary}: {estimate:.4f}{bounds} over {a.get('n')} pairs"

@@ -219,7 +219,11 @@ def shadow_plot(doc: Mapping[str, Any]) -> str | None:
     columns = _looks(doc).get("shadow") or {}
     if not columns and not doc.get("shadow"):
         return None
-    title, caption = "Shadow agreement", "share of paired answers that agree, with its anytime interval."
+    title = "Shadow agreement"
+    caption = (
+        "share of the shadow's answers that agree with the stable variant's answer to the same input, with "
+        "its anytime interval (agreement with each primary variant: the shadow checks and report.md)."
+    )
     xs = _looks(doc).get("records") or []
     if not columns or not xs:
         return figure("plot-shadow", title, caption, _empty("No look yet: fewer than 100 records judged."))

@@ -2,7 +2,13 @@
 
 Usage: `judge = ShadowJudge(experiment, floor="stable-copy"); judge.observe(records); judge.verdicts()`
 
-Per shadow variant, from the `shadows` entries of the outcome records:
+Per shadow variant, from the `shadows` entries of the outcome records, and separately for each primary variant
+that answered (a shadow is compared with whichever serving variant answered the request: during a canary,
+stable and candidate answers are two different references). The verdict and its figures (`pairs`,
+`agreement`, `errors`, `latency_ratio`, ...) are those of the pairs whose primary was the stable variant
+(named in `primary`); `by_primary` gives, for every primary variant that answered, its own pairs, agreement
+with its anytime interval and error rate — never a figure blended across primaries. `skipped` counts the
+requests that were not mirrored (`too_large`: over `spec.shadow.maxBodyBytes`), whoever answered them.
 - Agreement: one Bernoulli per compared pair (`agree` present), anytime CS of `paired.agreement_verdict` at α.
   OK when the whole CS is above the requirement, FAIL when wholly below. With a `floor` variant (a second
   copy of the stable model: the noise floor) the requirement is relative: the candidate may disagree at most
@@ -64,12 +70,16 @@ class _Tally:
     sum_d2: float = 0.0
     n_exceed: int = 0
     exceed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def add(self, primary_ok: bool, primary_ms: float, entry: dict[str, Any]) -> None:
         """Count one pair."""
         self.pairs += 1
         self.primary_errors += not primary_ok
         status, error = int(entry.get("status", 0)), entry.get("error")
+        if entry.get("skipped") is not None:
+            reason = str(entry["skipped"])
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
         failed = is_error(status, error)
         if failed:
             name = str(error) if error is not None else f"status_{status}"
@@ -98,7 +108,8 @@ class _Tally:
 
 
 class ShadowJudge:
-    """Accumulates paired shadow data and gives a verdict per shadow variant (the floor excluded)."""
+    """Accumulates paired shadow data and gives a verdict per shadow variant (the floor excluded), judged on
+    the pairs whose primary was the stable variant, with every primary's agreement beside it."""
 
     def __init__(self, experiment: Experiment, alpha: float | None = None, floor: str | None = None) -> None:
         names = [v.name for v in experiment.shadows]
@@ -114,20 +125,66 @@ class ShadowJudge:
             spec.agreement_min if spec is not None and spec.agreement_min is not None else DEFAULT_REQUIREMENT
         )
         self.floor = floor
-        self._tallies = {name: _Tally() for name in names}
+        self.primary = experiment.stable.name
+        """The primary variant whose pairs decide the verdict."""
+        self._roles = {v.name: v.role for v in experiment.serving}
+        self._tallies: dict[str, dict[str, _Tally]] = {name: {} for name in names}
+        """shadow variant → primary variant that answered → its pairs."""
 
     def observe(self, records: Sequence[OutcomeRecord]) -> None:
         """Add these records, in order; entries for variants the experiment does not shadow are ignored."""
         for rec in records:
             primary_ok = not is_error(rec.status, rec.error)
             for entry in rec.shadows:
-                tally = self._tallies.get(str(entry.get("variant")))
-                if tally is not None:
+                by_primary = self._tallies.get(str(entry.get("variant")))
+                if by_primary is not None:
+                    tally = by_primary.get(rec.variant)
+                    if tally is None:
+                        tally = by_primary[rec.variant] = _Tally()
                     tally.add(primary_ok, rec.upstream_ms, entry)
 
     def verdicts(self) -> dict[str, dict[str, Any]]:
         """Per shadow variant but the floor, in config order: verdict, reasons and the figures behind them."""
-        return {name: self._judge(t) for name, t in self._tallies.items() if name != self.floor}
+        return {name: self._verdict(by) for name, by in self._tallies.items() if name != self.floor}
+
+    def _verdict(self, by_primary: dict[str, _Tally]) -> dict[str, Any]:
+        out = self._judge(self._against_stable(by_primary))
+        skipped: dict[str, int] = {}
+        for t in by_primary.values():
+            for reason, n in t.skipped.items():
+                skipped[reason] = skipped.get(reason, 0) + n
+        out["primary"] = self.primary
+        out["by_primary"] = {
+            name: self._summary(name, by_primary[name]) for name in self._ordered(by_primary)
+        }
+        out["skipped"] = dict(sorted(skipped.items()))
+        return out
+
+    def _against_stable(self, by_primary: dict[str, _Tally]) -> _Tally:
+        return by_primary.get(self.primary) or _Tally()
+
+    def _ordered(self, by_primary: dict[str, _Tally]) -> list[str]:
+        """Primary variants in config order, then any the experiment no longer has (older records), sorted."""
+        known = [name for name in self._roles if name in by_primary]
+        return known + sorted(name for name in by_primary if name not in self._roles)
+
+    def _summary(self, name: str, t: _Tally) -> dict[str, Any]:
+        """One primary variant's pairs with this shadow: agreement with its anytime interval, error rate."""
+        lo: float | None = None
+        hi: float | None = None
+        if t.n_agree:
+            _, lo, hi = paired.agreement_verdict(t.paired(), self.requirement, self.alpha, N_OPT)
+        return {
+            "role": self._roles.get(name),
+            "pairs": t.pairs,
+            "agreement": {
+                "estimate": t.agree / t.n_agree if t.n_agree else None,
+                "ci_low": lo,
+                "ci_high": hi,
+                "n": t.n_agree,
+            },
+            "error_rate": t.judged_errors / t.judged if t.judged else None,
+        }
 
     def _judge(self, t: _Tally) -> dict[str, Any]:
         agreement, verdict, reasons = self._agreement(t)
@@ -159,13 +216,17 @@ class ShadowJudge:
         block: dict[str, Any] = {"estimate": t.agree / n if n else None, "requirement": req, "n": n}
         if n == 0:
             block |= {"ci_low": None, "ci_high": None}
-            return block, "NOT_ENOUGH_DATA", ["no compared pairs yet"]
+            return block, "NOT_ENOUGH_DATA", [f"no compared pairs with {self.primary} (stable) yet"]
         if self.floor is None:
             raw, lo, hi = paired.agreement_verdict(t.paired(), req, self.alpha, N_OPT)
             block |= {"ci_low": lo, "ci_high": hi}
             where = {"OK": "above", "FAIL": "below", "UNDECIDED": "straddles"}[raw]
-            return block, VERDICTS[raw], [f"agreement CS [{lo:.4f}, {hi:.4f}] {where} requirement {req}"]
-        f = self._tallies[self.floor]
+            return (
+                block,
+                VERDICTS[raw],
+                [f"agreement with {self.primary} (stable) CS [{lo:.4f}, {hi:.4f}] {where} requirement {req}"],
+            )
+        f = self._against_stable(self._tallies[self.floor])
         _, lo, hi = paired.agreement_verdict(t.paired(), req, self.alpha / 2, N_OPT)
         _, f_lo, f_hi = paired.agreement_verdict(f.paired(), req, self.alpha / 2, N_OPT)
         tol = 1.0 - req
@@ -178,7 +239,10 @@ class ShadowJudge:
             "n": f.n_agree,
             "tolerance": tol,
         }
-        cs = f"agreement CS [{lo:.4f}, {hi:.4f}] vs floor CS [{f_lo:.4f}, {f_hi:.4f}] − {tol:.4f}"
+        cs = (
+            f"agreement with {self.primary} (stable) CS [{lo:.4f}, {hi:.4f}] vs floor CS [{f_lo:.4f}, "
+            f"{f_hi:.4f}] − {tol:.4f}"
+        )
         if lo > f_hi - tol:
             return block, "OK", [f"{cs}: within tolerance of the floor"]
         if hi < f_lo - tol:

@@ -73,6 +73,7 @@ def _shadow(shadow: Shadow) -> model.ShadowSpec:
         mirror_methods=frozenset(shadow.mirror.methods),
         mirror_path_suffixes=tuple(shadow.mirror.path_suffixes),
         forward_headers=frozenset(name.lower() for name in shadow.forward_headers),
+        max_body_bytes=shadow.max_body_bytes,
     )
 
 

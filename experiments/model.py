@@ -17,6 +17,9 @@ OnInconclusive = Literal["rollback", "hold"]
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_STREAM_IDLE_TIMEOUT_S = 30.0
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_SHADOW_MAX_BODY_BYTES = 1024 * 1024
+MAX_SHADOW_BODY_BYTES = 64 * 1024 * 1024
+"""Upper bound of `spec.shadow.maxBodyBytes`: a copy in flight may hold a request and an answer this big."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,8 @@ class ShadowSpec:
     compare: CompareKind = "none"
     agreement_min: float | None = None
     compare_options: Mapping[str, object] = field(default_factory=dict)
-    """Comparator options: `output` (oip-*), `atol`/`rtol` (oip-numeric), `ignore_paths` (json-exact)."""
+    """Comparator options: `output` (oip-*), `label_output` (oip-top1), `atol`/`rtol` (oip-numeric),
+    `ignore_paths` and `ignore_ids` (json-exact)."""
     noise_floor: str | None = None
     """A shadow variant that runs a second copy of the stable model: its disagreement with the primary is the
     model's own noise, and other shadows are judged against it rather than against a fixed number."""
@@ -106,6 +110,8 @@ class ShadowSpec:
     """Path endings (under the match prefix) that are mirrored; empty means every path."""
     forward_headers: frozenset[str] = frozenset()
     """Credential headers (lower case) the shadows may receive; every other credential header is removed."""
+    max_body_bytes: int = DEFAULT_SHADOW_MAX_BODY_BYTES
+    """Largest request mirrored, shadow answer read and answer (decompressed) compared."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictFloat, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from experiments import model
 from experiments.schema_types import (
@@ -28,6 +36,8 @@ OPTION_KINDS: dict[str, tuple[model.CompareKind, ...]] = {
     "atol": ("oip-numeric",),
     "rtol": ("oip-numeric",),
     "ignore_paths": ("json-exact",),
+    "ignore_ids": ("json-exact",),
+    "label_output": ("oip-top1",),
 }
 """The comparison kinds that take each comparator option (by field name, which is the comparator's)."""
 NEVER_FORWARDED = frozenset(
@@ -63,9 +73,17 @@ class Compare(Section):
     rtol: StrictFloat | None = Field(None, ge=0)
     """oip-numeric: tolerance relative to the primary's value, >= 0; default 1e-3."""
     ignore_paths: tuple[Annotated[str, Field(pattern=DOTTED_PATH)], ...] | None = None
-    """json-exact: dotted paths removed from both answers before comparing, e.g. `id` or `outputs.0.data`."""
+    """json-exact: dotted paths removed from both answers before comparing, e.g. `outputs.0.parameters`; they
+    add to the top-level `id` and `model_version`, which are ignored unless `ignoreIds` is false."""
+    ignore_ids: StrictBool | None = None
+    """json-exact: ignore the top-level `id` (per response, often random) and `model_version` (different
+    between versions by design); default true, false compares them."""
+    label_output: str | None = Field(None, min_length=1)
+    """oip-top1: name of an output that holds labels, compared row by row by equality whatever its datatype
+    and shape (integer, BYTES and BOOL outputs and outputs of one value per row already are); it is the
+    output compared unless `output` names it too."""
 
-    @field_validator("output", "atol", "rtol", "ignore_paths")
+    @field_validator("output", "atol", "rtol", "ignore_paths", "ignore_ids", "label_output")
     @classmethod
     def _applies_to_kind(cls, value: object, info: ValidationInfo) -> object:
         # `kind` is validated first; when it is broken, it is reported and nothing is checked against it.
@@ -80,6 +98,16 @@ class Compare(Section):
     def _agreement_needs_a_comparison(self) -> Compare:
         if self.kind == "none" and self.agreement_min is not None:
             raise problem("agreementMin needs a comparison: set kind to something other than none")
+        return self
+
+    @model_validator(mode="after")
+    def _labels_are_compared(self) -> Compare:
+        if self.output is not None and self.label_output is not None and self.output != self.label_output:
+            raise problem(
+                f"labelOutput {self.label_output!r} is not the output compared ({self.output!r}): "
+                "leave output out or give both the same name",
+                ("labelOutput",),
+            )
         return self
 
     def options(self) -> dict[str, object]:
@@ -128,10 +156,21 @@ class Shadow(Section):
     require_ok: StrictBool = False
     """Shadow before canary: the candidate gets no traffic until every shadow's verdict is OK (a FAIL rolls
     back). Needs `spec.analysis`, a comparison, and a canary or abTest strategy with a candidate."""
+    max_body_bytes: StrictInt = Field(model.DEFAULT_SHADOW_MAX_BODY_BYTES, gt=0)
+    """Largest request mirrored and largest answer compared, in bytes (default 1 MiB, at most 64 MiB): a
+    request over it is not mirrored (its record says `skipped: too_large`), a shadow answer over it is
+    `response_too_large`, and no answer is decompressed past it."""
     forward_headers: tuple[Annotated[str, Field(pattern=HEADER_NAME)], ...] = ()
     """Credential headers the shadows may receive, e.g. [Authorization]. Without them a shadow's copy carries
     no `Authorization`, `Cookie` or other credential header of the client (names with auth, token, key,
     secret, session, ...)."""
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _at_most_the_bound(cls, value: int) -> int:
+        if value > model.MAX_SHADOW_BODY_BYTES:
+            raise problem(f"must be at most {model.MAX_SHADOW_BODY_BYTES} (64 MiB), got {value}")
+        return value
 
     @field_validator("forward_headers")
     @classmethod

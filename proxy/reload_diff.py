@@ -1,9 +1,9 @@
 """What a reload may change in a running experiment, and a located problem for what it may not.
 
-Routing details (upstream URLs, timeouts, body caps, pins, shadow sampling and forwarded headers,
-exposeVariant) change in place. What the outcomes and statistics depend on (variants and roles, assignment,
-strategy, analysis, shadow comparison, matched paths and methods) is fixed for the life of an experiment:
-changing it means a new experiment name.
+Routing details (upstream URLs, timeouts, body caps — the shadows' too —, pins, shadow sampling and
+forwarded headers, exposeVariant) change in place. What the outcomes and statistics depend on (variants and
+roles, assignment, strategy, analysis, shadow comparison, matched paths and methods) is fixed for the life of
+an experiment: changing it means a new experiment name.
 Usage: `problems = frozen_changes(old_experiment, new_experiment, new_text)`
 """
 
@@ -32,7 +32,7 @@ def _fixed_part(exp: Experiment) -> Experiment:
     """`exp` with every field a reload may change blanked out."""
     shadow = exp.shadow
     if shadow is not None:
-        shadow = replace(shadow, sample=1.0, timeout_s=1.0, forward_headers=frozenset())
+        shadow = replace(shadow, sample=1.0, timeout_s=1.0, forward_headers=frozenset(), max_body_bytes=0)
     variants = tuple(replace(v, upstream="") for v in exp.variants)
     return replace(
         exp, source="", timeout_s=0.0, max_body_bytes=0, pins=(), variants=variants, shadow=shadow,

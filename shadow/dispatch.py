@@ -25,6 +25,7 @@ import aiohttp
 import yarl
 from multidict import CIMultiDict
 
+from shadow.compare.answer import answer_headers
 from shadow.compare.pool import CompareLimits, ComparePool
 from shadow.pairing import Pair, ShadowResult
 
@@ -40,7 +41,9 @@ class ShadowLimits:
     workers: int = 16
     timeout_s: float = 1.0
     max_body_bytes: int = 1024 * 1024
+    """Largest request mirrored, unless the experiment sets its own (`spec.shadow.maxBodyBytes`)."""
     max_response_bytes: int = 1024 * 1024
+    """Largest shadow answer read, unless the copy carries its experiment's cap (`ShadowJob.max_bytes`)."""
     breaker_failures: int = 5
     """Consecutive failures (timeout, reset, connect error) that open a shadow's circuit."""
     breaker_open_s: float = 1.0
@@ -94,6 +97,8 @@ class ShadowJob:
     timeout_s: float
     compared: bool = False
     """Whether the answer will be compared with the primary's (it then needs room in the compare pool)."""
+    max_bytes: int | None = None
+    """Largest answer read (the experiment's `spec.shadow.maxBodyBytes`); None: the limits' default."""
 
 
 def shadow_host(host: str) -> str:
@@ -214,7 +219,7 @@ class ShadowDispatcher:
                 async with self._session.request(
                     job.method, url, headers=job.headers, data=job.body, allow_redirects=False
                 ) as resp:
-                    body = await self._read(resp)
+                    body = await self._read(resp, job.max_bytes or self.limits.max_response_bytes)
         except _TooLarge as err:  # the shadow did answer: not a failure for its circuit, just not compared
             return ShadowResult(err.status, "response_too_large", _ms(started))
         except TimeoutError:
@@ -226,10 +231,9 @@ class ShadowDispatcher:
         except (aiohttp.ClientError, ConnectionError):
             return ShadowResult(0, "upstream_reset", _ms(started))
         error = "upstream_5xx" if resp.status >= 500 else None
-        return ShadowResult(resp.status, error, _ms(started), body)
+        return ShadowResult(resp.status, error, _ms(started), body, answer_headers(resp.headers))
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
-        cap = self.limits.max_response_bytes
+    async def _read(self, resp: aiohttp.ClientResponse, cap: int) -> bytes:
         if resp.content_length is not None and resp.content_length > cap:
             raise _TooLarge(resp.status)
         chunks: list[bytes] = []

@@ -1,9 +1,12 @@
 """`mirror`: hand a copy of each eligible request to the shadow dispatcher, then pair the answers.
 
 Eligible: the experiment has shadow variants, and the request is side-effect free — by default the inference
-POST under the experiment's match (`POST .../infer`). Copies are sampled (`shadow.sample`), capped in size,
-and never awaited: the client's path only pays for an O(1) enqueue. A streamed primary answer is given to
-the pair when its stream ends (its body collected up to the shadows' body cap; beyond, it is not compared).
+POST under the experiment's match (`POST .../infer`). Copies are sampled (`shadow.sample`) and never awaited:
+the client's path only pays for an O(1) enqueue. One cap, `spec.shadow.maxBodyBytes` (default 1 MiB), bounds
+what is mirrored and what is compared: a request over it is not mirrored (its record has an entry per shadow
+with `"skipped": "too_large"`), a shadow answer over it is `response_too_large`, a primary answer over it is
+not compared (`compare_error` says so), and a compressed answer may not decompress past it. A streamed primary
+answer is given to the pair with its headers when its stream ends (its body collected up to the cap).
 Usage: filters = [..., Mirror(dispatcher)]; the chain ends with `forward`
 """
 
@@ -54,18 +57,22 @@ class Mirror:
         try:
             reply = await call_next(ex)
         except (OutriderError, asyncio.CancelledError):
-            pair.primary_done(0, b"")
+            pair.primary_done(0)
             raise
-        if reply.stream is None:
-            pair.primary_done(reply.status, reply.body)
-        else:
+        if not pair.needs_primary:  # every copy was dropped or failed: nothing to compare the answer with
+            pair.primary_done(reply.status)
+        elif reply.stream is not None:
             reply.stream = self._paired(pair, reply)
+        elif len(reply.body) > pair.max_bytes:
+            pair.primary_too_large(reply.status)
+        else:
+            pair.primary_done(reply.status, reply.body, reply.headers)
         return reply
 
     def _paired(self, pair: Pair, reply: Reply) -> TappedStream:
-        """The primary's stream, handing its status and body to the pair when it ends."""
+        """The primary's stream, handing its status, body and headers to the pair when it ends."""
         assert reply.stream is not None
-        cap = self.dispatcher.limits.max_body_bytes
+        cap = pair.max_bytes
         chunks: list[bytes] = []
         kept = [0]
 
@@ -75,9 +82,12 @@ class Mirror:
                 chunks.append(chunk)
 
         def ended(outcome: Outcome, sent: int) -> None:
-            whole = outcome == COMPLETE and sent <= cap
-            # an answer that did not end cleanly, or too long to keep, is not compared (status 0: none)
-            pair.primary_done(reply.status if whole else 0, b"".join(chunks) if whole else b"")
+            if outcome != COMPLETE:  # an answer that did not end cleanly is not compared (status 0: none)
+                pair.primary_done(0)
+            elif sent > cap:
+                pair.primary_too_large(reply.status)
+            else:
+                pair.primary_done(reply.status, b"".join(chunks), reply.headers)
 
         return TappedStream(reply.stream, ended, keep)
 
@@ -92,16 +102,19 @@ class Mirror:
         if spec is not None and self.rng.random() >= spec.sample:
             d.sampled_out += len(shadows)
             return None
-        if len(inbound.body) > d.limits.max_body_bytes:
-            d.dropped["body_too_large"] += len(shadows)
-            return None
+        cap = spec.max_body_bytes if spec is not None else d.limits.max_body_bytes
+        if len(inbound.body) > cap:  # not mirrored, and the record says so: an entry per shadow, `skipped`
+            ex.pair = skipped = Pair([s.name for s in shadows], None, max_bytes=cap)
+            for shadow in shadows:
+                d.drop(skipped, shadow.name, "body_too_large")
+            return skipped
         compare = None
         if spec is not None:
             compare = self._comparators.get(a.experiment.name)
             if compare is None:
                 made = comparator(spec.compare, **dict(spec.compare_options))
                 compare = self._comparators.setdefault(a.experiment.name, made)
-        pair = Pair([s.name for s in shadows], compare, d.comparisons)
+        pair = Pair([s.name for s in shadows], compare, d.comparisons, cap)
         ex.pair = pair
         timeout = spec.timeout_s if spec is not None else d.limits.timeout_s
         compared = spec is not None and spec.compare != "none"
@@ -117,6 +130,8 @@ class Mirror:
                 headers["Host"] = shadow_host(inbound.headers.get("Host", "localhost"))
                 headers[SHADOW_HEADER] = "1"
             url = shadow.upstream + inbound.path
-            job = ShadowJob(shadow.name, url, inbound.method, headers, inbound.body, pair, timeout, compared)
+            job = ShadowJob(
+                shadow.name, url, inbound.method, headers, inbound.body, pair, timeout, compared, cap
+            )
             d.offer(job, checked=True)
         return pair

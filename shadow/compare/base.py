@@ -1,6 +1,7 @@
 """The result of comparing two answers, the comparator interface, and the registry of comparison kinds.
 
-Usage: `compare = comparator("oip-numeric", atol=1e-5)`; `compare(primary, shadow).to_json()`.
+Usage: `compare = comparator("oip-numeric", atol=1e-5)`; `compare(primary, shadow).to_json()`, where each
+answer is an `Answer(body, headers, max_bytes)` or a bare body.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from shadow.compare.answer import Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +56,12 @@ def not_comparable(detail: str) -> Comparison:
 
 
 class Comparator(Protocol):
-    """Compares a shadow's response body with the primary's response body to the same request."""
+    """Compares a shadow's answer with the primary's answer to the same request.
 
-    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
-        """Compare the two bodies; never raises on malformed bodies (the result says why instead)."""
+    An answer is an `Answer` (body and the headers that say how to read it) or a bare body (no headers)."""
+
+    def __call__(self, primary: Answer | bytes, shadow: Answer | bytes) -> Comparison:
+        """Compare the two answers; never raises on malformed answers (the result says why instead)."""
         ...
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shadow.compare.answer import Answer
 from shadow.compare.base import Comparison
 
 
@@ -14,6 +15,6 @@ from shadow.compare.base import Comparison
 class NoComparison:
     """Compares nothing: agree is None, no rows, and no detail (not comparing is not an error)."""
 
-    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
-        """Ignore both bodies."""
+    def __call__(self, primary: Answer | bytes, shadow: Answer | bytes) -> Comparison:
+        """Ignore both answers."""
         return Comparison(agree=None)

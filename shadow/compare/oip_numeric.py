@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shadow.compare.answer import Answer
 from shadow.compare.base import Comparison, not_comparable
 from shadow.compare.oip import NotComparable, check_output_name, differences, output_pair
 
@@ -34,7 +35,7 @@ class OipNumeric:
         _check_tolerance("atol", self.atol)
         _check_tolerance("rtol", self.rtol)
 
-    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
+    def __call__(self, primary: Answer | bytes, shadow: Answer | bytes) -> Comparison:
         """Compare the two outputs value by value."""
         try:
             a, b = output_pair(primary, shadow, self.output)

@@ -3,8 +3,8 @@
 Usage (the shadow dispatcher does this; `shadow.pairing.Pair` hands over the jobs):
     pool = ComparePool(CompareLimits())
     runner = pool.run()                              # awaited beside the dispatcher's workers
-    if pool.offloads(compare, primary, bodies):      # large: queue it; the job's `done` writes the record
-        pool.put(CompareJob(compare, primary, {"int8": body}, done))
+    if pool.offloads(compare, primary, answers):     # large: queue it; the job's `done` writes the record
+        pool.put(CompareJob(compare, primary, {"int8": answer}, done))
     pool.busy                                        # the mirror drops new copies (compare_busy) while True
     await pool.close(timeout)                        # drain, then the runner stops the pool
 
@@ -16,7 +16,8 @@ comparisons inline, 149 ms in a thread, 7.5 ms in a process (8.5 ms on the same 
 comparisons). A process costs one pickle of each body (a copy, about a millisecond per MiB, in the
 executor's feeder thread) and runs at a lower CPU priority. Answers up to `inline_bytes` are compared inline:
 at most about a millisecond, less than the round trip through the pool is worth (tests/shadow/
-compare_load.py prints both).
+compare_load.py prints both). An answer with a Content-Encoding counts as large: until it is decompressed its
+size is only known to be at most the shadow body cap.
 
 Bounds: `queue` comparisons waiting or running before the mirror stops admitting copies that need one
 (they are counted as dropped `compare_busy`, so eligible == enqueued + dropped + sampled_out still holds).
@@ -41,6 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Literal
 
+from shadow.compare.answer import Answer
 from shadow.compare.base import Comparator, Comparison, not_comparable
 from shadow.compare.none import NoComparison
 
@@ -74,14 +76,14 @@ class CompareJob:
     """The comparisons of one pair: the primary's answer against each shadow's, then `done` with them."""
 
     compare: Comparator
-    primary: bytes
-    shadows: dict[str, bytes]
+    primary: Answer
+    shadows: dict[str, Answer]
     """Answer of each shadow to compare, by variant."""
     done: Callable[[dict[str, Comparison]], None]
     """Called exactly once with a comparison for every shadow of `shadows`."""
 
 
-def run_comparison(compare: Comparator, primary: bytes, shadow: bytes) -> Comparison:
+def run_comparison(compare: Comparator, primary: Answer, shadow: Answer) -> Comparison:
     """What a pool worker runs (module level, so a process pool can pickle a reference to it)."""
     return compare(primary, shadow)
 
@@ -123,15 +125,15 @@ class ComparePool:
         """Whether the pool is full: a new copy that needs a comparison should be dropped."""
         return self.backlog >= self.limits.queue
 
-    def offloads(self, compare: Comparator, primary: bytes, shadows: Collection[bytes]) -> bool:
+    def offloads(self, compare: Comparator, primary: Answer, shadows: Collection[Answer]) -> bool:
         """Whether these answers go to the pool; False: the caller compares them inline, now."""
         if not self._running or self._closing or self.limits.mode == "inline":
             return False  # nothing would serve the queue: compare where we are
         if isinstance(compare, NoComparison):
             return False
-        return max(len(primary), *map(len, shadows)) > self.limits.inline_bytes
+        return max(_weight(primary), *map(_weight, shadows)) > self.limits.inline_bytes
 
-    def compare_inline(self, compare: Comparator, primary: bytes, shadow: bytes) -> Comparison:
+    def compare_inline(self, compare: Comparator, primary: Answer, shadow: Answer) -> Comparison:
         """Compare now, on the caller's thread (small answers, or no pool running)."""
         self.counts["inline"] += 1
         return self._guarded(compare, primary, shadow)
@@ -190,7 +192,7 @@ class ComparePool:
                 self._queue.task_done()
             _finish(job, results)
 
-    async def _pooled(self, compare: Comparator, primary: bytes, shadow: bytes) -> Comparison:
+    async def _pooled(self, compare: Comparator, primary: Answer, shadow: Answer) -> Comparison:
         if self.limits.mode == "inline":
             return self.compare_inline(compare, primary, shadow)
         self.counts["pool"] += 1
@@ -226,13 +228,18 @@ class ComparePool:
                 self._executor = ThreadPoolExecutor(workers, thread_name_prefix="shadow-compare")
         return self._executor
 
-    def _guarded(self, compare: Comparator, primary: bytes, shadow: bytes) -> Comparison:
+    def _guarded(self, compare: Comparator, primary: Answer, shadow: Answer) -> Comparison:
         try:
             return compare(primary, shadow)
         except Exception as err:
             log.exception("shadow comparison failed")
             self.counts["failed"] += 1
             return not_comparable(f"comparison failed: {type(err).__name__}")
+
+
+def _weight(answer: Answer) -> int:
+    """Bytes comparing `answer` may have to read: an encoded body may decompress to its cap."""
+    return answer.max_bytes if answer.encoded else len(answer.body)
 
 
 def _finish(job: CompareJob, results: dict[str, Comparison]) -> None:

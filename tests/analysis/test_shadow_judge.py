@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from typing import Any
 
 import numpy as np
@@ -195,3 +196,70 @@ def test_latency_ratio_and_exceedance_are_reported_without_changing_the_verdict(
     assert result["exceedance"]["rate"] == 0.0
     assert result["exceedance"]["n"] == 3000
     orjson.dumps(result)
+
+
+def answered_by(primary: str, shadows: list[dict[str, Any]]) -> OutcomeRecord:
+    rec = record(shadows)
+    rec.variant = primary
+    return rec
+
+
+def test_agreement_is_given_per_primary_and_the_verdict_is_against_stable() -> None:
+    """During a canary the shadow agrees with stable on every pair and with the candidate on half: the
+    verdict is stable's OK, and the candidate's 0.5 is reported beside it, never blended into it."""
+    judge = ShadowJudge(experiment())
+    rng = np.random.default_rng(17)
+    records = [answered_by("v1", [entry(agree=True)]) for _ in range(3000)]
+    records += [answered_by("v2", [entry(agree=bool(b))]) for b in rng.random(1000) < 0.5]
+    random.Random(3).shuffle(records)
+    judge.observe(records)
+    result = judge.verdicts()["int8"]
+    assert (result["verdict"], result["primary"], result["pairs"]) == ("OK", "v1", 3000)
+    assert result["agreement"]["estimate"] == 1.0
+    assert result["agreement"]["n"] == 3000
+    assert "with v1 (stable)" in result["reasons"][0]
+    by = result["by_primary"]
+    assert list(by) == ["v1", "v2"]
+    assert by["v1"]["role"] == "stable"
+    assert by["v1"]["agreement"]["estimate"] == 1.0
+    assert by["v1"]["agreement"]["ci_low"] == result["agreement"]["ci_low"]
+    candidate = by["v2"]
+    assert (candidate["role"], candidate["pairs"], candidate["agreement"]["n"]) == ("candidate", 1000, 1000)
+    agreed = sum(bool(e["agree"]) for r in records if r.variant == "v2" for e in r.shadows)
+    assert candidate["agreement"]["estimate"] == agreed / 1000
+    assert candidate["agreement"]["ci_low"] < 0.5 < candidate["agreement"]["ci_high"]
+    orjson.dumps(result)
+
+
+def test_only_candidate_pairs_leave_the_verdict_undecided() -> None:
+    judge = ShadowJudge(experiment())
+    judge.observe([answered_by("v2", [entry(agree=False)]) for _ in range(500)])
+    result = judge.verdicts()["int8"]
+    assert (result["verdict"], result["pairs"], result["agreement"]["n"]) == ("NOT_ENOUGH_DATA", 0, 0)
+    assert result["by_primary"]["v2"]["agreement"]["estimate"] == 0.0
+    assert result["reasons"] == ["no compared pairs with v1 (stable) yet"]
+
+
+def test_the_floor_is_also_taken_against_stable() -> None:
+    judge = ShadowJudge(experiment(("copy", "int8")), floor="copy")
+    rng = np.random.default_rng(18)
+    stable = floor_records(rng, 3000, 0.995, 0.95)
+    # The candidate's pairs would make the floor look as bad as int8: they must not count.
+    candidate = [answered_by("v2", [entry("copy", False), entry("int8", True)]) for _ in range(3000)]
+    judge.observe(stable + candidate)
+    result = judge.verdicts()["int8"]
+    assert result["verdict"] == "FAIL"
+    assert result["agreement"]["floor"]["n"] == 3000
+
+
+def test_requests_not_mirrored_are_counted_as_skipped() -> None:
+    judge = ShadowJudge(experiment())
+    too_large = entry(
+        agree=None, status=0, error="dropped:body_too_large", latency_ms=0.0, skipped="too_large"
+    )
+    judge.observe([AGREE] * 10 + [record([too_large])] * 3 + [answered_by("v2", [too_large])] * 2)
+    result = judge.verdicts()["int8"]
+    assert result["skipped"] == {"too_large": 5}
+    assert result["errors"] == {"dropped:body_too_large": 3}
+    assert result["error_rate"] == 0.0  # outrider did not send them: not the shadow's errors
+    assert judge.verdicts()["int8"]["by_primary"]["v2"]["pairs"] == 2

@@ -9,6 +9,7 @@ from experiments.model import ABStrategy, ShadowSpec
 from shadow.compare.base import comparator
 from shadow.compare.json_exact import JsonExact
 from shadow.compare.oip_numeric import OipNumeric
+from shadow.compare.oip_top1 import OipTop1
 
 FULL = """\
 apiVersion: outrider.dev/v1alpha1
@@ -274,7 +275,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
         [
             "f.yaml:19:5: spec.shadow.requireOK:"
             " unknown key 'requireOK'"
-            " (allowed: sample, timeout, mirror, compare, noiseFloor, requireOk, forwardHeaders)"
+            " (allowed: sample, timeout, mirror, compare, noiseFloor, requireOk, maxBodyBytes,"
+            " forwardHeaders)"
         ],
     ),
 }
@@ -304,3 +306,56 @@ def test_every_shadow_problem_is_reported_in_one_run() -> None:
         "f.yaml:26:7: spec.shadow.compare.atol: atol applies to oip-numeric only",
         "f.yaml:27:7: spec.shadow.compare.rtol: rtol applies to oip-numeric only",
     ]
+
+
+def test_label_output_ignore_ids_and_the_body_cap() -> None:
+    labelled = _with(COMPARE, "    compare: {kind: oip-top1, labelOutput: predict}\n")
+    labelled = _with("    timeout: 250ms\n", "    timeout: 250ms\n    maxBodyBytes: 65536\n", labelled)
+    shadow = load_experiment_text(labelled, "f.yaml").shadow
+    assert shadow is not None
+    assert (shadow.compare_options, shadow.max_body_bytes) == ({"label_output": "predict"}, 65536)
+    assert comparator(shadow.compare, **shadow.compare_options) == OipTop1(label_output="predict")
+    both = _with(COMPARE, "    compare: {kind: oip-top1, output: predict, labelOutput: predict}\n")
+    assert load_experiment_text(both, "f.yaml").shadow is not None
+    exact = _with(COMPARE, "    compare: {kind: json-exact, ignoreIds: false, ignorePaths: [parameters]}\n")
+    shadow = load_experiment_text(exact, "f.yaml").shadow
+    assert shadow is not None
+    assert shadow.compare_options == {"ignore_paths": ("parameters",), "ignore_ids": False}
+    assert comparator(shadow.compare, **shadow.compare_options) == JsonExact(
+        ("parameters",), ignore_ids=False
+    )
+    default = load_experiment_text(FULL, "f.yaml").shadow
+    assert default is not None
+    assert default.max_body_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            _with(COMPARE, "    compare: {kind: oip-numeric, labelOutput: predict}\n"),
+            ["f.yaml:23:34: spec.shadow.compare.labelOutput: labelOutput applies to oip-top1 only"],
+        ),
+        (
+            _with(COMPARE, "    compare: {kind: oip-top1, ignoreIds: false}\n"),
+            ["f.yaml:23:31: spec.shadow.compare.ignoreIds: ignoreIds applies to json-exact only"],
+        ),
+        (
+            _with(COMPARE, "    compare: {kind: oip-top1, output: scores, labelOutput: predict}\n"),
+            [
+                "f.yaml:23:60: spec.shadow.compare.labelOutput: labelOutput 'predict' is not the output "
+                "compared ('scores'): leave output out or give both the same name"
+            ],
+        ),
+        (
+            _with("    timeout: 250ms\n", "    timeout: 250ms\n    maxBodyBytes: 67108865\n"),
+            ["f.yaml:18:19: spec.shadow.maxBodyBytes: must be at most 67108864 (64 MiB), got 67108865"],
+        ),
+        (
+            _with("    timeout: 250ms\n", "    timeout: 250ms\n    maxBodyBytes: 0\n"),
+            ["f.yaml:18:19: spec.shadow.maxBodyBytes: must be > 0, got 0"],
+        ),
+    ],
+)
+def test_new_options_are_checked(text: str, expected: list[str]) -> None:
+    assert _problems(text) == expected

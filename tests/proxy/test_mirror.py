@@ -5,10 +5,12 @@ circuit that closes again once its shadow recovers."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import numpy as np
 import orjson
 import pytest
 from aiohttp import web
@@ -16,8 +18,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from experiments.model import CanaryStrategy, Experiment, ShadowSpec, UnitKey, Variant
 from experiments.outcome import OutcomeRecord
+from proxy.chain import Stage
 from proxy.exchange import Assignment, Exchange, Inbound, Reply
 from proxy.filters.mirror import Mirror
+from shadow.compare.answer import Answer
 from shadow.compare.base import Comparison
 from shadow.compare.pool import CompareJob, CompareLimits
 from shadow.dispatch import ShadowDispatcher, ShadowLimits
@@ -37,11 +41,13 @@ CLIENT_HEADERS = {
 
 
 class ShadowServer:
-    """A shadow that records the headers of each copy and answers `ANSWER` (or hangs while `failing`)."""
+    """A shadow that records the headers of each copy and answers `answer` (`ANSWER` unless a test sets it,
+    with its headers), or hangs while `failing`."""
 
     def __init__(self) -> None:
         self.seen: list[CIMultiDictProxy[str]] = []
         self.failing = False
+        self.answer = Answer(ANSWER)
         self.url = ""
         self.runner: web.AppRunner | None = None
 
@@ -50,7 +56,8 @@ class ShadowServer:
         await request.read()
         if self.failing:
             await asyncio.sleep(1.0)
-        return web.Response(body=ANSWER, content_type="application/json")
+        headers = {"Content-Type": "application/json", **self.answer.headers}
+        return web.Response(body=self.answer.body, headers=headers)
 
     async def start(self) -> None:
         app = web.Application()
@@ -119,9 +126,9 @@ async def primary(ex: Exchange) -> Reply:
     return Reply(200, CIMultiDict({"Content-Type": "application/json"}), ANSWER)
 
 
-async def mirrored(mirror: Mirror, ex: Exchange) -> OutcomeRecord:
-    """Run the mirror and the primary; the record once the pair is complete."""
-    await mirror(ex, primary)
+async def mirrored(mirror: Mirror, ex: Exchange, answer: Stage = primary) -> OutcomeRecord:
+    """Run the mirror and the primary (`answer`); the record once the pair is complete."""
+    await mirror(ex, answer)
     records: list[OutcomeRecord] = []
     assert ex.pair is not None
     rec = OutcomeRecord(
@@ -174,13 +181,15 @@ async def test_declared_headers_reach_the_shadows(shadow: ShadowServer, dispatch
 async def test_a_full_compare_pool_drops_copies_that_need_a_comparison(
     shadow: ShadowServer, dispatcher: ShadowDispatcher
 ) -> None:
-    def slow(primary: bytes, shadow: bytes) -> Comparison:
+    def slow(primary: object, shadow: object) -> Comparison:
         time.sleep(0.3)
         return Comparison(agree=None)
 
     blocked: list[dict[str, Comparison]] = []
     # Two comparisons in the pool (its bound), held there by a slow comparator.
-    dispatcher.comparisons.put(CompareJob(slow, b"", {"a": b"", "b": b""}, blocked.append))
+    dispatcher.comparisons.put(
+        CompareJob(slow, Answer(b""), {"a": Answer(b""), "b": Answer(b"")}, blocked.append)
+    )
     compared = experiment(shadow.url, ShadowSpec(compare="oip-top1"))
     uncompared = replace(compared, name="plain", shadow=ShadowSpec(compare="none"))
     mirror = Mirror(dispatcher)
@@ -226,11 +235,11 @@ async def test_the_circuit_closes_again_when_the_shadow_recovers(
 async def test_an_answer_over_the_cap_is_not_compared_and_does_not_open_the_circuit(
     shadow: ShadowServer,
 ) -> None:
-    d = ShadowDispatcher(ShadowLimits(max_response_bytes=len(ANSWER) - 1))
+    d = ShadowDispatcher(ShadowLimits())
     runner = asyncio.create_task(d.run())
     try:
         mirror = Mirror(d)
-        exp = experiment(shadow.url, ShadowSpec(compare="oip-top1"))
+        exp = experiment(shadow.url, ShadowSpec(compare="oip-top1", max_body_bytes=len(ANSWER) - 1))
         records = [await mirrored(mirror, exchange(exp)) for _ in range(7)]  # more than breaker_failures
     finally:
         await d.close(2.0)
@@ -240,3 +249,62 @@ async def test_an_answer_over_the_cap_is_not_compared_and_does_not_open_the_circ
     assert all("agree" not in r.shadows[0] for r in records)
     assert len(shadow.seen) == 7
     assert d.results == {"response_too_large": 7}
+
+
+async def test_a_request_over_the_shadow_cap_is_recorded_as_not_mirrored(
+    shadow: ShadowServer, dispatcher: ShadowDispatcher
+) -> None:
+    exp = experiment(shadow.url, ShadowSpec(compare="oip-top1", max_body_bytes=1))
+    exp = replace(exp, variants=(*exp.variants, Variant("fp16", "shadow", shadow.url)))
+    record = await mirrored(Mirror(dispatcher), exchange(exp))  # its body, b"{}", is 2 bytes
+    entries = [(e["variant"], e["status"], e["error"], e.get("skipped")) for e in record.shadows]
+    assert entries == [(v, 0, "dropped:body_too_large", "too_large") for v in ("fp16", "int8")]
+    assert shadow.seen == []
+    assert dispatcher.dropped == {"body_too_large": 2}
+    assert invariant(dispatcher)
+    under = await mirrored(Mirror(dispatcher), exchange(replace(exp, shadow=ShadowSpec(compare="oip-top1"))))
+    assert [e["agree"] for e in under.shadows] == [True, True]
+
+
+async def test_gzip_and_binary_answers_are_compared_with_their_headers(
+    shadow: ShadowServer, dispatcher: ShadowDispatcher
+) -> None:
+    doc = orjson.loads(ANSWER)
+    json_part = orjson.dumps(
+        {
+            "outputs": [
+                {"name": "p", "shape": [1, 2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}
+            ]
+        }
+    )
+    packed = gzip.compress(json_part + np.asarray(doc["outputs"][0]["data"], dtype="<f4").tobytes())
+    shadow.answer = Answer(
+        packed, {"Content-Encoding": "gzip", "Inference-Header-Content-Length": str(len(json_part))}
+    )
+    record = await mirrored(
+        Mirror(dispatcher), exchange(experiment(shadow.url, ShadowSpec(compare="oip-numeric")))
+    )
+    assert (record.shadows[0]["agree"], record.shadows[0]["rows_agree"]) == (True, 1)
+
+    async def gzip_primary(ex: Exchange) -> Reply:  # the primary encoded too, the shadow in JSON
+        headers = CIMultiDict({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        return Reply(200, headers, gzip.compress(ANSWER))
+
+    shadow.answer = Answer(ANSWER)
+    exp = experiment(shadow.url, ShadowSpec(compare="oip-top1"))
+    record = await mirrored(Mirror(dispatcher), exchange(exp), gzip_primary)
+    assert record.shadows[0]["agree"] is True
+
+
+async def test_a_primary_answer_over_the_shadow_cap_is_not_compared(
+    shadow: ShadowServer, dispatcher: ShadowDispatcher
+) -> None:
+    exp = experiment(shadow.url, ShadowSpec(compare="oip-top1", max_body_bytes=len(ANSWER) - 1))
+    record = await mirrored(Mirror(dispatcher), exchange(exp))
+    (entry,) = record.shadows
+    assert entry["error"] == "response_too_large"  # the shadow's answer is as large: not read either
+    shadow.answer = Answer(b"{}")
+    (entry,) = (await mirrored(Mirror(dispatcher), exchange(exp))).shadows
+    assert entry["compare_error"] == (
+        f"primary answer over spec.shadow.maxBodyBytes ({len(ANSWER) - 1} bytes): not compared"
+    )

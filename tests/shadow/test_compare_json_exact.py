@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import orjson
 import pytest
 
 from shadow.compare.json_exact import JsonExact
-from tests.shadow.bodies import oip, output
+from tests.shadow.bodies import binary, gzipped, oip, output
 
 exact = JsonExact()
 
@@ -83,3 +85,45 @@ def test_deep_nesting_does_not_recurse() -> None:
     deep = b"[" * 1000 + b"1" + b"]" * 1000
     assert exact(deep, deep).agree is True
     assert exact(deep, deep.replace(b"1", b"2")).agree is False
+
+
+def answer_of_model(version: str, data: list[float]) -> bytes:
+    """An OIP answer as a real server sends it: a random `id` per response, the model's version."""
+    doc = {"model_name": "iris", "model_version": version, "id": str(uuid.uuid4()), "outputs": [
+        {"name": "y", "shape": [1, len(data)], "datatype": "FP32", "data": data}
+    ]}  # fmt: skip
+    return orjson.dumps(doc)
+
+
+def test_identical_models_agree_despite_random_ids_and_versions() -> None:
+    answers = [(answer_of_model("1", [0.1, 0.9]), answer_of_model("2", [0.1, 0.9])) for _ in range(610)]
+    assert sum(bool(exact(p, s).agree) for p, s in answers) == 610
+    assert exact(answer_of_model("1", [0.1, 0.9]), answer_of_model("2", [0.2, 0.8])).agree is False
+
+
+def test_ids_are_compared_when_asked() -> None:
+    primary, shadow = answer_of_model("1", [0.5]), answer_of_model("1", [0.5])
+    assert JsonExact(ignore_ids=False)(primary, shadow).agree is False
+    assert JsonExact(ignore_ids=False)(primary, primary).agree is True
+    assert JsonExact(ignore_ids=False, ignore_paths=["id"])(primary, shadow).agree is True
+    with pytest.raises(ValueError, match="ignore_ids must be true or false"):
+        JsonExact(ignore_ids=1)  # type: ignore[arg-type]
+
+
+def test_ignore_paths_add_to_the_ignored_ids() -> None:
+    primary = orjson.loads(answer_of_model("1", [0.5])) | {"parameters": {"took_ms": 3}}
+    shadow = orjson.loads(answer_of_model("2", [0.5])) | {"parameters": {"took_ms": 5}}
+    p, s = orjson.dumps(primary), orjson.dumps(shadow)
+    assert exact(p, s).agree is False
+    assert JsonExact(ignore_paths=["parameters.took_ms"])(p, s).agree is True
+    nested = orjson.dumps({"outputs": [{"id": "a"}]}), orjson.dumps({"outputs": [{"id": "b"}]})
+    assert exact(*nested).agree is False  # only the top-level id is ignored
+
+
+def test_gzip_and_binary_answers_are_compared_after_decoding() -> None:
+    primary = binary(output("y", [[0.1, 0.9]]), id="p-1", model_version="1")
+    shadow = gzipped(binary(output("y", [[0.1, 0.9]]), id="s-7", model_version="2"))
+    assert exact(primary, shadow).agree is True
+    other = gzipped(binary(output("y", [[0.1, 0.8]]), id="s-8"))
+    assert exact(primary, other).agree is False  # the binary data differs
+    assert exact(primary, oip(output("y", [[0.1, 0.9]]))).agree is False  # binary vs JSON data

@@ -63,8 +63,8 @@ def test_the_chosen_output_is_compared() -> None:
         (scores([[0.1, 0.9]]), b"upstream timed out", "shadow answer is not JSON"),
         (scores([[0.1, 0.9]]), oip(output("logits", [[0.1, 0.9]])), "output 'probabilities' missing"),
         (
-            oip({"name": "y", "shape": [2], "data": [1, 2]}),
-            oip({"name": "y", "shape": [2], "data": [1, 2]}),
+            oip({"name": "y", "shape": [1, 2, 2], "data": [0.1, 0.9, 0.2, 0.8]}),
+            oip({"name": "y", "shape": [1, 2, 2], "data": [0.1, 0.9, 0.2, 0.8]}),
             "oip-top1 needs",
         ),
         (

@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from shadow.compare.answer import Answer
 from shadow.compare.base import Comparator, Comparison, comparator
 from shadow.compare.pool import NICENESS, SHUTDOWN, CompareJob, CompareLimits, ComparePool, Mode
 
@@ -29,7 +30,7 @@ class Slow:
 
     seconds: float
 
-    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
+    def __call__(self, primary: object, shadow: object) -> Comparison:
         time.sleep(self.seconds)
         return Comparison(agree=True, rows=1, rows_agree=1)
 
@@ -38,7 +39,7 @@ class Slow:
 class Niceness:
     """A comparator reporting the niceness of the process it runs in."""
 
-    def __call__(self, primary: bytes, shadow: bytes) -> Comparison:
+    def __call__(self, primary: object, shadow: object) -> Comparison:
         return Comparison(agree=None, detail=str(os.nice(0)))
 
 
@@ -74,7 +75,7 @@ async def started() -> AsyncIterator[Started]:
 
 
 def job(compare: Comparator, done: Done, *variants: str) -> CompareJob:
-    return CompareJob(compare, LARGE, dict.fromkeys(variants or ("s",), LARGE), done)
+    return CompareJob(compare, Answer(LARGE), dict.fromkeys(variants or ("s",), Answer(LARGE)), done)
 
 
 @pytest.mark.parametrize("mode", ["process", "thread", "inline"])
@@ -83,9 +84,9 @@ async def test_every_mode_gives_the_inline_answer(started: Started, mode: Mode) 
     await asyncio.sleep(0)
     compare = comparator("json-exact", ignore_paths=["id"])
     other = LARGE.replace(b'"k":4999', b'"k":-1')
-    assert pool.offloads(compare, LARGE, [other]) is (mode != "inline")
+    assert pool.offloads(compare, Answer(LARGE), [Answer(other)]) is (mode != "inline")
     done = Done()
-    pool.put(CompareJob(compare, LARGE, {"same": LARGE, "differs": other}, done))
+    pool.put(CompareJob(compare, Answer(LARGE), {"same": Answer(LARGE), "differs": Answer(other)}, done))
     await asyncio.wait_for(done.event.wait(), 30.0)
     assert done.calls == [{"same": compare(LARGE, LARGE), "differs": compare(LARGE, other)}]
     assert done.calls[0]["differs"].agree is False
@@ -103,14 +104,22 @@ async def test_process_workers_run_below_the_event_loop_priority(started: Starte
 async def test_small_answers_and_none_are_never_offloaded(started: Started) -> None:
     pool = started(inline_bytes=len(LARGE))
     await asyncio.sleep(0)
-    assert not pool.offloads(comparator("json-exact"), LARGE, [LARGE])  # not over the threshold
-    assert pool.offloads(comparator("json-exact"), LARGE + b" ", [LARGE])
-    assert not pool.offloads(comparator("none"), LARGE * 2, [LARGE * 2])
+    assert not pool.offloads(
+        comparator("json-exact"), Answer(LARGE), [Answer(LARGE)]
+    )  # not over the threshold
+    assert pool.offloads(comparator("json-exact"), Answer(LARGE + b" "), [Answer(LARGE)])
+    assert not pool.offloads(comparator("none"), Answer(LARGE * 2), [Answer(LARGE * 2)])
+    # A compressed answer may decompress up to its cap: it counts as that large until it is read.
+    small = Answer(b"\x1f\x8b", {"Content-Encoding": "gzip"}, max_bytes=len(LARGE) + 1)
+    assert pool.offloads(comparator("json-exact"), Answer(b"{}"), [small])
+    assert not pool.offloads(
+        comparator("json-exact"), Answer(b"{}"), [Answer(small.body, max_bytes=len(LARGE) + 1)]
+    )
 
 
 async def test_without_a_runner_nothing_is_offloaded() -> None:
     pool = ComparePool()
-    assert not pool.offloads(comparator("json-exact"), LARGE, [LARGE])
+    assert not pool.offloads(comparator("json-exact"), Answer(LARGE), [Answer(LARGE)])
 
 
 async def test_busy_once_the_backlog_reaches_the_bound(started: Started) -> None:
@@ -139,7 +148,7 @@ async def test_close_finishes_what_it_cannot_wait_for_and_stops_the_processes(st
     assert waiting.calls == [
         {"a": Comparison(agree=None, detail=SHUTDOWN), "b": Comparison(None, detail=SHUTDOWN)}
     ]
-    assert not pool.offloads(comparator("json-exact"), LARGE, [LARGE])  # closing: later pairs compare inline
+    assert not pool.offloads(comparator("json-exact"), Answer(LARGE), [Answer(LARGE)])  # closing: inline
     for _ in range(100):  # the runner ends once the running comparison is done, and shuts the pool down
         if not multiprocessing.active_children() and first.calls:
             break

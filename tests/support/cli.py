@@ -26,3 +26,16 @@ def export_records(data_dir: Path, *args: str) -> list[dict[str, Any]]:
 async def exported(data_dir: Path, *args: str) -> list[dict[str, Any]]:
     """`export_records` without blocking the test's event loop."""
     return await asyncio.to_thread(export_records, data_dir, *args)
+
+
+def analyze_file(jsonl: Path, config: Path) -> dict[str, Any]:
+    """`outrider analyze JSONL -c CONFIG --json`, parsed."""
+    out = subprocess.run(
+        outrider_cmd("analyze", str(jsonl), "-c", str(config), "--json"), capture_output=True, check=True
+    )
+    return dict(orjson.loads(out.stdout))
+
+
+async def analyzed(jsonl: Path, config: Path) -> dict[str, Any]:
+    """`analyze_file` without blocking the test's event loop."""
+    return await asyncio.to_thread(analyze_file, jsonl, config)

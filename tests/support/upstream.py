@@ -100,18 +100,23 @@ def make_app(name: str, fault: str = "none") -> web.Application:
     return app
 
 
-async def main(port: int, name: str, fault: str) -> None:
-    """Serve until killed."""
-    runner = web.AppRunner(make_app(name, fault), access_log=None, auto_decompress=False)
+async def serve(app: web.Application, port: int, service: str) -> None:
+    """Serve `app` on 127.0.0.1:`port` (bodies as received, never decompressed), log the `listening` line
+    as `service`, and run until killed."""
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     host, bound = runner.addresses[0][:2]
     sys.stderr.write(
-        orjson.dumps({"event": "listening", "service": "upstream", "address": f"{host}:{bound}"}).decode()
-        + "\n"
+        orjson.dumps({"event": "listening", "service": service, "address": f"{host}:{bound}"}).decode() + "\n"
     )
     sys.stderr.flush()
     await asyncio.Event().wait()
+
+
+async def main(port: int, name: str, fault: str) -> None:
+    """Serve until killed."""
+    await serve(make_app(name, fault), port, "upstream")
 
 
 if __name__ == "__main__":
