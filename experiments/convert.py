@@ -14,7 +14,10 @@ from experiments.schema_shadow import Shadow
 def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:
     """The `Experiment` described by `doc`, read from `source`."""
     spec = doc.spec
-    variants = tuple(model.Variant(v.name, v.role, v.upstream, v.grpc_upstream) for v in spec.variants)
+    variants = tuple(
+        model.Variant(v.name, v.role, v.upstream, v.grpc_upstream, v.served_model, v.version)
+        for v in spec.variants
+    )
     stable = next(v.name for v in variants if v.role == "stable")
     has_shadows = any(v.role == "shadow" for v in variants)
     return model.Experiment(

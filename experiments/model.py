@@ -32,6 +32,10 @@ class Variant:
     """Base URL (scheme://host:port[/prefix]); the request path is appended to it."""
     grpc_upstream: str | None = None
     """HOST:PORT of the same model server's OIP gRPC port (calls on outrider's `--grpc-listen` go there)."""
+    model: str | None = None
+    """The model name this variant's server knows (the request's is rewritten to it); None: as requested."""
+    version: str | None = None
+    """The model version to ask this variant's server for (rewritten into the request); None: as requested."""
 
 
 @dataclass(frozen=True, slots=True)

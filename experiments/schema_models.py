@@ -19,6 +19,7 @@ from experiments.schema_types import (
     DNS_LABEL,
     GRPC_TARGET,
     HEADER_NAME,
+    MODEL_NAME,
     PATH_PREFIX,
     UNIT,
     VARIANT_NAME,
@@ -71,6 +72,12 @@ class Variant(Section):
     """`stable` (the current version), `candidate` (the one under test) or `shadow` (mirrored copies only)."""
     upstream: Upstream
     """Base URL of the model server, `http://host:port[/prefix]`; the request path is appended."""
+    served_model: str | None = Field(None, alias="model", pattern=MODEL_NAME)
+    """The model name this variant's server serves, when it differs from the one clients ask for: the path
+    (`/v2/models/NAME/...`, `/v1/models/NAME:predict`) and a gRPC call's `model_name` are rewritten to it."""
+    version: str | None = Field(None, pattern=MODEL_NAME)
+    """The model version to ask this variant's server for (`/v2/models/NAME/versions/V/...`); a version the
+    client named is replaced by it."""
     grpc_upstream: str | None = Field(None, pattern=GRPC_TARGET)
     """`HOST:PORT` of the model server's Open Inference Protocol gRPC port: calls to outrider's gRPC port
     (`--grpc-listen`) for this variant go there."""

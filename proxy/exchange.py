@@ -66,6 +66,7 @@ class Exchange:
     principal: Mapping[str, Any] | None = None  # auth: verified JWT claims
     assignment: Assignment | None = None  # route
     upstream_url: str | None = None  # route: base URL of the destination (variant or default upstream)
+    upstream_path: str | None = None  # route: the path for the upstream when the variant renames the model
     upstream_ms: float = 0.0  # forward: time spent waiting for the upstream (a streamed body's end included)
     ttfb_ms: float | None = None  # forward: from the request's arrival to the upstream's first answer byte
     extra: dict[str, str] = field(default_factory=dict)  # response headers added by filters

@@ -64,7 +64,7 @@ def request_head(ex: Exchange, origin: Origin, preserve_host: bool = False) -> b
     outrider's framing on this leg.
     """
     inbound = ex.inbound
-    target = origin.prefix + inbound.path
+    target = origin.prefix + (ex.upstream_path or inbound.path)
     if _BAD_TARGET.search(target) is not None:
         raise BadRequest("request target with characters that cannot be forwarded")
     headers = forwarded_headers(ex)

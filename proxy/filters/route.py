@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from experiments.assignment import BUCKETS, bucket_of, unit_hash
 from experiments.model import Experiment
+from experiments.model_paths import rewrite_path
 from experiments.protocol_paths import is_status_call
 from proxy.chain import Stage
 from proxy.errors import BadPath, NotFound, PayloadTooLarge
@@ -58,7 +59,10 @@ class Route:
                 f"body of {len(inbound.body)} bytes is over this route's cap of {exp.max_body_bytes}"
             )
         ex.assignment = self._assign(live, ex)
-        ex.upstream_url = ex.assignment.variant.upstream
+        variant = ex.assignment.variant
+        ex.upstream_url = variant.upstream
+        if variant.model is not None or variant.version is not None:
+            ex.upstream_path = rewrite_path(inbound.path, variant.model, variant.version)
         if exp.expose_variant:
             ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
         return await call_next(ex)

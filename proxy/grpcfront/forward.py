@@ -13,7 +13,7 @@ import grpc
 from multidict import CIMultiDict
 
 from experiments.model import DEFAULT_TIMEOUT_S
-from oipgrpc.messages import METHODS
+from oipgrpc.messages import METHODS, ModelInferRequest
 from proxy.errors import UpstreamTimeout, UpstreamUnavailable
 from proxy.exchange import Exchange, Reply
 from proxy.grpcfront.status import http_of
@@ -21,6 +21,17 @@ from proxy.grpcfront.status import http_of
 GRPC_STATUS = "grpc-status"
 GRPC_MESSAGE = "grpc-message"
 CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+
+
+def renamed(request: bytes, model: str | None, version: str | None) -> bytes:
+    """A ModelInferRequest asking for `model` / `version` instead (None: as sent)."""
+    message = ModelInferRequest.FromString(request)
+    if model is not None:
+        message.model_name = model
+    if version is not None:
+        message.model_version = version
+    out: bytes = message.SerializeToString()
+    return out
 
 
 class GrpcForward:
@@ -49,7 +60,10 @@ class GrpcForward:
         if rpc is not None and rpc.time_left_s is not None:
             timeout = min(timeout, rpc.time_left_s)
         method = rpc.method if rpc is not None else "ModelInfer"
-        return await self.call(target, method, ex.inbound.body, timeout, ex.inbound.request_id)
+        body = ex.inbound.body
+        if a is not None and (a.variant.model is not None or a.variant.version is not None):
+            body = renamed(body, a.variant.model, a.variant.version)
+        return await self.call(target, method, body, timeout, ex.inbound.request_id)
 
     async def call(self, target: str, method: str, body: bytes, timeout: float, request_id: str) -> Reply:
         """One unary call of the OIP service to `target`, raw bytes in and out."""

@@ -14,7 +14,7 @@ DATA = Path(__file__).parent / "data"
 CLASSES = {
     "unknown-key.yaml": (
         "14:7: spec.variants.1.weight",
-        "unknown key 'weight' (allowed: name, role, upstream, grpcUpstream)",
+        "unknown key 'weight' (allowed: name, role, upstream, model, version, grpcUpstream)",
     ),
     "wrong-type.yaml": ("15:12: spec.analysis.alpha", "expected a number, got 'abc'"),
     "weights-sum.yaml": ("14:16: spec.strategy.abTest.weights", "weights sum to 90, must be 100"),
@@ -66,7 +66,8 @@ def test_every_class_in_one_file_is_reported_in_one_run() -> None:
         "9:3: spec.variants: no stable variant",
         "13:13: spec.variants.1.name: duplicate variant name 'stable'",
         "15:17: spec.variants.1.upstream: upstream must be an http:// or https:// URL",
-        "19:7: spec.variants.2.weight: unknown key 'weight' (allowed: name, role, upstream, grpcUpstream)",
+        "19:7: spec.variants.2.weight: unknown key 'weight' "
+        "(allowed: name, role, upstream, model, version, grpcUpstream)",
         "23:5: spec.assignment.salt: duplicate key 'salt'",
         "26:22: spec.strategy.canary.steps.2: steps must be strictly increasing",
         "27:27: spec.strategy.canary.minRequestsPerStep: expected an integer, got 'abc'",

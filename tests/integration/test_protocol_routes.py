@@ -1,6 +1,7 @@
 """The protocols' paths through a real outrider: only inference is an outcome (health and metadata reads are
 routed but not recorded), records say which method and path they were, KServe v1 `:predict` stays under its
-prefix, and server-level health reads reach a stable server when no experiment matches them."""
+prefix, server-level health reads reach a stable server when no experiment matches them, and a variant whose
+server knows the model under another name or version gets the path rewritten."""
 
 from __future__ import annotations
 
@@ -58,3 +59,46 @@ async def test_only_inference_is_recorded_with_its_method_and_path(
         "v1",
         "/v1/models/digits:predict",
     )
+
+
+RENAMED = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: renamed
+spec:
+  match:
+    pathPrefix: /v2/models/digits
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable}", version: "1"}}
+    - {{name: candidate, role: candidate, upstream: "{candidate}", model: digits-int8, version: "2"}}
+  assignment:
+    unit: header:x-user-id
+    salt: renamed
+  strategy:
+    canary:
+      steps: [50]
+"""
+
+
+async def test_each_variant_is_asked_for_its_own_model_name_and_version(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    proxy = outrider(RENAMED.format(stable=stable.url, candidate=candidate.url), data_dir=tmp_path / "data")
+    seen: dict[str, set[str]] = {}
+    async with aiohttp.ClientSession() as s:
+        for i in range(40):
+            headers = {"x-user-id": f"u{i}"}
+            async with s.post(f"{proxy.url}/v2/models/digits/infer?q=1", data=b"{}", headers=headers) as r:
+                doc = orjson.loads(await r.read())
+                seen.setdefault(str(doc["name"]), set()).add(str(doc["path"]))
+    assert seen == {
+        "stable": {"/v2/models/digits/versions/1/infer?q=1"},  # the query goes along
+        "candidate": {"/v2/models/digits-int8/versions/2/infer?q=1"},
+    }
+    proxy.stop()
+    records = await exported(tmp_path / "data")
+    assert {r["path"] for r in records} == {
+        "/v2/models/digits/infer"
+    }  # the record keeps what the client asked
