@@ -140,23 +140,25 @@ def _locate(findings: list[Finding], doc: MarkedDocument, source: str) -> list[C
 
 
 def _clashes(checked: list[_Checked]) -> list[ConfigProblem]:
-    """Problems for experiments that reuse the name or path prefix of one in an earlier file."""
+    """Problems for experiments that reuse the name, or the path prefix with the same host and header
+    conditions, of one in an earlier file."""
     names: dict[str, str] = {}
-    prefixes: dict[str, tuple[str, str]] = {}
+    prefixes: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], tuple[str, str]] = {}
     problems = []
     for c in checked:
         if c.experiment is None:
             continue
         name, prefix = c.experiment.name, c.experiment.path_prefix
+        where_to = (prefix, c.experiment.host, c.experiment.headers)
         if name in names:
             message = f"experiment name {name!r} is already used in {names[name]}"
             problems.append(_problem_at(c, ("metadata", "name"), message))
-        if prefix in prefixes:
-            other, where = prefixes[prefix]
+        if where_to in prefixes:
+            other, where = prefixes[where_to]
             message = f"pathPrefix {prefix!r} is already used by experiment {other!r} in {where}"
             problems.append(_problem_at(c, ("spec", "match", "pathPrefix"), message))
         names.setdefault(name, c.source)
-        prefixes.setdefault(prefix, (name, c.source))
+        prefixes.setdefault(where_to, (name, c.source))
     return problems
 
 

@@ -36,6 +36,8 @@ def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:
         stream_timeout_s=spec.stream_timeout,
         max_body_bytes=spec.max_body_bytes,
         methods=frozenset(spec.match.methods),
+        host=spec.match.host.lower() if spec.match.host else None,
+        headers=tuple(sorted((k.lower(), v) for k, v in spec.match.headers.items())),
         outcomes=_outcomes(spec.outcomes) if spec.outcomes is not None else None,
         expose_variant=spec.expose_variant,
     )
@@ -105,4 +107,11 @@ def _analysis(analysis: Analysis) -> model.AnalysisSpec:
 
 
 def _outcomes(outcomes: Outcomes) -> model.OutcomeRule:
-    return model.OutcomeRule(frozenset(outcomes.methods), tuple(outcomes.path_suffixes))
+    errors = frozenset(
+        code
+        for item in outcomes.error_statuses
+        for code in (
+            range(int(item[0]) * 100, int(item[0]) * 100 + 100) if item.endswith("xx") else (int(item),)
+        )
+    )
+    return model.OutcomeRule(frozenset(outcomes.methods), tuple(outcomes.path_suffixes), errors)

@@ -47,6 +47,8 @@ class OutcomeRule:
     """Recorded methods; empty: any."""
     path_suffixes: tuple[str, ...] = ()
     """Recorded paths end with one of these; empty: any."""
+    error_statuses: frozenset[int] = frozenset(range(500, 600))
+    """Upstream statuses recorded as errors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,10 @@ class Experiment:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     methods: frozenset[str] = field(default_factory=frozenset)
     """HTTP methods that belong to the experiment; empty means all."""
+    host: str | None = None
+    """Only requests for this host (lower case, no port) belong to it."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """(lower-case name, exact value) pairs a request must all carry to belong to it."""
     outcomes: OutcomeRule | None = None
     """Which of its requests are recorded (None: all but health and metadata reads)."""
     expose_variant: bool = True

@@ -6,7 +6,7 @@ Usage: `is_status_call("GET", "/v2/models/digits/ready")` → True; `outcome_wan
 Known status calls (GET or HEAD only): Open Inference Protocol v2 (`/v2`, `/v2/health/live|ready`,
 `/v2/models/NAME[/versions/V][/ready|/config|/stats]`, `/v2/repository/...`), KServe v1 and TF Serving
 (`/v1/models/NAME[/versions/V][/metadata]`), and `/v1/models` (an OpenAI-compatible server's model list). An
-experiment that sets `spec.outcomes` records exactly what it lists instead.
+experiment that sets `spec.outcomes.methods` or `.pathSuffixes` records exactly what they list instead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def is_status_call(method: str, path: str) -> bool:
 def outcome_wanted(experiment: Experiment, method: str, path: str) -> bool:
     """Whether a routed request of `experiment` is one of its outcomes (`path` without its query)."""
     rule = experiment.outcomes
-    if rule is None:
+    if rule is None or not (rule.methods or rule.path_suffixes):
         return not is_status_call(method, path)
     if rule.methods and method not in rule.methods:
         return False

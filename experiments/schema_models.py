@@ -19,6 +19,7 @@ from experiments.schema_types import (
     DNS_LABEL,
     GRPC_TARGET,
     HEADER_NAME,
+    HOST_NAME,
     MODEL_NAME,
     PATH_PREFIX,
     UNIT,
@@ -51,6 +52,11 @@ class Match(Section):
     """Requests whose path starts with this prefix (which starts with '/') belong to the experiment."""
     methods: tuple[Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], ...] = ()
     """HTTP methods that belong to the experiment; empty or absent means all."""
+    host: str | None = Field(None, pattern=HOST_NAME)
+    """Only requests for this host (the `Host` header without its port, case-insensitive) belong to it."""
+    headers: dict[Annotated[str, Field(pattern=HEADER_NAME)], str] = Field(default_factory=dict)
+    """Only requests carrying each of these headers with exactly this value belong to it (e.g. Seldon's
+    `seldon-model: digits`); with `host`, they let experiments share a path prefix."""
 
 
 class Outcomes(Section):
@@ -61,6 +67,9 @@ class Outcomes(Section):
     """Recorded methods; empty or absent means all."""
     path_suffixes: tuple[str, ...] = ()
     """Recorded paths end with one of these (e.g. `/infer`, `:predict`); empty or absent means all."""
+    error_statuses: tuple[Annotated[str, Field(pattern=r"^([1-5]xx|[1-5][0-9][0-9])$")], ...] = ("5xx",)
+    """Upstream statuses recorded as errors (`upstream_4xx`/`upstream_5xx`): classes like `4xx` or codes like
+    `404`; 5xx by default. A variant that answers 404 to half the users is then judged for it."""
 
 
 class Variant(Section):

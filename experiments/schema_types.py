@@ -31,6 +31,8 @@ from experiments.metrics import GOAL_METRICS, GUARDRAIL_METRICS, unknown_metric_
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 VARIANT_NAME = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+HOST_NAME = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$"
+"""A host name or IPv4 address, without a port."""
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 """A model name or version as it appears in a path segment."""
 GRPC_TARGET = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"

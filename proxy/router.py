@@ -1,4 +1,5 @@
-"""Which experiment a request belongs to, and the live traffic table of each experiment.
+"""Which experiment a request belongs to (path prefix, then methods, host and header conditions), and the live
+traffic table of each experiment.
 
 Usage: router = Router(experiments); live = router.match("POST", "/v2/models/digits/infer")
 States are swapped whole (one assignment), so a request sees either the old or the new table, never a mix.
@@ -6,7 +7,7 @@ States are swapped whole (one assignment), so a request sees either the old or t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from experiments.assignment import TrafficTable
@@ -31,6 +32,15 @@ def prefix_matches(prefix: str, path: str) -> bool:
     return len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] in "/:"
 
 
+def _fits(exp: Experiment, headers: Mapping[str, str]) -> bool:
+    if exp.host is not None:
+        host = headers.get("host", "").lower()
+        host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]  # no port
+        if host != exp.host:
+            return False
+    return all(headers.get(name) == value for name, value in exp.headers)
+
+
 class Router:
     """Longest-prefix match of the request path over the experiments' `match.pathPrefix`."""
 
@@ -40,16 +50,27 @@ class Router:
             self._live[exp.name] = Live(
                 exp, st := initial_state(exp, now), TrafficTable.build(exp, st.weights)
             )
-        self._order = sorted(self._live.values(), key=lambda lv: len(lv.experiment.path_prefix), reverse=True)
+        # longest prefix first; among equal prefixes, the ones with host or header conditions before the rest
+        self._order = sorted(
+            self._live.values(),
+            key=lambda lv: (
+                len(lv.experiment.path_prefix),
+                lv.experiment.host is not None or bool(lv.experiment.headers),
+            ),
+            reverse=True,
+        )
         self._names = [lv.experiment.name for lv in self._order]
 
-    def match(self, method: str, path: str) -> Live | None:
-        """The live experiment for this request, or None."""
+    def match(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> Live | None:
+        """The live experiment for this request, or None (`headers`: the request's, case-insensitive; an
+        experiment that matches on `host` or headers never matches a request without them)."""
         path = path.split("?", 1)[0]
         for name in self._names:
             live = self._live[name]
             exp = live.experiment
-            if prefix_matches(exp.path_prefix, path) and (not exp.methods or method in exp.methods):
+            if not prefix_matches(exp.path_prefix, path) or (exp.methods and method not in exp.methods):
+                continue
+            if (exp.host is None and not exp.headers) or (headers is not None and _fits(exp, headers)):
                 return live
         return None
 

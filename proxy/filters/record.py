@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
 from experiments.protocol_paths import outcome_wanted
 from experiments.sink import OutcomeSink
@@ -26,6 +27,16 @@ from proxy.feedback_token import FeedbackTokens, reward_range, subject_of
 from proxy.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
 
 EVENT_STREAM = "text/event-stream"
+
+
+def status_error(experiment: Experiment, status: int) -> str | None:
+    """The error class of an upstream answer's status: 5xx always, others as `spec.outcomes.errorStatuses`."""
+    if status >= 500:
+        return "upstream_5xx"
+    rule = experiment.outcomes
+    if rule is not None and status in rule.error_statuses:
+        return f"upstream_{status // 100}xx"
+    return None
 
 
 def is_event_stream(reply: Reply) -> bool:
@@ -75,7 +86,7 @@ class Record:
         if is_event_stream(reply):
             counter = SseCounter()
             counter.feed(reply.body)
-        error = "upstream_5xx" if reply.status >= 500 else None
+        error = status_error(a.experiment, reply.status)
         self._emit(ex, reply.status, error, len(reply.body), counter.events if counter else None)
         return reply
 
@@ -87,7 +98,7 @@ class Record:
 
         def ended(outcome: Outcome, sent: int) -> None:
             if outcome == COMPLETE:
-                error = "upstream_5xx" if status >= 500 else None
+                error = status_error(ex.assignment.experiment, status) if ex.assignment else None
             elif outcome == CLOSED or isinstance(outcome, (asyncio.CancelledError, ConnectionError)):
                 error = "client_disconnect"
             elif isinstance(outcome, UpstreamError):  # after the first byte: the status stays what was sent

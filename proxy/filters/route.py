@@ -46,7 +46,7 @@ class Route:
         """Normalise the path, set `ex.assignment` and `ex.upstream_url`, then continue."""
         self._normalise(ex)
         inbound = ex.inbound
-        live = self.router.match(inbound.method, inbound.path)
+        live = self.router.match(inbound.method, inbound.path, inbound.headers)
         if live is None:
             upstream = self.default_upstream or self._status_upstream(inbound.method, inbound.path)
             if upstream is None:
@@ -88,7 +88,7 @@ class Route:
         path = normalise(inbound.path)
         if path == inbound.path:
             return
-        claimed = self.router.match(inbound.method, inbound.path)
+        claimed = self.router.match(inbound.method, inbound.path, inbound.headers)
         if claimed is not None and not prefix_matches(claimed.experiment.path_prefix, path.split("?", 1)[0]):
             raise BadPath(
                 f"the path leaves {claimed.experiment.path_prefix!r} once normalised "

@@ -55,11 +55,26 @@ def test_outcomes_by_default_and_as_declared() -> None:
     assert outcome_wanted(declared, "POST", "/v2/models/digits/versions/1/infer")
     assert not outcome_wanted(declared, "POST", "/v2/models/digits/explain")
     assert not outcome_wanted(declared, "GET", "/v2/models/digits/infer")
-    anything = replace(EXP, outcomes=OutcomeRule())
-    assert outcome_wanted(anything, "GET", "/v2/models/digits/ready")
+    errors_only = replace(EXP, outcomes=OutcomeRule(error_statuses=frozenset({404})))
+    assert not outcome_wanted(errors_only, "GET", "/v2/models/digits/ready")  # the default still applies
+    assert outcome_wanted(errors_only, "POST", "/v2/models/digits/infer")
 
 
 def test_verbs_after_a_colon_stay_under_their_prefix() -> None:
     assert prefix_matches("/v1/models/digits", "/v1/models/digits:predict")
     assert prefix_matches("/v1/models/digits", "/v1/models/digits/versions/2:explain")
     assert not prefix_matches("/v1/models/digits", "/v1/models/digits2:predict")
+
+
+def test_matching_by_host_and_headers() -> None:
+    from proxy.router import Router
+
+    plain = EXP
+    seldon = replace(EXP, name="seldon", headers=(("seldon-model", "iris"),))
+    hosted = replace(EXP, name="hosted", host="wine.example")
+    router = Router([plain, seldon, hosted])
+    path = "/v2/models/digits/infer"
+    assert router.match("POST", path, {"seldon-model": "iris"}).experiment.name == "seldon"  # type: ignore[union-attr]
+    assert router.match("POST", path, {"host": "Wine.Example:80"}).experiment.name == "hosted"  # type: ignore[union-attr]
+    assert router.match("POST", path, {"host": "[::1]:80"}).experiment.name == "e"  # type: ignore[union-attr]
+    assert router.match("POST", path).experiment.name == "e"  # type: ignore[union-attr]

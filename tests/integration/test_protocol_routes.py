@@ -102,3 +102,61 @@ async def test_each_variant_is_asked_for_its_own_model_name_and_version(
     assert {r["path"] for r in records} == {
         "/v2/models/digits/infer"
     }  # the record keeps what the client asked
+
+
+BY_HEADER = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: {name}
+spec:
+  match:
+    pathPrefix: /api/v1.0/predictions
+    {condition}
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable}"}}
+    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
+  assignment:
+    unit: header:x-user-id
+    salt: {name}
+  strategy:
+    canary:
+      steps: [{steps}]
+  outcomes:
+    errorStatuses: [5xx, "404"]
+"""
+
+
+async def test_experiments_share_a_prefix_by_header_or_host_and_404s_count_as_errors(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    urls = {"stable": stable.url, "candidate": candidate.url}
+    iris = BY_HEADER.format(name="iris", condition="headers: {seldon-model: iris}", steps="100", **urls)
+    wine = BY_HEADER.format(name="wine", condition="host: wine.example", steps="1", **urls)
+    proxy = outrider(iris, wine, data_dir=tmp_path / "data")
+    path = "/api/v1.0/predictions"
+    async with aiohttp.ClientSession() as s:
+        cases = {
+            "iris": {"seldon-model": "iris"},
+            "wine": {"Host": "WINE.example:8080"},
+            "other": {"seldon-model": "other"},
+            "missing": {"seldon-model": "iris"},
+        }
+        statuses = {}
+        for rid, extra in cases.items():
+            url = f"{proxy.url}{path}" + ("/status/404" if rid == "missing" else "")
+            headers = {"x-user-id": "u7", "x-request-id": rid, **extra}
+            async with s.post(url, data=b"{}", headers=headers) as r:
+                statuses[rid] = (r.status, r.headers.get("x-outrider-variant"))
+    assert statuses["iris"] == (200, "candidate")  # iris' canary is at 100%
+    assert statuses["wine"][0] == 200
+    assert statuses["other"][0] == 404  # no experiment has this header value, no default upstream
+    assert statuses["missing"] == (404, "candidate")  # the upstream's 404, answered as it was
+    proxy.stop()
+    records = {str(r["request_id"]): r for r in await exported(tmp_path / "data")}
+    assert records["iris"]["experiment"] == "iris"
+    assert records["wine"]["experiment"] == "wine"
+    assert "other" not in records
+    assert (records["missing"]["status"], records["missing"]["error"]) == (404, "upstream_4xx")
+    assert records["iris"]["error"] is None
