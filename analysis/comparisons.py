@@ -12,10 +12,11 @@ other candidate is harmful.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from analysis.engine import Decision, Judge
-from experiments.model import Experiment
+from experiments.model import Experiment, ShadowOnlyStrategy
 from experiments.outcome import OutcomeRecord
 
 
@@ -80,7 +81,59 @@ class Comparisons:
         return {**snaps[0], "comparisons": comparisons}
 
 
-def judge_for(experiment: Experiment) -> Judge | Comparisons:
-    """The judge of `experiment`: one comparison, or one per candidate."""
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The decision of a judge with nothing to compare."""
+
+    kind: str
+    reasons: list[str]
+    snapshot: dict[str, Any]
+
+
+class NoComparison:
+    """The judge of a shadow-only experiment: no candidate, so no statistics and no decision of its own
+    (its shadows' verdict, analysis.shadow_judge, ends it)."""
+
+    NOTE = "shadow-only: every request is served by stable; the shadow verdict is the result"
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+
+    def observe(self, records: Sequence[OutcomeRecord]) -> None:
+        """Nothing to compare."""
+
+    def observe_rewards(self, records: Sequence[OutcomeRecord]) -> None:
+        """Nothing to compare."""
+
+    def mature(self, cutoff: float) -> None:
+        """Nothing to compare."""
+
+    def latched(self) -> list[str]:
+        """No sample-ratio check without a split."""
+        return []
+
+    def latch(self, candidates: Sequence[str]) -> None:
+        """No sample-ratio check without a split."""
+
+    def decide(
+        self,
+        *,
+        step: int,
+        candidate_in_step: int,
+        drops: Mapping[str, int] | None = None,
+        detail: bool = True,
+    ) -> Waiting:
+        """Always CONTINUE."""
+        return Waiting("CONTINUE", [self.NOTE], self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """No metrics: a note instead."""
+        return {"metrics": [], "notes": [self.NOTE], "step": 0}
+
+
+def judge_for(experiment: Experiment) -> Judge | Comparisons | NoComparison:
+    """The judge of `experiment`: one comparison, one per candidate, or none (shadow-only)."""
     candidates = sum(1 for v in experiment.serving if v.role == "candidate")
+    if isinstance(experiment.strategy, ShadowOnlyStrategy):
+        return NoComparison(experiment)
     return Comparisons(experiment) if candidates > 1 else Judge(experiment)

@@ -39,6 +39,10 @@ class PairedTally:
     """Pairs where only the shadow was right."""
 
 
+MAX_LOG = 700.0
+"""Largest log-ratio bound turned into a ratio (e^710 overflows a float)."""
+
+
 def update(
     state: PairedTally,
     log_ratio: Array | None = None,
@@ -91,8 +95,8 @@ def log_ratio_interval(state: PairedTally, n_star: float, alpha: float) -> tuple
     """(1 - alpha) CS for the geometric-mean latency ratio shadow/primary."""
     c = log_ratio_contrast(state)
     half = means.half_width(c, n_star, alpha)
-    if not np.isfinite(half):
-        return 0.0, float("inf")
+    if not np.isfinite(half) or c.mean + half > MAX_LOG:  # e^710 overflows: the bound is +∞ either way
+        return (float(np.exp(c.mean - half)) if np.isfinite(half) else 0.0), float("inf")
     return float(np.exp(c.mean - half)), float(np.exp(c.mean + half))
 
 

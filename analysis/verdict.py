@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from analysis.reward_arrival import RewardClock
 from analysis.shadow_judge import ShadowJudge
-from experiments.model import Experiment
+from experiments.model import Experiment, ShadowOnlyStrategy
 from experiments.outcome import OutcomeRecord
 from experiments.state import ExperimentState, Phase
 
@@ -150,6 +150,7 @@ class Looker:
         """The record count of the next look (a function of the record count alone: live = replay)."""
         self.candidates = 0
         gated = experiment.shadow is not None and experiment.shadow.require_ok
+        gated = gated or isinstance(experiment.strategy, ShadowOnlyStrategy)
         self.view = View("shadowing" if gated else "progressing")
         if state is not None:
             start = state.extra.get("step_start_candidates", 0)
@@ -262,6 +263,8 @@ class Looker:
         """(phase, step, state extra) a decision leads to, or None when it changes nothing."""
         step = decision.step
         if decision.kind == "SHADOW_OK":
+            if isinstance(self.experiment.strategy, ShadowOnlyStrategy):  # the verdict is the result
+                return "promoted", step, {}
             return "progressing", 0, {"step_start_candidates": decision.candidate_requests}
         if decision.kind == "SHADOW_FAIL":
             return "rolled_back", step, {}

@@ -62,6 +62,8 @@ def _strategy(strategy: Strategy, stable: str) -> model.Strategy:
         return model.CanaryStrategy(tuple(float(s) for s in canary.steps), canary.min_requests_per_step)
     if strategy.ab_test is not None:
         return model.ABStrategy({k: float(w) for k, w in strategy.ab_test.weights.items()})
+    if strategy.shadow is not None:
+        return model.ShadowOnlyStrategy()
     assert strategy.blue_green is not None, "cross_check guarantees exactly one strategy"
     return model.BlueGreenStrategy(strategy.blue_green.active or stable)
 

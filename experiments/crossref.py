@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from experiments.crossref_shadow import shadow_findings
 from experiments.yamlmarks import Finding
 
-_STRATEGIES = ("canary", "abTest", "blueGreen")
+_STRATEGIES = ("canary", "abTest", "blueGreen", "shadow")
 _ROLES = ("stable", "candidate", "shadow")
 
 
@@ -121,7 +121,7 @@ def _strategy(strategy: dict[str, object], variants: _Variants) -> list[Finding]
     chosen = [key for key in _STRATEGIES if key in strategy]
     if len(chosen) != 1:
         got = " and ".join(chosen) if chosen else "none"
-        message = f"choose exactly one of canary, abTest, blueGreen (got {got})"
+        message = f"choose exactly one of canary, abTest, blueGreen, shadow (got {got})"
         return [Finding(("spec", "strategy"), message, key=True)]
     if not variants.complete:
         return []
@@ -130,7 +130,22 @@ def _strategy(strategy: dict[str, object], variants: _Variants) -> list[Finding]
         return _canary(variants)
     if chosen[0] == "abTest":
         return _ab_test(section.get("weights"), variants)
+    if chosen[0] == "shadow":
+        return _shadow_only(variants)
     return _blue_green(section.get("active"), variants)
+
+
+def _shadow_only(variants: _Variants) -> list[Finding]:
+    where = ("spec", "strategy", "shadow")
+    findings = []
+    if not variants.with_role("shadow"):
+        findings.append(
+            Finding(where, "a shadow-only experiment needs at least one variant with role: shadow", key=True)
+        )
+    if variants.with_role("candidate"):
+        message = "a shadow-only experiment serves only stable: use role: shadow, not candidate"
+        findings.append(Finding(where, message, key=True))
+    return findings
 
 
 def _canary(variants: _Variants) -> list[Finding]:

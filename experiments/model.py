@@ -91,7 +91,13 @@ class BlueGreenStrategy:
     active: str
 
 
-Strategy = CanaryStrategy | ABStrategy | BlueGreenStrategy
+@dataclass(frozen=True, slots=True)
+class ShadowOnlyStrategy:
+    """Every request served by stable, copies to the shadows; the shadow verdict is the experiment's result
+    (SHADOW_OK ends it `promoted`, SHADOW_FAIL `rolled_back`; the traffic never moves)."""
+
+
+Strategy = CanaryStrategy | ABStrategy | BlueGreenStrategy | ShadowOnlyStrategy
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,8 +154,13 @@ class BlueGreen(Section):
     """The serving variant that takes all traffic; default: the stable one."""
 
 
+class ShadowOnly(Section):
+    """No split: stable serves everything, the shadows get copies, their verdict ends the experiment."""
+
+
 class Strategy(Section):
-    """How traffic is split between the serving variants: exactly one of `canary`, `abTest`, `blueGreen`."""
+    """How traffic is split between the serving variants: exactly one of `canary`, `abTest`, `blueGreen`,
+    `shadow`."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
     canary: Canary | None = None
@@ -164,8 +169,10 @@ class Strategy(Section):
     """A fixed split between variants."""
     blue_green: BlueGreen | None = None
     """All traffic on one variant."""
+    shadow: ShadowOnly | None = None
+    """No split: every request on stable, copies to the shadow variants, the shadow verdict as the result."""
 
-    @field_validator("canary", "ab_test", "blue_green", mode="before")
+    @field_validator("canary", "ab_test", "blue_green", "shadow", mode="before")
     @classmethod
     def _written_but_empty(cls, value: object) -> object:
         # `blueGreen:` with nothing after it chooses the strategy with its defaults (and `canary:` must then

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment
+from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment, ShadowOnlyStrategy
 
 Phase = Literal["shadowing", "progressing", "paused", "promoted", "rolled_back"]
 """`shadowing`: shadows are judged and the candidate gets no traffic yet (`shadow.requireOk`)."""
@@ -65,6 +65,8 @@ def planned_weights(experiment: Experiment, phase: Phase, step: int) -> dict[str
         return {stable: 100.0 - share, candidate: share}
     if isinstance(strategy, ABStrategy):
         return dict(strategy.weights)
+    if isinstance(strategy, ShadowOnlyStrategy):
+        return {stable: 100.0}
     assert isinstance(strategy, BlueGreenStrategy)
     return {strategy.active: 100.0}
 
@@ -73,7 +75,9 @@ def initial_state(experiment: Experiment, now: float = 0.0) -> ExperimentState:
     """Version 1: the first canary step, the A/B weights, or the blue-green active side — or, when the shadow
     verdict must be OK first, all traffic on stable."""
     gated = experiment.shadow is not None and experiment.shadow.require_ok
-    phase: Phase = "shadowing" if gated else "progressing"
+    phase: Phase = (
+        "shadowing" if gated or isinstance(experiment.strategy, ShadowOnlyStrategy) else "progressing"
+    )
     return ExperimentState(
         experiment=experiment.name,
         version=1,

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from analysis.policy import DEFAULT_GUARDRAILS
-from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment
+from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment, ShadowOnlyStrategy
 from experiments.state import ExperimentState, Phase
 from proxy.dashboard import dashboard
 from proxy.metrics import Metrics
@@ -54,6 +54,8 @@ def strategy_json(exp: Experiment) -> dict[str, Any]:
         return {"kind": "canary", "steps": list(s.steps), "minRequestsPerStep": s.min_requests_per_step}
     if isinstance(s, ABStrategy):
         return {"kind": "abTest", "weights": dict(s.weights)}
+    if isinstance(s, ShadowOnlyStrategy):
+        return {"kind": "shadow"}
     assert isinstance(s, BlueGreenStrategy)
     return {"kind": "blueGreen", "active": s.active}
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from analysis.controller import Controller
 from analysis.verdict import ACTIONS, Decision
-from experiments.model import Experiment
+from experiments.model import Experiment, ShadowOnlyStrategy
 from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 from experiments.state import ExperimentState
@@ -31,11 +31,13 @@ from proxy.webhook import Webhook, decision_event
 
 
 def judged_experiments(router: Router) -> list[Experiment]:
-    """Experiments with an analysis and a candidate (a judge compares a candidate with stable)."""
+    """Experiments with an analysis and a candidate (a judge compares a candidate with stable), and
+    shadow-only experiments (their shadows' verdict is the result)."""
     return [
         lv.experiment
         for lv in router.all()
-        if lv.experiment.analysis is not None and any(v.role == "candidate" for v in lv.experiment.variants)
+        if isinstance(lv.experiment.strategy, ShadowOnlyStrategy)
+        or (lv.experiment.analysis is not None and any(v.role == "candidate" for v in lv.experiment.variants))
     ]
 
 

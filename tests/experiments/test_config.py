@@ -27,7 +27,6 @@ from experiments.model import (
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-SHARED_EXAMPLES = REPO.parent / "shared" / "examples"
 
 MINIMAL = """\
 apiVersion: outrider.dev/v1alpha1
@@ -44,16 +43,13 @@ spec:
 """
 
 
-@pytest.mark.parametrize("name", ["canary.yaml", "ab-test.yaml"])
-def test_examples_are_valid(name: str) -> None:
-    assert check_file(EXAMPLES / name) == []
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(path: Path) -> None:
+    assert check_file(path) == []
 
 
-@pytest.mark.parametrize("name", ["canary.yaml", "ab-test.yaml"])
-def test_examples_match_the_shared_contract(name: str) -> None:
-    if not SHARED_EXAMPLES.is_dir():
-        pytest.skip(f"{SHARED_EXAMPLES} is not next to the repository")
-    assert (EXAMPLES / name).read_text() == (SHARED_EXAMPLES / name).read_text()
+def test_the_examples_are_there() -> None:
+    assert {p.name for p in EXAMPLES.glob("*.yaml")} >= {"canary.yaml", "ab-test.yaml", "shadow-only.yaml"}
 
 
 def test_canary_example_becomes_the_right_experiment() -> None:

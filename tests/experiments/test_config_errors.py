@@ -172,7 +172,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     ),
     "no strategy": (
         _edit("    canary: {steps: [5, 10, 25, 50]}\n", "    {}\n"),
-        ["f.yaml:14:3: spec.strategy: choose exactly one of canary, abTest, blueGreen (got none)"],
+        ["f.yaml:14:3: spec.strategy: choose exactly one of canary, abTest, blueGreen, shadow (got none)"],
     ),
     "weights name unknown and shadow variants, and miss one": (
         _edit("  assignment:", SHADOW).replace(

@@ -50,7 +50,7 @@ def test_schema_describes_the_file_format() -> None:
     assert {"match", "variants", "assignment", "strategy", "timeout", "maxBodyBytes"} <= set(
         spec["properties"]
     )
-    assert set(schema["$defs"]["Strategy"]["properties"]) == {"canary", "abTest", "blueGreen"}
+    assert set(schema["$defs"]["Strategy"]["properties"]) == {"canary", "abTest", "blueGreen", "shadow"}
     for name, definition in schema["$defs"].items():
         assert definition.get("description"), name
         for field, prop in definition["properties"].items():

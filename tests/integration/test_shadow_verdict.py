@@ -18,6 +18,7 @@ import pytest
 
 from modelserver.testset import infer_body, read_test_set
 from tests.integration.conftest import OutriderFactory
+from tests.support.cli import exported
 from tests.support.procs import Proc, outrider_cmd, start
 
 EXPERIMENT = """\
@@ -205,3 +206,71 @@ async def test_the_canary_waits_for_the_shadow_verdict(
     assert set(before) == {"stable"}
     after = [v for p, v in seen[switch:] if p == "progressing"]
     assert "candidate" in after
+
+
+SHADOW_ONLY = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: digits-shadow
+spec:
+  match:
+    pathPrefix: /v2/models/digits
+  variants:
+    - {{name: stable, role: stable, upstream: "{stable}"}}
+    - {{name: int8, role: shadow, upstream: "{shadow}"}}
+  assignment:
+    unit: header:x-user-id
+    salt: shadow-only
+  strategy:
+    shadow: {{}}
+  shadow:
+    sample: 1.0
+    timeout: 1s
+    compare: {{kind: oip-top1, agreementMin: 0.95}}
+"""
+
+
+async def test_a_shadow_only_experiment_ends_on_its_verdict_with_a_report(
+    models: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
+) -> None:
+    stable, shadow = models
+    text = SHADOW_ONLY.format(stable=stable.url, shadow=shadow.url)
+    data_dir = tmp_path / "data"
+    proxy = outrider(text, data_dir=data_dir)
+    view = await drive(proxy, models_dir, time.monotonic() + 90)
+    assert view["state"]["extra"]["shadow_verdicts"] == {"int8": "OK"}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(50):  # the state change follows the verdict within a look
+            async with session.get(f"{proxy.admin_url}/experiments/digits-shadow") as r:
+                state = (await r.json())["state"]
+            if state["phase"] == "promoted":
+                break
+            await asyncio.sleep(0.1)
+    assert state["phase"] == "promoted"
+    assert state["weights"] == {"stable": 100.0}  # nothing moves: the verdict is the result
+    assert state["history"][-1]["decision"] == "SHADOW_OK"
+    report = data_dir / "reports" / "digits-shadow" / "report.md"
+    for _ in range(50):
+        if report.exists():
+            break
+        await asyncio.sleep(0.1)
+    assert "int8" in report.read_text()
+    proxy.stop()
+    records = await exported(data_dir)
+    assert records
+    assert {r["variant"] for r in records} == {"stable"}
+    assert all(r["shadows"] for r in records[:50])
+    config = tmp_path / "shadow-only.yaml"
+    config.write_text(text)
+    jsonl = tmp_path / "e.jsonl"
+    jsonl.write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+    out = await asyncio.to_thread(
+        subprocess.run,
+        outrider_cmd("analyze", str(jsonl), "-c", str(config), "--json"),
+        capture_output=True,
+        check=True,
+    )
+    analyzed = orjson.loads(out.stdout)
+    assert analyzed["shadow"]["int8"]["verdict"] == "OK"
+    assert analyzed["decision"] == "SHADOW_OK"  # the same result offline
