@@ -56,6 +56,10 @@ class SqliteStateStore:
         row = self._conn.execute("SELECT state FROM states WHERE experiment = ?", (experiment,)).fetchone()
         return None if row is None else state_from_json(orjson.loads(row[0]))
 
+    def versions(self) -> dict[str, int]:
+        """The stored version of every experiment: a cheap query to poll (proxy.fleet.state_watch)."""
+        return {str(name): int(v) for name, v in self._conn.execute("SELECT experiment, version FROM states")}
+
     def save(self, state: ExperimentState) -> bool:
         """Store `state` unless a version ≥ its own is already stored; True if stored."""
         blob = orjson.dumps(state.to_json())

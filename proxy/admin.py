@@ -29,6 +29,10 @@ from proxy.statekeeper import StateConflict, StateKeeper
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENAPI_FILE = Path(__file__).with_name("admin_openapi.json")
 OPENAPI = web.AppKey("openapi", bytes)
+NOT_LEADER = (
+    "another outrider process holds this data dir's leader lock: change the experiment on its admin port "
+    "(docs/scale-out.md)"
+)
 
 
 async def load_openapi(app: web.Application) -> AsyncIterator[None]:
@@ -73,7 +77,7 @@ def thresholds_json(exp: Experiment) -> dict[str, float] | None:
 def request_counts(metrics: Metrics) -> dict[str, dict[str, dict[str, int]]]:
     """experiment → variant → {"total", "errors" (5xx)} answered so far, from the requests counter."""
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for family in metrics.requests.collect():
+    for family in metrics.request_families():
         for sample in family.samples:
             if not sample.name.endswith("_total"):
                 continue
@@ -174,8 +178,10 @@ def admin_app(
     keeper: Callable[[], StateKeeper | None] = lambda: None,
     token: str | None = None,
     analysis_of: Callable[[str], dict[str, Any] | None] = lambda name: None,
+    follower: Callable[[], bool] = lambda: False,
 ) -> web.Application:
-    """The admin application (`keeper` is looked up per call: it exists once the data app has started)."""
+    """The admin application (`keeper` is looked up per call: it exists once the data app has started;
+    `follower` says whether another process holds the data dir's leader lock)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return json_response({"status": "ok"})
@@ -185,9 +191,11 @@ def admin_app(
         return json_response({"ready": ok}, status=200 if ok else 503)
 
     async def metrics_text(_: web.Request) -> web.Response:
+        await metrics.refresh()
         return web.Response(body=metrics.render(), headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def experiments(_: web.Request) -> web.Response:
+        await metrics.refresh()
         counts = request_counts(metrics)
         return json_response(
             {
@@ -204,6 +212,7 @@ def admin_app(
             live = router.get(name)
         except KeyError:
             return json_response({"code": "not_found", "detail": f"no experiment named {name!r}"}, status=404)
+        await metrics.refresh()
         return json_response(experiment_json(live, analysis_of(name), request_counts(metrics).get(name)))
 
     async def action(request: web.Request) -> web.Response:
@@ -216,6 +225,8 @@ def admin_app(
         except KeyError:
             return error(404, "not_found", f"no experiment named {name!r}")
         current = keeper()
+        if current is None and follower():
+            return error(503, "not_leader", NOT_LEADER)
         if current is None:
             return error(503, "starting", "state keeper not ready")
         return await mutate(current, live, verb)

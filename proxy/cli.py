@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="sidecar settings file (YAML, docs/settings.md); flags > $OUTRIDER_* > file > defaults",
     )
     add_setting_flags(run)
+    # internal: how a supervisor (`--workers N`) starts its workers (docs/scale-out.md)
+    run.add_argument("--worker-of", type=int, default=None, metavar="PID", help=argparse.SUPPRESS)
+    run.add_argument("--worker-index", type=int, default=0, metavar="I", help=argparse.SUPPRESS)
     run.set_defaults(func=commands.cmd_run)
 
     validate = sub.add_parser("validate", help="check experiment files; exit 2 on any problem")
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `outrider` script; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a supervisor starts its workers with them
     code: int = args.func(args)
     return code
 

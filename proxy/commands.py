@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`outrider run`: resolve settings, load and check every experiment file, then serve until SIGTERM."""
+    """`outrider run`: resolve settings, load and check every experiment file, then serve until SIGTERM (with
+    `--workers N` > 1, supervise N workers: proxy.fleet)."""
     from experiments.config import ConfigError, load_experiments
     from proxy.server import serve
     from proxy.settings_build import sidecar_settings
@@ -42,7 +43,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return 2
-    return loop.run(serve(sidecar_settings(conf, experiments, files)))
+    settings = sidecar_settings(conf, experiments, files)
+    if args.worker_of is not None:  # started by a supervisor (proxy.fleet)
+        from proxy.fleet.worker import WorkerLink
+
+        return loop.run(serve(settings, WorkerLink(args.worker_of, args.worker_index)))
+    if settings.workers > 1:
+        from proxy.fleet.supervisor import supervise
+
+        return loop.run(supervise(settings, getattr(args, "argv", sys.argv[1:])))
+    return loop.run(serve(settings))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

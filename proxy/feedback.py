@@ -124,9 +124,14 @@ class Feedback:
         metrics: Metrics,
         tokens: FeedbackTokens,
         clock: Callable[[], float] = time.time,
+        *,
+        shared: bool = False,
     ) -> None:
         self.store, self.sink, self.router, self.metrics, self.clock = store, sink, router, metrics, clock
         self.tokens = tokens
+        self.shared = shared
+        """Other processes write outcomes to the same store (proxy.fleet workers): a request answered by one
+        of them may still be in its queue, which this process cannot see."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-db")
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -184,7 +189,7 @@ class Feedback:
     async def _find(self, rid: str) -> tuple[int, OutcomeRecord] | None:
         for _ in range(20):  # a just-answered request may still be queued: wait for a few flushes (≤ 1 s)
             found = await self._db(self.store.find, rid)
-            if found is not None or self.sink.pending == 0:
+            if found is not None or (self.sink.pending == 0 and not self.shared):
                 return found
             await asyncio.sleep(0.05)
         return None

@@ -12,14 +12,13 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from analysis.controller import Controller
 from analysis.verdict import ACTIONS, Decision
 from experiments.model import Experiment, ShadowOnlyStrategy
-from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 from experiments.state import ExperimentState
 from proxy.logs import event
@@ -28,6 +27,15 @@ from proxy.router import Router
 from proxy.statekeeper import StateKeeper
 from proxy.tasks import TaskGroup
 from proxy.webhook import Webhook, decision_event
+
+
+class DropCounts(Protocol):
+    """Where the outcomes dropped per variant are counted: this process's sink, or a supervisor's view of
+    its workers' (proxy.fleet.fleet_metrics)."""
+
+    def drops_for(self, experiment: str) -> dict[str, int]:
+        """Dropped outcome records of `experiment` per variant."""
+        ...
 
 
 def judged_experiments(router: Router) -> list[Experiment]:
@@ -53,11 +61,12 @@ class Judging:
         self.tasks = tasks
         self.webhook = webhook
         self.controllers: dict[str, Controller] = {}
-        self.sink: OutcomeSink | None = None
+        self.sink: DropCounts | None = None
         self.keeper: StateKeeper | None = None
 
-    def attach(self, sink: OutcomeSink, keeper: StateKeeper) -> None:
-        """The sink and keeper the controllers read and write (they exist once the data app started)."""
+    def attach(self, sink: DropCounts, keeper: StateKeeper) -> None:
+        """Where drops are counted and the keeper the controllers write (they exist once the data app
+        started)."""
         self.sink, self.keeper = sink, keeper
 
     async def lifecycle(self, _: web.Application) -> AsyncIterator[None]:

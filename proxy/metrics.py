@@ -7,11 +7,12 @@ Outcome counters are read from the sink at scrape time in one go, so the invaria
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from experiments.sink import OutcomeSink
@@ -156,6 +157,14 @@ class Metrics:
             self._children[key] = child
         child[0].inc()
         child[1].observe(seconds)
+
+    async def refresh(self) -> None:
+        """Bring what is read from other processes up to date before a read (proxy.fleet: the workers'
+        metrics); one process has nothing to refresh."""
+
+    def request_families(self) -> Iterable[Metric]:
+        """The `outrider_requests` family (the admin API counts requests per variant in it)."""
+        return self.requests.collect()
 
     def render(self) -> bytes:
         """Prometheus text exposition of everything."""

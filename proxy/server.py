@@ -3,6 +3,9 @@
 Usage: exit_code = proxy.loop.run(serve(Settings(...)))  (Settings: proxy.settings)
 Lifecycle (aiohttp cleanup_ctx): the outcome store opens first and closes last, so every request that was
 answered has its record flushed before exit.
+Roles (docs/scale-out.md): alone, the process judges its experiments if it holds the data dir's leader lock
+(else it follows the stored states); a worker of `outrider run --workers N` (`worker`) serves the shared data
+port and follows the states; the supervisor uses a Sidecar without a data plane (`fleet`) as its control side.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from experiments.sink import OutcomeSink
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
@@ -38,8 +43,12 @@ from proxy.filters.mirror import Mirror
 from proxy.filters.ratelimit import RateLimit
 from proxy.filters.record import Record
 from proxy.filters.route import Route
+from proxy.fleet.fleet_metrics import FleetMetrics
+from proxy.fleet.leader import LeaderLock
+from proxy.fleet.state_watch import StateWatch
+from proxy.fleet.worker import VariantDrops, WorkerLink
 from proxy.grpcfront.wiring import GrpcPort, grpc_port
-from proxy.judging import Judging
+from proxy.judging import DropCounts, Judging
 from proxy.jwks_fetch import JwksKeys
 from proxy.logs import event
 from proxy.metrics import Metrics
@@ -64,11 +73,17 @@ UPSTREAM_CONNECT_TIMEOUT_S = 2.0
 class Sidecar:
     """Owns every long-lived part of one outrider process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, worker: WorkerLink | None = None, fleet: FleetMetrics | None = None
+    ) -> None:
         self.settings = settings
+        self.worker = worker
+        """Set in a worker of `--workers N`: no lock, no controllers, states followed, port shared."""
+        self.fleet = fleet
+        """Set in the supervisor of `--workers N`: the control side only, no data plane."""
         self.tasks = TaskGroup()
         self.router = Router(settings.experiments, time.time())
-        self.metrics = Metrics()
+        self.metrics = fleet if fleet is not None else Metrics()
         self.ready = False
         self.sink: OutcomeSink | None = None
         self.keeper: StateKeeper | None = None
@@ -79,15 +94,16 @@ class Sidecar:
         self._chains: tuple[Stage, Stage] | None = None  # (traffic, feedback) for the native data plane
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
         self.webhook: Webhook | None = None
-        if settings.webhook_url is not None:
+        if settings.webhook_url is not None and worker is None:  # decisions are made on the control side
             secret = settings.webhook_secret.encode() if settings.webhook_secret else None
             self.webhook = Webhook(settings.webhook_url, secret)
             self.metrics.registry.register(WebhookCollector(self.webhook))
         self.judging = Judging(settings.data_dir, self.router, self.metrics, self.tasks, self.webhook)
-        self.data_app.cleanup_ctx.extend(
-            [self._outcomes, self._states, self._wiring, self._webhook, self.judging.lifecycle]
-        )
-        self.data_app.cleanup_ctx.append(self._reload)
+        if fleet is None:
+            self.data_app.cleanup_ctx.extend([self._outcomes, self._states, self._wiring])
+        else:
+            self.data_app.cleanup_ctx.append(self._states)
+        self.data_app.cleanup_ctx.extend([self._webhook, self._judging, self._reload])
         register_process_metrics(self.metrics.registry)
         self.reloader: Reloader | None = None
         if settings.config_files:
@@ -99,6 +115,14 @@ class Sidecar:
         )
         self.data_app.router.add_route("*", FEEDBACK_PATH, self._handle_feedback)
         self.data_app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle_traffic)  # newlines too
+        self.following = False
+        """True while another process holds the leader lock: no controllers; states followed."""
+        if worker is None:
+            Gauge(
+                "outrider_leader",
+                "1 while this process holds DATA_DIR/leader.lock and runs the controllers",
+                registry=self.metrics.registry,
+            ).set_function(lambda: 0.0 if self.keeper is None else 1.0)
         self.admin_app = admin_app(
             self.router,
             self.metrics,
@@ -106,6 +130,7 @@ class Sidecar:
             lambda: self.keeper,
             settings.admin_token,
             self.judging.analysis_of,
+            lambda: self.following,
         )
 
     async def _reload(self, _: web.Application) -> AsyncIterator[None]:
@@ -134,6 +159,8 @@ class Sidecar:
         store = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
         self.sink = OutcomeSink(store)
         self.metrics.attach_sink(self.sink)
+        if self.worker is not None:  # the supervisor's controllers read them (proxy.fleet.fleet_metrics)
+            self.metrics.registry.register(VariantDrops(self.sink))
         self.tasks.spawn(self.sink.run(), name="outcome-writer")
         yield
         await self.sink.close(self.settings.flush_timeout_s)
@@ -142,12 +169,29 @@ class Sidecar:
 
     async def _states(self, _: web.Application) -> AsyncIterator[None]:
         store = await asyncio.to_thread(SqliteStateStore, self.settings.data_dir / DB_NAME)
+        lock = None
+        if self.worker is None:
+            lock = await asyncio.to_thread(LeaderLock.take, self.settings.data_dir)
+        if lock is None:  # a worker, or another process leads: follow the states it writes
+            self.following = self.worker is None
+            async with StateWatch(self.router, store).following():
+                yield
+            return
         self.keeper = StateKeeper(self.router, store)
         await self.keeper.restore()
-        assert self.sink is not None  # _outcomes runs first
-        self.judging.attach(self.sink, self.keeper)
+        drops: DropCounts | None = self.fleet if self.fleet is not None else self.sink
+        assert drops is not None  # _outcomes runs first
+        self.judging.attach(drops, self.keeper)
         yield
         await asyncio.to_thread(self.keeper.close)
+        await asyncio.to_thread(lock.release)
+
+    async def _judging(self, app: web.Application) -> AsyncIterator[None]:
+        if self.keeper is None:  # only the leader judges
+            yield
+            return
+        async for _ in self.judging.lifecycle(app):
+            yield
 
     async def _wiring(self, _: web.Application) -> AsyncIterator[None]:
         assert self.sink is not None
@@ -200,7 +244,9 @@ class Sidecar:
         pace = BodyPace(self.settings.header_timeout_s, self.settings.body_min_rate)
         self._traffic = Edge(chain, self.metrics, self.settings.max_body_bytes, pace)
         reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
-        feedback = Feedback(reader, self.sink, self.router, self.metrics, tokens)
+        feedback = Feedback(
+            reader, self.sink, self.router, self.metrics, tokens, shared=self.worker is not None
+        )
         feedback_chain = build_chain([*edge, ReadBody(FEEDBACK_MAX_BYTES)], feedback)
         self._feedback = Edge(feedback_chain, self.metrics, FEEDBACK_MAX_BYTES, pace)
         self._chains = (chain, feedback_chain)
@@ -249,7 +295,7 @@ class Sidecar:
                 assert self._chains is not None  # set by _wiring during setup()
                 trusted = TrustedProxies(self.settings.trusted_proxies)
                 plane = DataPlane(*self._chains, self.metrics, plane_limits(self.settings), trusted)
-                await plane.start(*self.settings.listen)
+                await plane.start(*self.settings.listen, reuse_port=self.worker is not None)
             else:
                 limits = GuardLimits(self.settings.header_timeout_s, self.settings.max_connections)
                 guard = ConnGuard(data.server, limits, self.metrics)
@@ -262,15 +308,16 @@ class Sidecar:
                 port = await self.grpc.front.start(host, self.settings.grpc_listen[1])
                 grpc_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             self.ready = True
-            event(
-                "listening",
-                service="outrider",
-                address=plane.address if plane is not None else bound(data),
-                admin=bound(admin),
-                experiments=[lv.experiment.name for lv in self.router.all()],
-                runtime={**runtime_facts(), "data_plane": self.settings.data_plane},
+            address = plane.address if plane is not None else bound(data)
+            # a worker's supervisor logs `listening` once all its workers listen
+            self.log_listening(
+                "listening" if self.worker is None else "worker listening",
+                address,
+                bound(admin),
                 grpc=grpc_address,
             )
+            if self.worker is not None:
+                self.worker.announce(address, bound(admin))
             await stop.wait()
             self.ready = False  # readiness fails at once; traffic is still served for the drain delay
             event("stopping", service="outrider", drain_delay_s=self.settings.drain_delay_s)
@@ -286,6 +333,18 @@ class Sidecar:
         if self.sink is not None:
             event("stopped", service="outrider", outcomes=self.sink.snapshot())
 
+    def log_listening(self, name: str, address: str, admin: str, **extra: Any) -> None:
+        """The line that tests and scripts wait for: the data port's and the admin port's HOST:PORT."""
+        event(
+            name,
+            service="outrider",
+            address=address,
+            admin=admin,
+            **extra,
+            experiments=[lv.experiment.name for lv in self.router.all()],
+            runtime={**runtime_facts(), "data_plane": self.settings.data_plane},
+        )
+
 
 def bound(runner: web.AppRunner) -> str:
     """HOST:PORT actually bound by the runner's first socket (port 0 resolved)."""
@@ -295,14 +354,22 @@ def bound(runner: web.AppRunner) -> str:
     raise RuntimeError("runner has no bound socket")
 
 
-async def serve(settings: Settings) -> int:
-    """Run a sidecar until SIGTERM or SIGINT; returns the exit code (2 if the runtime is unfit)."""
+def start_problems(settings: Settings) -> list[str]:
+    """Why this runtime cannot serve these settings (each logged as `refusing to start`)."""
     problems = [] if settings.allow_python_parser else runtime_problems(runtime_facts())
     if settings.data_plane == "native" and (why := native_missing()) is not None:
         problems.append(why)
-    if problems:
-        for problem in problems:
-            event("refusing to start", level=logging.ERROR, problem=problem)
+    for problem in problems:
+        event("refusing to start", level=logging.ERROR, problem=problem)
+    return problems
+
+
+async def serve(settings: Settings, worker: WorkerLink | None = None) -> int:
+    """Run a sidecar (or a worker of a supervisor) until SIGTERM or SIGINT; returns the exit code (2 if the
+    runtime is unfit, 1 if the supervisor of a worker is gone already)."""
+    if worker is not None and not worker.bind():
+        return 1
+    if start_problems(settings):
         return 2
     stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -312,7 +379,7 @@ async def serve(settings: Settings) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
-    sidecar = Sidecar(settings)
+    sidecar = Sidecar(settings, worker=worker)
     loop.add_signal_handler(signal.SIGHUP, sidecar.reload_requested)
     await sidecar.serve(stop, hurry)
     return 0

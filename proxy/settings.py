@@ -51,3 +51,4 @@ class Settings:
     webhook_url: str | None = None  # every decision is POSTed here as JSON (proxy.webhook); None = off
     webhook_secret: str | None = None  # key of the X-Outrider-Signature HMAC-SHA256 of each body
     feedback_secret: bytes | None = None  # key of the feedback tokens; None = DATA_DIR/feedback.secret
+    workers: int = 1  # data-plane processes on this host (> 1: a supervisor, proxy.fleet)

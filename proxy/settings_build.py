@@ -175,4 +175,5 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         webhook_url=hook_url,
         webhook_secret=hook_secret,
         feedback_secret=feedback_secret(conf.feedback.secret_file),
+        workers=conf.workers,
     )

@@ -48,6 +48,7 @@ FIELDS: tuple[SettingField, ...] = (
     _f("dataDir", "--data-dir", "DATA_DIR"),
     _f("defaultUpstream", "--default-upstream", "DEFAULT_UPSTREAM"),
     _f("adminTokenFile", "--admin-token-file", "ADMIN_TOKEN_FILE"),
+    _f("workers", "--workers", "WORKERS", True),
     _f("logLevel", "--log-level", "LOG_LEVEL"),
     _f("trustedProxies", "--trusted-proxies", "TRUSTED_PROXIES"),
     _f("server.dataPlane", "--data-plane", "DATA_PLANE"),

@@ -198,6 +198,9 @@ class SidecarFile(Section):
     """Where requests that match no experiment go; unset = answer 404."""
     admin_token_file: StrictStr | None = None
     """File with the bearer token for admin mutations (else $OUTRIDER_ADMIN_TOKEN; none = refused)."""
+    workers: int = Field(1, ge=1, le=64)
+    """Data-plane processes on this host, all serving the data port (SO_REUSEPORT); above 1, `outrider run`
+    supervises them and alone runs the controllers and the admin port (docs/scale-out.md)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Level of the JSON log lines on stderr."""
     trusted_proxies: Cidrs = Field(default_factory=list)

@@ -16,13 +16,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from experiments.model import CanaryStrategy
+from experiments.model import CanaryStrategy, Experiment
 from experiments.state import ExperimentState, Phase, planned_weights, transition
 from experiments.state_store import SqliteStateStore
 from proxy.logs import event
 from proxy.router import Router
 
 T = TypeVar("T")
+
+
+def in_force(experiment: Experiment, stored: ExperimentState) -> ExperimentState:
+    """A stored state as the current config puts it in force: the step bounded by the config's steps and
+    the weights recomputed from it (an edited file cannot leave a stale split behind)."""
+    step = stored.step
+    if isinstance(experiment.strategy, CanaryStrategy):
+        step = min(step, len(experiment.strategy.steps) - 1)
+    return replace(stored, step=step, weights=planned_weights(experiment, stored.phase, step))
 
 
 class StateConflict(Exception):
@@ -51,17 +60,14 @@ class StateKeeper:
             if stored is None:
                 await self._db(self.store.save, live.state)
                 continue
-            step = stored.step
-            if isinstance(exp.strategy, CanaryStrategy):
-                step = min(step, len(exp.strategy.steps) - 1)
-            restored = replace(stored, step=step, weights=planned_weights(exp, stored.phase, step))
+            restored = in_force(exp, stored)
             self.router.force(restored)
             event(
                 "state restored",
                 experiment=exp.name,
                 version=restored.version,
                 phase=restored.phase,
-                step=step,
+                step=restored.step,
             )
 
     def current(self, name: str) -> ExperimentState:

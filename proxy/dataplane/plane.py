@@ -50,10 +50,13 @@ class DataPlane:
         self._server: asyncio.Server | None = None  # uvloop's is not a subclass, but has the same interface
         metrics.registry.register(AdmissionCollector(self.admission))
 
-    async def start(self, host: str, port: int, *, backlog: int = 1024) -> None:
-        """Listen on HOST:PORT (port 0: any free port; see `address`)."""
+    async def start(self, host: str, port: int, *, backlog: int = 1024, reuse_port: bool = False) -> None:
+        """Listen on HOST:PORT (port 0: any free port; see `address`); `reuse_port`: with SO_REUSEPORT, beside
+        the other workers of one supervisor (proxy.fleet), the kernel spreading the connections."""
         self.loop = loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), host, port, backlog=backlog)
+        self._server = await loop.create_server(
+            lambda: Connection(self), host, port, backlog=backlog, reuse_port=reuse_port or None
+        )
 
     @property
     def address(self) -> str:

@@ -68,16 +68,22 @@ def model_server(models: Path, log: Path, model: str, error_rate: float, seed: i
     )
 
 
-@pytest.fixture
-def servers(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Proc, Proc]]:
-    stable_rate, candidate_rate = request.param
+def model_pair(
+    models: Path, logs: Path, stable_rate: float, candidate_rate: float
+) -> Iterator[tuple[Proc, Proc]]:
+    """fp32 digits as stable, int8 as candidate, failing at these rates; both stopped after use."""
     procs = (
-        model_server(models_dir, tmp_path / "stable.log", "digits.onnx", stable_rate, 1),
-        model_server(models_dir, tmp_path / "candidate.log", "digits-int8.onnx", candidate_rate, 2),
+        model_server(models, logs / "stable.log", "digits.onnx", stable_rate, 1),
+        model_server(models, logs / "candidate.log", "digits-int8.onnx", candidate_rate, 2),
     )
     yield procs
     for proc in procs:
         proc.stop()
+
+
+@pytest.fixture
+def servers(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Proc, Proc]]:
+    yield from model_pair(models_dir, tmp_path, *request.param)
 
 
 async def drive_until(

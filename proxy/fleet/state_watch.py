@@ -1,0 +1,85 @@
+"""Follow the experiment states another process writes (the leader's state keeper) into this one's router.
+
+Usage:
+    async with StateWatch(router, SqliteStateStore(path)).following():
+        ...  # every newer stored state is put in force within `every_s` (+ one query)
+Polling the stored versions is one small query in a worker thread, never on the event loop; a state is
+loaded only when its version is newer than the one in force. Followers never write states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from experiments.state_store import SqliteStateStore
+from proxy.logs import event
+from proxy.router import Router
+from proxy.statekeeper import in_force
+from proxy.tasks import TaskGroup
+
+POLL_S = 0.2
+"""Between version polls: a new state is in force in every follower well within a second."""
+T = TypeVar("T")
+
+
+class StateWatch:
+    """Reads the state store; owns it (closed when `following` ends)."""
+
+    def __init__(self, router: Router, store: SqliteStateStore, every_s: float = POLL_S) -> None:
+        self.router, self.store, self.every_s = router, store, every_s
+        self.followed = 0
+        """States put in force since start."""
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-watch")
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def sync(self, *, force: bool = False) -> None:
+        """Put in force every stored state newer than the one in force (any stored state when `force`)."""
+        versions = await self._db(self.store.versions)
+        for live in self.router.all():
+            name = live.experiment.name
+            if name not in versions or (versions[name] <= live.state.version and not force):
+                continue
+            stored = await self._db(self.store.load, name)
+            if stored is None:
+                continue
+            state = in_force(self.router.get(name).experiment, stored)
+            if force:
+                self.router.force(state)
+            elif not self.router.apply(state):
+                continue
+            self.followed += 1
+            event("state followed", experiment=name, version=state.version, phase=state.phase)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every_s)
+            if stop.is_set():
+                return
+            try:
+                await self.sync()
+            except sqlite3.Error as err:  # e.g. busy beyond the timeout: try again at the next poll
+                event("state watch failed", level=logging.WARNING, error=str(err))
+
+    @contextlib.asynccontextmanager
+    async def following(self) -> AsyncIterator[StateWatch]:
+        """Sync once (whatever the versions: as a restart restores them), then follow until the block ends."""
+        stop, tasks = asyncio.Event(), TaskGroup()
+        try:
+            await self.sync(force=True)
+            tasks.spawn(self.run(stop), name="state-watch")
+            yield self
+        finally:
+            stop.set()
+            await tasks.drain(timeout=2.0)
+            await self._db(self.store.close)
+            self._worker.shutdown(wait=True)
