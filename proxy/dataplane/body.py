@@ -237,6 +237,10 @@ class ReadBody:
     def __init__(self, cap: int) -> None:
         self.cap = cap
 
+    def enter(self, ex: Exchange) -> bool:
+        """Nothing to read (the body came with its head): go on without a stage of its own."""
+        return ex.pending_body is None
+
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Read the body if it is still pending, then continue."""
         pending = ex.pending_body

@@ -17,8 +17,13 @@ class ClientIp:
     def __init__(self, trusted: TrustedProxies) -> None:
         self.trusted = trusted
 
-    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
-        """Set `ex.client`, then continue."""
+    def enter(self, ex: Exchange) -> bool:
+        """Set `ex.client` (always synchronous: the chain fuses it with its neighbours)."""
         inbound = ex.inbound
         ex.client = resolve_client(inbound.peer, inbound.headers.getall("X-Forwarded-For", []), self.trusted)
+        return True
+
+    async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
+        """Set `ex.client`, then continue."""
+        self.enter(ex)
         return await call_next(ex)

@@ -44,6 +44,11 @@ class Route:
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Normalise the path, set `ex.assignment` and `ex.upstream_url`, then continue."""
+        self.enter(ex)
+        return await call_next(ex)
+
+    def enter(self, ex: Exchange) -> bool:
+        """Route `ex` (always synchronous: the chain fuses it with its neighbours); errors are raised."""
         self._normalise(ex)
         inbound = ex.inbound
         live = self.router.match(inbound.method, inbound.path, inbound.headers)
@@ -52,7 +57,7 @@ class Route:
             if upstream is None:
                 raise NotFound(f"no experiment matches {inbound.method} {inbound.path.split('?', 1)[0]}")
             ex.upstream_url = upstream
-            return await call_next(ex)
+            return True
         exp = live.experiment
         if len(inbound.body) > exp.max_body_bytes:
             raise PayloadTooLarge(
@@ -65,7 +70,7 @@ class Route:
             ex.upstream_path = rewrite_path(inbound.path, variant.model, variant.version)
         if exp.expose_variant:
             ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
-        return await call_next(ex)
+        return True
 
     def _status_upstream(self, method: str, path: str) -> str | None:
         """A server-level health, metadata or repository read (`/v2/health/ready`, `/v2`, ...) that no

@@ -31,7 +31,8 @@ BUFFER_MAX = 64 * 1024
 HIGH_WATER = 256 * 1024
 """Untaken stream bytes beyond which the upstream socket is not read (backpressure)."""
 NO_BODY_STATUSES = frozenset({204, 304})
-_SKIP = HOP_BY_HOP | FRAMING
+_SKIP_B = frozenset(name.encode() for name in HOP_BY_HOP | FRAMING)
+_PLAIN_CONNECTION = frozenset({"close", "keep-alive"})  # the usual values name no header to strip
 
 
 def keep_alive_timeout(value: str) -> float | None:
@@ -120,25 +121,23 @@ class UpstreamResponse:
         named: list[str] = []
         chunked = False
         for name_b, value_b in raw:
-            name = name_b.decode("latin-1")
-            value = value_b.decode("utf-8", "surrogateescape")  # as aiohttp does: bytes survive a round trip
-            lower = name.lower()
-            if lower in _SKIP:
-                if lower == "connection":
-                    named.append(value)
-                elif lower == "content-length":
-                    self.content_length = int(value)  # llhttp has refused anything but one valid number
-                elif lower == "transfer-encoding":
-                    chunked = value.rstrip().lower().endswith("chunked")
-                elif lower == "keep-alive":
-                    self.keep_alive_s = keep_alive_timeout(value)
+            lower = name_b.lower()
+            if lower in _SKIP_B:
+                if lower == b"connection":
+                    named.append(value_b.decode("latin-1"))
+                elif lower == b"content-length":
+                    self.content_length = int(value_b)  # llhttp has refused anything but one valid number
+                elif lower == b"transfer-encoding":
+                    chunked = value_b.rstrip().lower().endswith(b"chunked")
+                elif lower == b"keep-alive":
+                    self.keep_alive_s = keep_alive_timeout(value_b.decode("latin-1"))
                 continue
-            if lower == "content-type" and value.lower().startswith("text/event-stream"):
+            if lower == b"content-type" and value_b[:17].lower() == b"text/event-stream":
                 self.event_stream = True
-            pairs.append((name, value))
-        if named:  # headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1)
-            drop = connection_tokens(named) - PROTECTED
-            pairs = [(k, v) for k, v in pairs if k.lower() not in drop]
+            # as aiohttp does: the value's bytes survive the round trip to the client
+            pairs.append((name_b.decode("latin-1"), value_b.decode("utf-8", "surrogateescape")))
+        if named and (drop := connection_tokens(named) - PROTECTED - _PLAIN_CONNECTION):
+            pairs = [(k, v) for k, v in pairs if k.lower() not in drop]  # hop-by-hop too (RFC 9110 §7.6.1)
         self.status = status
         self.headers = CIMultiDict(pairs)
         if chunked:
