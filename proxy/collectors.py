@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from proxy.limits_redis import DECISION_BUCKETS, RedisLimiterStore
+from proxy.upstream.pool import UpstreamPool
 from proxy.webhook import ATTEMPT_RESULTS, DELIVERY_RESULTS
 
 if TYPE_CHECKING:
@@ -126,6 +127,31 @@ class CountsCollector(Collector):
         for value, count in list(self.counts.items()):
             family.add_metric([value], float(count))
         yield family
+
+
+class UpstreamPoolCollector(Collector):
+    """The upstream connection pool at collect time (nothing counted on the request path but three ints).
+
+    Usage: metrics.registry.register(UpstreamPoolCollector(pool))
+    """
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+
+    def collect(self) -> Iterator[Any]:
+        """Connections by event (opened, reused, expired) and the idle ones now."""
+        pool = self.pool
+        events = CounterMetricFamily(
+            "outrider_upstream_connections",
+            "Upstream connections: opened, reused for a request, expired (closed idle and unused)",
+            labels=["event"],
+        )
+        for event, count in (("opened", pool.connects), ("reused", pool.reuses), ("expired", pool.expired)):
+            events.add_metric([event], float(count))
+        yield events
+        yield GaugeMetricFamily(
+            "outrider_upstream_connections_idle", "Idle keep-alive upstream connections", pool.idle_count()
+        )
 
 
 class LimiterStoreCollector(Collector):

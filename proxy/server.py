@@ -27,7 +27,13 @@ from experiments.state_store import SqliteStateStore
 from proxy.admin import admin_app
 from proxy.chain import Filter, Stage, build_chain
 from proxy.client_ip import TrustedProxies
-from proxy.collectors import CountsCollector, LimiterStoreCollector, LiveCollector, WebhookCollector
+from proxy.collectors import (
+    CountsCollector,
+    LimiterStoreCollector,
+    LiveCollector,
+    UpstreamPoolCollector,
+    WebhookCollector,
+)
 from proxy.connguard import ConnGuard, GuardedSite, GuardLimits
 from proxy.dataplane import missing as native_missing
 from proxy.dataplane.body import ReadBody
@@ -219,6 +225,7 @@ class Sidecar:
             secret = await asyncio.to_thread(data_dir_secret, self.settings.data_dir)
         tokens = FeedbackTokens(secret)
         pool = UpstreamPool(connect_timeout_s=UPSTREAM_CONNECT_TIMEOUT_S)
+        self.metrics.registry.register(UpstreamPoolCollector(pool))
         route = Route(self.router, self.settings.default_upstream)
         # `ReadBody` after `route`: the native plane reads a body only once auth, limits and routing passed
         body = ReadBody(self.settings.max_body_bytes)

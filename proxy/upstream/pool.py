@@ -53,6 +53,10 @@ class UpstreamPool:
         self.resolver = resolver
         self.connects = 0
         """Connections opened so far."""
+        self.reuses = 0
+        """Requests sent on a pooled connection (no connect)."""
+        self.expired = 0
+        """Idle connections closed unused: past their idle time, or over `max_idle`."""
         self._idle: dict[str, deque[UpstreamConnection]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._tls: ssl.SSLContext | None = None
@@ -77,8 +81,10 @@ class UpstreamPool:
             transport = conn.transport
             live = not conn.closed and transport is not None and not transport.is_closing()
             if live and now - conn.idle_since < self._limit(conn):
+                self.reuses += 1
                 return conn
             conn.close()
+            self.expired += live
         return None
 
     async def connect(self, origin: Origin) -> UpstreamConnection:
@@ -117,6 +123,7 @@ class UpstreamPool:
         idle.append(conn)
         if len(idle) > self.max_idle:
             idle.popleft().close()
+            self.expired += 1
         if self._sweeper is None:
             self._sweeper = loop.call_later(self.idle_s, self._sweep)
 
@@ -151,6 +158,7 @@ class UpstreamPool:
             # oldest first; stop at the first one still fresh (each origin's stack is in release order)
             while idle and now - idle[0].idle_since >= self._limit(idle[0]):
                 idle.popleft().close()
+                self.expired += 1
             left += len(idle)
         if left:
             self._sweeper = loop.call_later(self.idle_s / 4, self._sweep)

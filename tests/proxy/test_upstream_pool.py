@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from proxy.collectors import UpstreamPoolCollector
 from proxy.errors import UpstreamUnavailable
 from proxy.upstream import UpstreamPool, UpstreamResponse, origin_of
 from proxy.upstream.response import BUFFER_MAX
@@ -46,6 +47,11 @@ async def test_keep_alive_reuses_one_connection_for_sequential_requests() -> Non
             resp = await fetch(pool, up.url, "/ok")
             assert (resp.status, resp.streamed, resp.body()) == (200, False, b"hello")
         assert (up.connections, pool.connects, pool.idle_count()) == (1, 1, 1)
+        assert (pool.reuses, pool.expired) == (9, 0)
+        families = {f.name: f for f in UpstreamPoolCollector(pool).collect()}
+        events = {s.labels["event"]: s.value for s in families["outrider_upstream_connections"].samples}
+        assert events == {"opened": 1.0, "reused": 9.0, "expired": 0.0}
+        assert families["outrider_upstream_connections_idle"].samples[0].value == 1.0
         await pool.close()
 
 
@@ -100,6 +106,7 @@ async def test_idle_connections_are_bounded_per_origin() -> None:
         assert up.connections == 4
         assert pool.idle_count(origin_of(up.url)) == 2
         assert up.closed == 2  # the two beyond the bound were closed
+        assert pool.expired == 2
         await pool.close()
         await settle()
         assert up.closed == 4
@@ -111,7 +118,7 @@ async def test_idle_connections_expire() -> None:
         await fetch(pool, up.url, "/ok")
         assert pool.idle_count() == 1
         await asyncio.sleep(0.25)
-        assert pool.idle_count() == 0
+        assert (pool.idle_count(), pool.expired) == (0, 1)
         await settle()
         assert up.closed == 1
         await fetch(pool, up.url, "/ok")
