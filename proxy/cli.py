@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from modelserver import cli as modelserver_cli
-from proxy import commands, control_cli
+from proxy import commands, control_cli, load_cli
 from proxy.settings_cli import add_setting_flags
 
 
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--models-dir", default="models")
     demo.add_argument("--data-dir", default="./outrider-data/demo", help="outcomes and reports of the demo")
     demo.set_defaults(func=commands.cmd_demo)
+    load_cli.add_parser(sub)
     control_cli.add_parsers(sub)  # status, promote, rollback, pause, resume
     return parser
 

@@ -91,19 +91,8 @@ def _num(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "—"
 
 
-def print_scorecard(
-    tally: Tally, elapsed: float, view: Mapping[str, Any], report: Path, counters: Mapping[str, float]
-) -> None:
-    """The decision with its reasons, then counts, shares, error rates, latency quantiles and accuracy."""
-    state = view.get("state") or {}
-    history = state.get("history") or []
-    print()
-    for entry in history:
-        print(
-            f"  v{entry.get('version')}: {entry.get('phase')} step {entry.get('step')} "
-            f"— {entry.get('reason')}"
-        )
-    print(f"outrider decided: {str(view.get('phase')).upper()}; report: {report}")
+def print_variants(tally: Tally, elapsed: float) -> None:
+    """What the users saw per variant: counts, shares, error rates, latency quantiles, accuracy."""
     total = tally.total
     print(
         f"{total} responses in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} req/s), "
@@ -126,11 +115,27 @@ def print_scorecard(
     print(
         f"users: {len(tally.user_variants)}; {switched} saw both variants (each step or decision moves some)"
     )
+
+
+def print_scorecard(
+    tally: Tally, elapsed: float, view: Mapping[str, Any], report: Path, counters: Mapping[str, float]
+) -> None:
+    """The decision with its reasons, then what the users saw per variant, then the outcome invariant."""
+    state = view.get("state") or {}
+    history = state.get("history") or []
+    print()
+    for entry in history:
+        print(
+            f"  v{entry.get('version')}: {entry.get('phase')} step {entry.get('step')} "
+            f"— {entry.get('reason')}"
+        )
+    print(f"outrider decided: {str(view.get('phase')).upper()}; report: {report}")
+    print_variants(tally, elapsed)
     produced = counters.get("outrider_outcomes_produced_total", 0.0)
     stored = counters.get("outrider_outcomes_stored_total", 0.0)
     pending = counters.get("outrider_outcomes_pending", 0.0)
     dropped = sum(v for k, v in counters.items() if k.startswith("outrider_outcomes_dropped_total"))
     print(
         f"outcomes: produced {produced:.0f} = stored {stored:.0f} + pending {pending:.0f} "
-        f"+ dropped {dropped:.0f}; responses seen by the users: {total}"
+        f"+ dropped {dropped:.0f}; responses seen by the users: {tally.total}"
     )
