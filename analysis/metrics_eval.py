@@ -27,6 +27,7 @@ import numpy as np
 
 from analysis import bounds
 from analysis.bounds import Scale
+from analysis.wording import evalue
 from experiments.model import MetricRule
 
 Side = Literal["greater", "less"]
@@ -85,8 +86,8 @@ class Evidence(Protocol):
 
 
 def fmt_e(log_e: float) -> str:
-    """An e-value for people: plain up to 10⁶, else as a power of e."""
-    return f"{np.exp(log_e):.3g}" if log_e < np.log(1e6) else f"e^{log_e:.1f}"
+    """An e-value for people (analysis.wording: 3 significant digits, never inf)."""
+    return evalue(float(log_e))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from analysis.report_html import render_html
-from experiments.model import Experiment
+from analysis.wording import evalue, figure, step_of
+from experiments.model import CanaryStrategy, Experiment
 from experiments.state import ExperimentState
 
 FINAL = {"promoted": "PROMOTE", "rolled_back": "ROLLBACK", "paused": "HOLD", "progressing": "CONTINUE"}
@@ -76,6 +77,7 @@ def build_report(
         "feedback": feedback_quality(feedback or {}, snapshot.get("records")),
         "variants": [{"name": v.name, "role": v.role, "upstream": v.upstream} for v in experiment.variants],
         "thresholds": thresholds(experiment),
+        "steps": list(experiment.strategy.steps) if isinstance(experiment.strategy, CanaryStrategy) else None,
         "arms": dict(arms or {}),
         "series": {
             **(series or {}),
@@ -122,7 +124,7 @@ def feedback_quality(counts: Mapping[str, int], records: Any) -> dict[str, Any]:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return figure(value)
     return "—" if value is None else str(value)
 
 
@@ -161,19 +163,22 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         "needs it below the margin).",
         "",
         "| metric | estimate | lower bound (harm) | harm margin | upper bound (non-inferiority) | margin "
-        "| log e (harm) | log e (non-inferiority) |",
+        f"| e harm / {_fmt((doc.get('thresholds') or {}).get('harm'))} "
+        f"| e pass / {_fmt((doc.get('thresholds') or {}).get('pass'))} |",
         "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for m in doc.get("metrics", []):
         lines.append(
             f"| {m.get('name')} | {_fmt(m.get('estimate'))} | {_fmt(m.get('ci_low'))} "
             f"| {_fmt(m.get('harm_margin'))} | {_fmt(m.get('ci_high'))} | {_fmt(m.get('margin'))} "
-            f"| {_fmt(m.get('log_e_harm'))} | {_fmt(m.get('log_e_noninf'))} |"
+            f"| {evalue(m.get('log_e_harm'))} | {evalue(m.get('log_e_noninf'))} |"
         )
     lines += shadow_markdown(doc.get("shadow") or {})
     lines += ["", "## Timeline", "", "| version | phase | step | reason |", "|---|---|---|---|"]
+    steps = doc.get("steps")
     for h in doc.get("history", []):
-        lines.append(f"| {h.get('version')} | {h.get('phase')} | {h.get('step')} | {h.get('reason')} |")
+        step = step_of(h.get("step"), steps)
+        lines.append(f"| {h.get('version')} | {h.get('phase')} | {step} | {h.get('reason')} |")
     lines += ["", f"Final weights: {doc['weights']}", ""]
     return "\n".join(lines)
 

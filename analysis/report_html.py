@@ -10,7 +10,6 @@ computation: numbers come from the document as they are.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from html import escape
@@ -18,6 +17,7 @@ from typing import Any
 
 from analysis.report_checks import checks
 from analysis.report_plots import RATIO_METRICS, plot_figures, series_of
+from analysis.wording import evalue, figure
 
 BANNERS = {
     "PROMOTE": ("promote", "✓", "candidate promoted"),
@@ -64,17 +64,14 @@ ul.legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-w
 
 
 def fmt(value: Any) -> str:
-    """A number for people (4 significant digits), — for unknown."""
+    """A number for people (4 significant digits), — for unknown; other values as text."""
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else "—"
+        return figure(value)
     return "—" if value is None else str(value)
 
 
-def fmt_e(log_e: Any) -> str:
-    """An e-value from its log: plain up to 10⁶, else as a power of e (never overflows)."""
-    if not isinstance(log_e, int | float):
-        return "—"
-    return f"{math.exp(log_e):.3g}" if log_e < math.log(1e6) else f"e^{log_e:.1f}"
+fmt_e = evalue
+"""An e-value from its log (analysis.wording)."""
 
 
 def utc(ts: Any) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from analysis import quantiles
 from analysis.mixtures import beta_binomial_log_mixture
 from analysis.quantiles import EDGES, LatencyHistogram
+from analysis.wording import evalue
 from experiments.model import Slo
 
 TUNE_REQUESTS = 10_000
@@ -63,7 +64,7 @@ class SloCheck:
         """Why (in words)."""
         op = "≥" if self.broken else "<"
         return (
-            f"slo {self.name} {self.limit:g}: e-value {np.exp(min(self.log_e, 700)):.3g} {op} "
+            f"slo {self.name} {self.limit:g}: e-value {evalue(self.log_e)} {op} "
             f"1/α = {1 / self.alpha:.3g} (bad share {self.rate:.4g}, allowed {self.allowed:g})"
         )
 

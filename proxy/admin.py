@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from analysis.policy import DEFAULT_GUARDRAILS
+from analysis.wording import step_of
 from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment, ShadowOnlyStrategy
 from experiments.state import ExperimentState, Phase
 from proxy.dashboard import dashboard
@@ -115,6 +116,7 @@ def experiment_json(
         "weights": dict(state.weights),
         "phase": state.phase,
         "step": state.step,
+        "step_label": step_of(state.step, getattr(exp.strategy, "steps", None)),
         "version": state.version,
         "state": state.to_json(),
         "requests": requests or {},

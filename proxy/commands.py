@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from analysis.wording import evalue, figure
 from proxy import loop
 from proxy.logs import setup_logging
 from proxy.progress import Bar, tracked
@@ -122,12 +124,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
         return 0
-    print_analysis(experiment.name, result)
+    from proxy.admin import thresholds_json
+
+    print_analysis(experiment.name, result, thresholds_json(experiment))
     return 0
 
 
-def print_analysis(name: str, result: dict[str, Any]) -> None:
-    """The human-readable form of `outrider analyze`."""
+def print_analysis(name: str, result: dict[str, Any], limits: Mapping[str, float] | None = None) -> None:
+    """The human-readable form of `outrider analyze` (`limits`: the e-value thresholds, harm and pass)."""
+    limits = limits or {}
     at = result["decided_at"]
     print(f"{name}: {result['decision']}" + (f" at {at} candidate requests" if at is not None else ""))
     for reason in result["reasons"]:
@@ -145,14 +150,12 @@ def print_analysis(name: str, result: dict[str, Any]) -> None:
         print(
             f"  {m['name']:<14} estimate {num(m['estimate'])}  lower bound {num(m['ci_low'])} "
             f"(harm margin {num(m.get('harm_margin'))})  upper bound {num(m['ci_high'])} "
-            f"(margin {num(m.get('margin'))})  log e harm {num(m['log_e_harm'])}  "
-            f"non-inferiority {num(m['log_e_noninf'])}"
+            f"(margin {num(m.get('margin'))})  e harm {evalue(m['log_e_harm'])} / {num(limits.get('harm'))}  "
+            f"e pass {evalue(m['log_e_noninf'])} / {num(limits.get('pass'))}"
         )
 
 
-def num(value: object) -> str:
-    """A number for people: 4 significant digits, or — when there is none yet."""
-    return f"{value:.4g}" if isinstance(value, int | float) else "—"
+num = figure
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any, TextIO
 import aiohttp
 import orjson
 
+from analysis.wording import evalue, figure, step_of
 from proxy import loop
 from proxy.settings_build import admin_token
 
@@ -121,7 +121,8 @@ def cmd_control(args: argparse.Namespace) -> int:
         print(f"outrider {args.action}: {failed}", file=sys.stderr)
         return failed.code
     print(
-        f"{args.name}: {doc['phase']} (step {doc['step']}; {weights_text(doc['weights'])}; v{doc['version']})"
+        f"{args.name}: {doc['phase']} (step {step_text(doc)}; {weights_text(doc['weights'])}; "
+        f"v{doc['version']})"
     )
     return OK
 
@@ -171,8 +172,7 @@ def weights_text(weights: dict[str, float]) -> str:
 
 def step_text(doc: dict[str, Any]) -> str:
     """`2/4` for a canary (1-based), `—` for other strategies."""
-    steps = doc.get("strategy", {}).get("steps")
-    return f"{doc['step'] + 1}/{len(steps)}" if steps else "—"
+    return step_of(doc.get("step"), doc.get("strategy", {}).get("steps"))
 
 
 def requests_text(doc: dict[str, Any]) -> str:
@@ -218,16 +218,8 @@ def evidence_lines(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def e_value(log_e: object) -> str:
-    """An e-value from its log, for people (as a power of e when it is astronomically large or small)."""
-    if not isinstance(log_e, int | float) or math.isnan(log_e):
-        return "—"
-    return f"e^{log_e:.1f}" if abs(log_e) > 20 else num(math.exp(log_e))
-
-
-def num(value: object) -> str:
-    """4 significant digits, or — when there is no number."""
-    return f"{value:.4g}" if isinstance(value, int | float) and not math.isnan(value) else "—"
+e_value = evalue
+num = figure
 
 
 def status_table(experiments: list[dict[str, Any]]) -> str:

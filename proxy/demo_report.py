@@ -5,13 +5,13 @@ Usage: print_progress(name, view, tally, tty); print_scorecard(tally, elapsed_s,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from analysis.wording import evalue, figure, step_of
 from proxy.progress import bar
 
 if TYPE_CHECKING:
@@ -29,12 +29,13 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def leading_evalues(view: Mapping[str, Any]) -> str:
-    """`metric e_harm/e_pass` for each metric of the controller's last look."""
-    analysis = view.get("analysis") or {}
+    """`metric harm 62.2/60 pass 0.403/20` (each e-value over its threshold) for the last look's metrics."""
+    analysis, limits = view.get("analysis") or {}, view.get("thresholds") or {}
+    harm_t, pass_t = figure(limits.get("harm")), figure(limits.get("pass"))
     parts = []
     for m in (analysis.get("snapshot") or {}).get("metrics", []):
-        harm, noninf = m.get("log_e_harm") or 0.0, m.get("log_e_noninf") or 0.0
-        parts.append(f"{m['name']} e={math.exp(min(harm, 50)):.3g}/{math.exp(min(noninf, 50)):.3g}")
+        harm, noninf = evalue(m.get("log_e_harm")), evalue(m.get("log_e_noninf"))
+        parts.append(f"{m['name']} harm {harm}/{harm_t} pass {noninf}/{pass_t}")
     return "  ".join(parts)
 
 
@@ -87,8 +88,7 @@ def print_shadow(view: Mapping[str, Any], offline: float | None) -> None:
         )
 
 
-def _num(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, int | float) else "—"
+_num = figure
 
 
 def print_variants(tally: Tally, elapsed: float) -> None:
@@ -123,10 +123,11 @@ def print_scorecard(
     """The decision with its reasons, then what the users saw per variant, then the outcome invariant."""
     state = view.get("state") or {}
     history = state.get("history") or []
+    steps = (view.get("strategy") or {}).get("steps")
     print()
     for entry in history:
         print(
-            f"  v{entry.get('version')}: {entry.get('phase')} step {entry.get('step')} "
+            f"  v{entry.get('version')}: {entry.get('phase')} step {step_of(entry.get('step'), steps)} "
             f"— {entry.get('reason')}"
         )
     print(f"outrider decided: {str(view.get('phase')).upper()}; report: {report}")

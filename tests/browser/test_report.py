@@ -31,7 +31,7 @@ spec:
   variants:
     - {{name: stable, role: stable, upstream: "{stable}"}}
     - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-    - {{name: int8-shadow, role: shadow, upstream: "{candidate}"}}
+    - {{name: int8-shadow, role: shadow, upstream: "{shadow}"}}
   assignment:
     unit: header:x-user-id
     salt: browser-report
@@ -61,11 +61,14 @@ WATCH_PHASE = """() => {
 
 
 @pytest.fixture
-def servers(models_dir: Path, tmp_path: Path) -> Iterator[tuple[Proc, Proc]]:
-    """fp32 failing 1% of requests as stable, int8 failing 5% as candidate."""
+def servers(models_dir: Path, tmp_path: Path) -> Iterator[tuple[Proc, Proc, Proc]]:
+    """fp32 failing 1% of requests as stable, int8 failing 5% as candidate, int8 as the shadow — its own
+    server: copies of every request sent to the candidate's server would make the candidate slower too, and
+    on a busy machine its latency guardrail could then roll it back before its errors do."""
     procs = (
         model_server(models_dir, tmp_path / "stable.log", "digits.onnx", 0.01, 1),
         model_server(models_dir, tmp_path / "candidate.log", "digits-int8.onnx", 0.05, 2),
+        model_server(models_dir, tmp_path / "shadow.log", "digits-int8.onnx", 0.0, 3),
     )
     yield procs
     for proc in procs:
@@ -83,11 +86,17 @@ async def appears(path: Path, timeout: float = 10.0) -> bool:
 
 
 async def test_a_rollback_shows_on_the_dashboard_and_in_the_html_report(
-    servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path, page: Watched
+    servers: tuple[Proc, Proc, Proc],
+    outrider: OutriderFactory,
+    models_dir: Path,
+    tmp_path: Path,
+    page: Watched,
 ) -> None:
-    stable, candidate = servers
+    stable, candidate, shadow = servers
     data_dir = tmp_path / "data"
-    proxy = outrider(EXPERIMENT.format(stable=stable.url, candidate=candidate.url), data_dir=data_dir)
+    proxy = outrider(
+        EXPERIMENT.format(stable=stable.url, candidate=candidate.url, shadow=shadow.url), data_dir=data_dir
+    )
     await page.page.goto(f"{proxy.admin_url}/dashboard")
     card = page.page.locator('[data-experiment="regression"]')
     await expect(card).to_have_attribute("data-phase", "progressing")

@@ -121,7 +121,7 @@ async def test_mutations_need_the_token_and_change_the_state(
     code, out, _ = await cli(capsys, "resume", "split", *admin)
     assert (code, out.split(" (")[0]) == (0, "split: progressing")
     code, out, _ = await cli(capsys, "rollback", "split", *admin)
-    assert (code, out.strip()) == (0, "split: rolled_back (step 0; stable 100%; v4)")
+    assert (code, out.strip()) == (0, "split: rolled_back (step —; stable 100%; v4)")
     after = await state(proxy)
     assert (after["phase"], after["weights"]) == ("rolled_back", {"stable": 100.0})
 
