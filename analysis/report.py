@@ -45,7 +45,9 @@ def build_report(
     from analysis.report_series import decision_marks, thresholds  # numpy: only once a report is built
 
     last = last_decision(state)
-    decision = str(last.get("decision") or FINAL.get(state.phase, state.phase.upper()))
+    running = state.phase in ("progressing", "shadowing")
+    looked = snapshot.get("last_look") if running else None  # what `status` shows as the last look
+    decision = str(last.get("decision") or looked or FINAL.get(state.phase, state.phase.upper()))
     reasons = last.get("reasons") or ([str(last["reason"])] if last.get("reason") else [])
     # The scorecard shows the statistics the decision was taken on; the counts are the final ones.
     taken_on = last.get("snapshot")

@@ -20,7 +20,7 @@ import pytest
 
 from analysis.engine import Judge
 from analysis.offline import analyze_records, report_doc
-from analysis.report import write_report
+from analysis.report import render_markdown, write_report
 from analysis.report_html import fmt, render_html
 from analysis.report_series import decision_marks
 from experiments.config import load_experiment_text
@@ -317,3 +317,16 @@ def test_write_report_writes_json_markdown_and_html(tmp_path: Path) -> None:
     doc = orjson.loads(paths[0].read_bytes())
     assert paths[2].read_text() == render_html(doc)
     assert "ROLLBACK" in paths[1].read_text()
+
+
+def test_a_running_experiment_is_reported_with_the_last_look_status_shows() -> None:
+    from analysis.report import build_report
+
+    experiment = make_experiment(False, 100_000)
+    state = initial_state(experiment, now=1.0)
+    doc = build_report(experiment, state, {"metrics": [], "last_look": "WARMUP"}, now=2.0)
+    assert doc["decision"] == "WARMUP"  # as `status` and the API's last look say, not a made-up CONTINUE
+    assert doc["steps"] == [50.0]
+    rolled = transition(experiment, state, "rolled_back", 0, 3.0, "ROLLBACK: harm")
+    markdown = render_markdown(build_report(experiment, rolled, {"metrics": []}, now=4.0))
+    assert "| 2 | rolled_back | 1/1 | ROLLBACK: harm |" in markdown  # steps counted from 1
