@@ -12,9 +12,10 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import uvloop
+
 from modelserver.faults import Faults
 from modelserver.log import log_event
-from proxy import loop
 
 if TYPE_CHECKING:
     import grpc
@@ -98,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 
         rpc = GrpcPort(args.grpc_port, handler)
     try:
-        loop.run(serve(app, args.host, args.port, service=SERVICE, grpc_port=rpc, model=name))
+        uvloop.run(serve(app, args.host, args.port, service=SERVICE, grpc_port=rpc, model=name))
     except OSError as exc:  # the address is taken or not ours to bind
         log_event("error", service=SERVICE, error=f"cannot listen on {args.host}:{args.port}: {exc}")
         return 1
