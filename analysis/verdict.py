@@ -12,8 +12,10 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from analysis.detail import carry_detail
+from analysis.judge_protocol import DecisionLike, JudgeLike
 from analysis.reward_arrival import RewardClock
 from analysis.shadow_judge import ShadowJudge
 from experiments.model import Experiment, ShadowOnlyStrategy
@@ -37,59 +39,6 @@ def look_gap(records: int) -> int:
 ACTIONS = frozenset({"ADVANCE", "PROMOTE", "ROLLBACK", "INCONCLUSIVE", "SHADOW_OK", "SHADOW_FAIL"})
 """Decisions that change the experiment. SHADOW_OK / SHADOW_FAIL end the `shadowing` phase of an experiment
 whose canary waits for the shadow verdict (`shadow.requireOk`)."""
-
-
-class DecisionLike(Protocol):
-    """What the judge returns at a look."""
-
-    @property
-    def kind(self) -> str:
-        """WARMUP, CONTINUE, HOLD, ROLLBACK, ADVANCE, PROMOTE or INCONCLUSIVE."""
-        ...
-
-    @property
-    def reasons(self) -> list[str]:
-        """Why, in words."""
-        ...
-
-    @property
-    def snapshot(self) -> dict[str, Any]:
-        """The statistics behind it."""
-        ...
-
-
-class JudgeLike(Protocol):
-    """The statistics behind decisions (analysis.engine.Judge)."""
-
-    def observe(self, records: Sequence[OutcomeRecord]) -> None:
-        """Add outcomes, in arrival order."""
-        ...
-
-    def observe_rewards(self, records: Sequence[OutcomeRecord]) -> None:
-        """Add rewards (outcomes with `reward` set)."""
-        ...
-
-    def decide(
-        self, *, step: int, candidate_in_step: int, drops: Mapping[str, int], detail: bool = True
-    ) -> DecisionLike:
-        """Decide now (`detail=False`: the same decision without estimates and bounds in its snapshot)."""
-        ...
-
-    def mature(self, cutoff: float) -> None:
-        """Requests at or before `cutoff` (records' clock) have had their whole feedback window."""
-        ...
-
-    def latched(self) -> list[str]:
-        """Candidates whose sample-ratio check has fired (kept for good, persisted in the state)."""
-        ...
-
-    def latch(self, candidates: Sequence[str]) -> None:
-        """Restore the sample-ratio latch of these candidates (after a restart)."""
-        ...
-
-    def snapshot(self) -> dict[str, Any]:
-        """The statistics now as JSON, with estimates and bounds, as at the last look."""
-        ...
 
 
 @dataclass
@@ -307,33 +256,4 @@ class Looker:
         return {name: str(v["verdict"]) for name, v in self.shadow.verdicts().items()}
 
 
-DETAIL_KEYS = ("ci_low", "ci_high")
-
-
-def carry_detail(fresh: dict[str, Any], detailed: Mapping[str, Any]) -> dict[str, Any]:
-    """`fresh` (a look without bounds) with those of the last look that had them, per metric, and
-    `detail_records`, the record count they are from: estimates, e-values and verdicts now, intervals ≤ 1 s
-    old."""
-    out = {**fresh, "detail_records": detailed.get("detail_records")}
-    if "metrics" in fresh:
-        out["metrics"] = _carried(fresh["metrics"], detailed.get("metrics") or [])
-    comparisons = fresh.get("comparisons")
-    if isinstance(comparisons, dict):
-        before = detailed.get("comparisons") or {}
-        out["comparisons"] = {
-            name: {
-                **snap,
-                "metrics": _carried(snap.get("metrics") or [], before.get(name, {}).get("metrics") or []),
-            }
-            for name, snap in comparisons.items()
-        }
-    return out
-
-
-def _carried(fresh: list[dict[str, Any]], detailed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    known = {(m.get("name"), m.get("role")): m for m in detailed}
-    out = []
-    for m in fresh:
-        old = known.get((m.get("name"), m.get("role")))
-        out.append({**m, **{k: old.get(k) for k in DETAIL_KEYS}} if old is not None else m)
-    return out
+__all__ = ["ACTIONS", "Decision", "DecisionLike", "JudgeLike", "Looker", "View", "carry_detail", "look_gap"]
