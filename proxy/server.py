@@ -231,14 +231,14 @@ class Sidecar:
         body = ReadBody(self.settings.max_body_bytes)
         record = Record(self.sink, tokens=tokens)
         filters: list[Filter] = [*edge, route, body, record]
-        if self.settings.grpc_listen is not None:
-            self.grpc = grpc_port(edge, route, record, self.router)
         shadowed = any(lv.experiment.shadows for lv in self.router.all())
         if shadowed:
             self.shadows = ShadowDispatcher()
             self.metrics.attach_shadows(self.shadows)
             shadow_task = self.tasks.spawn(self.shadows.run(), name="shadow-dispatch")
             filters.append(Mirror(self.shadows))
+        if self.settings.grpc_listen is not None:  # the same filters, and the same shadow dispatcher
+            self.grpc = grpc_port(edge, route, record, self.router, self.shadows)
         forward = Forward(
             pool,
             budgets=RetryBudgets(self.settings.retry_budget, self.settings.retry_min),
@@ -261,6 +261,8 @@ class Sidecar:
         if self.shadows is not None:  # pending pairs complete (bounded by the shadow timeout) before the sink
             await self.shadows.close(timeout=self.shadows.limits.timeout_s * 2)
             await asyncio.wait({shadow_task}, timeout=self.shadows.limits.timeout_s * 2)
+        if self.grpc is not None:  # the gRPC copies are all sent or dropped by now
+            await self.grpc.close_shadows()
         await pool.close()
         if jwks is not None:
             await jwks.close()

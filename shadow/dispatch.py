@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -99,6 +100,8 @@ class ShadowJob:
     """Whether the answer will be compared with the primary's (it then needs room in the compare pool)."""
     max_bytes: int | None = None
     """Largest answer read (the experiment's `spec.shadow.maxBodyBytes`); None: the limits' default."""
+    via: Callable[[ShadowJob], Awaitable[ShadowResult]] | None = None
+    """Makes the call instead of HTTP (the gRPC port's copies: `url` is then HOST:PORT, `method` the RPC)."""
 
 
 def shadow_host(host: str) -> str:
@@ -209,6 +212,8 @@ class ShadowDispatcher:
                 self._queue.task_done()
 
     async def _call(self, job: ShadowJob) -> ShadowResult:
+        if job.via is not None:  # same queue, workers and circuit, another protocol
+            return await job.via(job)
         assert self._session is not None
         started = time.monotonic()
         try:

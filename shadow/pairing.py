@@ -31,6 +31,7 @@ NOT_COMPARED = Comparison(
     agree=None, rows=0, rows_agree=0, max_abs_diff=None, max_rel_diff=None, exceed=None, detail=None
 )
 SKIPPED = {"dropped:body_too_large": "too_large"}
+SKIPPED["dropped:no_grpc_upstream"] = "no_grpc_upstream"  # a gRPC call, a shadow without `grpcUpstream`
 """Copies never sent because of the request itself (over `spec.shadow.maxBodyBytes`), not because of
 outrider's load: their entry says so in `skipped`."""
 

@@ -6,18 +6,22 @@ the client's path only pays for an O(1) enqueue. One cap, `spec.shadow.maxBodyBy
 what is mirrored and what is compared: a request over it is not mirrored (its record has an entry per shadow
 with `"skipped": "too_large"`), a shadow answer over it is `response_too_large`, a primary answer over it is
 not compared (`compare_error` says so), and a compressed answer may not decompress past it. A streamed primary
-answer is given to the pair with its headers when its stream ends (its body collected up to the cap).
-Usage: filters = [..., Mirror(dispatcher)]; the chain ends with `forward`
+answer is given to the pair with its headers when its stream ends (its body collected up to the cap). A
+shadow variant with its own `model`/`version` gets the path rewritten for it, as a serving variant does.
+Usage: filters = [..., Mirror(dispatcher)]; the chain ends with `forward` (the gRPC port's copies:
+proxy.grpcfront.mirror)
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 
 from multidict import CIMultiDict
 
-from experiments.model import ShadowSpec
+from experiments.model import ShadowSpec, Variant
+from experiments.model_paths import rewrite_path
 from proxy.chain import Stage
 from proxy.errors import OutriderError
 from proxy.exchange import Exchange, Reply
@@ -26,7 +30,7 @@ from proxy.stream_tap import COMPLETE, Outcome, TappedStream
 from shadow.compare.base import Comparator, comparator
 from shadow.credentials import strip_credentials
 from shadow.dispatch import SHADOW_HEADER, ShadowDispatcher, ShadowJob, shadow_host
-from shadow.pairing import Pair
+from shadow.pairing import Pair, ShadowResult
 
 INFER_SUFFIX = "/infer"
 
@@ -112,7 +116,7 @@ class Mirror:
         if spec is not None:
             compare = self._comparators.get(a.experiment.name)
             if compare is None:
-                made = comparator(spec.compare, **dict(spec.compare_options))
+                made = self.comparing(comparator(spec.compare, **dict(spec.compare_options)))
                 compare = self._comparators.setdefault(a.experiment.name, made)
         pair = Pair([s.name for s in shadows], compare, d.comparisons, cap)
         ex.pair = pair
@@ -120,18 +124,40 @@ class Mirror:
         compared = spec is not None and spec.compare != "none"
         headers: CIMultiDict[str] | None = None
         for shadow in shadows:
-            reason = d.refusal(shadow.name, compared)
+            reason = self.unsendable(shadow) or d.refusal(shadow.name, compared)
             if reason is not None:  # drop before paying for a copy that cannot go out
                 d.drop(pair, shadow.name, reason)
                 continue
             if headers is None:  # one copy of the headers serves every shadow (never mutated after this)
-                headers = forwarded_headers(ex)
-                strip_credentials(headers, spec.forward_headers if spec is not None else ())
-                headers["Host"] = shadow_host(inbound.headers.get("Host", "localhost"))
-                headers[SHADOW_HEADER] = "1"
-            url = shadow.upstream + inbound.path
-            job = ShadowJob(
-                shadow.name, url, inbound.method, headers, inbound.body, pair, timeout, compared, cap
-            )
+                headers = self.copy_headers(ex, spec)
+            url, method, body = self.target(ex, shadow)
+            job = ShadowJob(shadow.name, url, method, headers, body, pair, timeout, compared, cap, self.via)
             d.offer(job, checked=True)
         return pair
+
+    # What a subclass for another protocol changes (proxy.grpcfront.mirror):
+
+    via: Callable[[ShadowJob], Awaitable[ShadowResult]] | None = None
+    """Who makes the shadow calls (None: the dispatcher, over HTTP)."""
+
+    def comparing(self, compare: Comparator) -> Comparator:
+        """The comparator of the experiment's `spec.shadow.compare`, as this protocol's answers need it."""
+        return compare
+
+    def unsendable(self, shadow: Variant) -> str | None:
+        """Why a copy can never go to `shadow` over this protocol (None: it can)."""
+        return None
+
+    def copy_headers(self, ex: Exchange, spec: ShadowSpec | None) -> CIMultiDict[str]:
+        """The headers of every copy: the client's, less credentials, marked as a shadow's."""
+        headers = forwarded_headers(ex)
+        strip_credentials(headers, spec.forward_headers if spec is not None else ())
+        headers["Host"] = shadow_host(ex.inbound.headers.get("Host", "localhost"))
+        headers[SHADOW_HEADER] = "1"
+        return headers
+
+    def target(self, ex: Exchange, shadow: Variant) -> tuple[str, str, bytes]:
+        """(URL, method, body) of the copy for `shadow`, asking for its own model name and version."""
+        inbound = ex.inbound
+        path = rewrite_path(inbound.path, shadow.model, shadow.version)
+        return shadow.upstream + path, inbound.method, inbound.body

@@ -13,7 +13,7 @@ import grpc
 from multidict import CIMultiDict
 
 from experiments.model import DEFAULT_TIMEOUT_S
-from oipgrpc.messages import METHODS, ModelInferRequest
+from oipgrpc.messages import METHODS
 from proxy.errors import UpstreamTimeout, UpstreamUnavailable
 from proxy.exchange import Exchange, Reply
 from proxy.grpcfront.status import http_of
@@ -23,13 +23,15 @@ GRPC_MESSAGE = "grpc-message"
 CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
 
 
-def renamed(request: bytes, model: str | None, version: str | None) -> bytes:
-    """A ModelInferRequest asking for `model` / `version` instead (None: as sent)."""
-    message = ModelInferRequest.FromString(request)
+def renamed(request: bytes, model: str | None, version: str | None, method: str = "ModelInfer") -> bytes:
+    """A request of `method` (ModelInfer, ModelReady, ModelMetadata) asking for `model` / `version` instead
+    (None: as sent)."""
+    message = METHODS[method].request.FromString(request)
+    infer = method == "ModelInfer"
     if model is not None:
-        message.model_name = model
+        setattr(message, "model_name" if infer else "name", model)
     if version is not None:
-        message.model_version = version
+        setattr(message, "model_version" if infer else "version", version)
     out: bytes = message.SerializeToString()
     return out
 

@@ -10,7 +10,8 @@ An answer is `{"outputs": [{"name", "shape", "datatype", "data"}, ...], ...}`, w
 or nested, or — with the binary tensor extension — the JSON part (its length in the header
 `Inference-Header-Content-Length`) followed by the raw little-endian data of every output that has
 `parameters.binary_data_size`, in the order of `outputs` (BYTES elements: a 4-byte little-endian length, then
-the bytes). A Content-Encoding (gzip, deflate) is undone first (`shadow.compare.answer`). Bodies come from
+the bytes). TF Serving's `predictions` and columnar `outputs` are read too (shadow.compare.tfserving).
+A Content-Encoding (gzip, deflate) is undone first (`shadow.compare.answer`). Bodies come from
 upstreams we do not control, so nothing here trusts them: parsing is orjson (which refuses nesting deeper
 than 1024), nested data is flattened without recursion, binary framing must account for every byte, and the
 declared shape is only used once the data is known to fill it.
@@ -28,6 +29,7 @@ import orjson
 from numpy.typing import NDArray
 
 from shadow.compare.answer import Answer, NotComparable, as_answer, decoded, split_binary
+from shadow.compare.tfserving import is_tf_answer, tf_outputs
 
 __all__ = ["NotComparable", "Tensor", "check_output_name", "differences", "output_pair", "tensor_pair"]
 
@@ -179,6 +181,8 @@ def _outputs(answer: Answer, who: str) -> list[Output]:
         doc: object = orjson.loads(json_part)
     except orjson.JSONDecodeError:
         raise NotComparable(f"{who} answer is not JSON") from None
+    if binary is None and isinstance(doc, dict) and is_tf_answer(doc):  # `predictions`, or columnar `outputs`
+        return [(output, None) for output in tf_outputs(doc, who)]
     outputs: object = doc.get("outputs") if isinstance(doc, dict) else None
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, dict) for o in outputs):
         raise NotComparable(f"{who} answer is not an OIP response: no list of outputs")

@@ -46,7 +46,7 @@ def _with(**fields: object) -> bytes:
         (b"", scores(ROWS), "primary answer is not JSON"),
         (scores(ROWS), b"[1, 2]", "shadow answer is not an OIP response: no list of outputs"),
         (b'{"outputs": []}', scores(ROWS), "primary answer is not an OIP response"),
-        (b'{"outputs": [3]}', scores(ROWS), "primary answer is not an OIP response"),
+        (b'{"outputs": [3]}', scores(ROWS), "output 'outputs' missing from shadow answer"),  # TF columnar
         (b'{"outputs": [{"shape": [1]}]}', scores(ROWS), "its first output has no name"),
         (scores(ROWS), oip(output("logits", ROWS)), "output 'probabilities' missing from shadow answer"),
         (scores(ROWS), scores(ROWS[:1]), "output shapes differ: [2,3] vs [1,3]"),
