@@ -122,6 +122,8 @@ class Controller:
         """Outcomes dropped by earlier processes (persisted with the state, so the gate survives restarts)."""
         self.progress = Progress()
         self.checkpoints = checkpoints
+        self._unacted: list[Decision] = []
+        """Decisions taken by the looker and not yet written (their write failed): retried first."""
         self._saved: tuple[Mark, float] | None = None
         """The last checkpoint saved (or loaded) and when (loop time)."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
@@ -135,10 +137,23 @@ class Controller:
         """Catch up every interval until `stop` is set or the experiment has finished."""
         try:
             if self.checkpoints is not None:
-                await asyncio.get_running_loop().run_in_executor(self._worker, self._restore)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self._worker, self._restore)
+                except Exception as err:  # the store away at takeover: replay the stream instead
+                    log.warning(
+                        "%s: no checkpoint read (%r): replaying the stream", self.experiment.name, err
+                    )
+                    self.history_until = 0
+            failing = False
             while not stop.is_set():
-                if await self.tick():
-                    return
+                try:
+                    if await self.tick():
+                        return
+                    failing = False
+                except Exception as err:  # the store away (Redis), a refused write: try again next interval
+                    if not failing:
+                        log.warning("controller of %s: tick failed (%r); retrying", self.experiment.name, err)
+                    failing = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval)
         finally:
@@ -152,7 +167,8 @@ class Controller:
         drops = self.total_drops()
         if drops and drops != state.extra.get("dropped"):
             await self.states.annotate(self.experiment.name, dropped=drops)
-        decisions = await loop.run_in_executor(self._worker, self._read, drops, not finished)
+        self._unacted += await loop.run_in_executor(self._worker, self._read, drops, not finished)
+        decisions = list(self._unacted)
         latched = self.looker.judge.latched()
         if latched and latched != state.extra.get("srm_latched") and not finished:
             await self.states.annotate(self.experiment.name, srm_latched=latched)
@@ -160,8 +176,9 @@ class Controller:
         if verdicts and verdicts != self.progress.shadow and not finished:
             self.progress.shadow = verdicts
             await self.states.annotate(self.experiment.name, shadow_verdicts=verdicts)
-        for decision in decisions:
-            state = await self._act(decision)
+        while self._unacted:  # a decision whose write failed (the store away) is retried at the next tick
+            state = await self._act(self._unacted[0])
+            self._unacted.pop(0)
         await self._checkpoint(force=bool(decisions))
         if state.phase in ("promoted", "rolled_back"):
             snapshot = await loop.run_in_executor(self._worker, self.looker.snapshot)
@@ -209,6 +226,8 @@ class Controller:
             return
         loop = asyncio.get_running_loop()
         mark = Mark(self.progress.outcome_seq, self.progress.feedback_seq)
+        if mark == Mark(0, 0):  # nothing read yet
+            return
         if self._saved is not None and (
             self._saved[0] == mark or (not force and loop.time() - self._saved[1] < CHECKPOINT_EVERY_S)
         ):

@@ -4,8 +4,8 @@ the lease with its fencing (a write of a replica whose lease was taken over is r
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,17 +62,21 @@ def test_batches_are_read_back_in_order_and_a_retried_batch_is_stored_once(redis
     assert [r.request_id for _, r in rows] == [f"r{i}" for i in range(8)]
     assert [seq for seq, _ in rows] == sorted(seq for seq, _ in rows)
     middle = rows[3][0]  # reading on from the middle of an entry
-    assert [r.request_id for _, r in store.read_after("split", middle, 10_000)] == [f"r{i}" for i in range(4, 8)]
+    assert [r.request_id for _, r in store.read_after("split", middle, 10_000)] == [
+        f"r{i}" for i in range(4, 8)
+    ]
     assert store.read_after("split", rows[-1][0], 10_000) == []
     assert store.max_seq("split") == rows[-1][0]
     assert (store.count("split"), store.count("other"), store.count()) == (8, 1, 9)
     assert store.experiments() == ["other", "split"]
-    exported = [line for line in store.iter_raw()]
+    exported = list(store.iter_raw())
     assert len(exported) == 9
     store.close()
 
 
-def test_a_write_fails_while_redis_is_down_and_goes_through_once_it_is_back(redis_server: RedisServer) -> None:
+def test_a_write_fails_while_redis_is_down_and_goes_through_once_it_is_back(
+    redis_server: RedisServer,
+) -> None:
     store = RedisOutcomeStore(redis_server.url)
     batch = [record(i) for i in range(3)]
     redis_server.kill()

@@ -22,12 +22,14 @@ import orjson
 import pytest
 from redis import Redis
 
+from analysis.checkpoint import decode
+from experiments.config import load_experiment
 from tests.integration.test_decisions import EXPERIMENT
 from tests.support.cli import analyzed
 from tests.support.fleet import eventually
 from tests.support.http import outcome_invariant, scrape
 from tests.support.procs import Proc, outrider_cmd
-from tests.support.redis_fleet import LEASE_S, Load, events, leader_of, set_failing, start_replicas
+from tests.support.redis_fleet import LEASE_S, SECRET, Load, events, leader_of, set_failing, start_replicas
 from tests.support.redis_server import RedisServer, running_redis
 
 NAME = "fleet"
@@ -44,7 +46,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def config(upstreams: tuple[Proc, Proc], tmp_path: Path) -> Path:
     stable, candidate = upstreams
     path = tmp_path / "fleet.yaml"
-    path.write_text(EXPERIMENT.format(name=NAME, stable=stable.url, candidate=candidate.url, steps="50", per_step=0))
+    path.write_text(
+        EXPERIMENT.format(name=NAME, stable=stable.url, candidate=candidate.url, steps="50", per_step=0)
+    )
     return path
 
 
@@ -92,7 +96,9 @@ def export_store(url: str, out: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
 
-async def check_offline(url: str, config: Path, tmp_path: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
+async def check_offline(
+    url: str, config: Path, tmp_path: Path, state: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The export has no request twice, and `outrider analyze` on it decides as the live controller did."""
     records = await asyncio.to_thread(export_store, url, tmp_path / "export.jsonl")
     ids = [r["request_id"] for r in records]
@@ -143,13 +149,15 @@ async def test_three_replicas_roll_a_failing_candidate_back_once(
     assert {r["request_id"] for r in records} == {a.request_id for a in load.answers}  # one per response
 
 
-async def until_checkpointed(redis_server: RedisServer, records: int) -> None:
-    """Wait until the stream holds `records` and the leader has saved a checkpoint."""
+async def until_checkpointed(redis_server: RedisServer, config: Path, records: int) -> None:
+    """Wait until the leader has saved a checkpoint of at least `records` records (read with the secret)."""
     client = Redis.from_url(redis_server.url)
+    experiment = load_experiment(config)
 
     async def there() -> bool:
-        count = int(client.hget("outrider:counts", NAME) or 0)
-        return count >= records and bool(client.exists(f"outrider:checkpoint:{NAME}"))
+        blob: bytes | None = client.get(f"outrider:checkpoint:{NAME}")  # type: ignore[assignment]
+        restored = decode(blob, SECRET, experiment) if blob is not None else None
+        return restored is not None and restored[1].records >= records
 
     try:
         await eventually(there, 30.0)
@@ -179,7 +187,7 @@ async def test_the_leader_killed_is_replaced_and_the_fleet_decides_once(
     async with aiohttp.ClientSession() as session:
         old = await leader_of(session, fleet)
         async with Load(fleet) as load:
-            await until_checkpointed(redis_server, 1200)
+            await until_checkpointed(redis_server, config, 1000)
             before = await scrape(session, fleet[old].admin_url)
             load.dead.add(old)
             fleet[old].popen.kill()
@@ -206,7 +214,7 @@ async def test_a_leader_paused_past_its_lease_is_fenced_and_steps_down(
     async with aiohttp.ClientSession() as session:
         old = await leader_of(session, fleet)
         async with Load(fleet) as load:
-            await until_checkpointed(redis_server, 1200)
+            await until_checkpointed(redis_server, config, 1000)
             load.dead.add(old)
             os.kill(fleet[old].popen.pid, signal.SIGSTOP)
             paused = time.monotonic()
@@ -217,7 +225,11 @@ async def test_a_leader_paused_past_its_lease_is_fenced_and_steps_down(
 
             async def stepped_down() -> dict[str, float] | None:
                 metrics = await scrape(session, fleet[old].admin_url)
-                return metrics if events(fleet[old], "stepped down") and metrics["outrider_leader"] == 0 else None
+                return (
+                    metrics
+                    if events(fleet[old], "stepped down") and metrics["outrider_leader"] == 0
+                    else None
+                )
 
             metrics = await eventually(stepped_down, 5.0)
             assert metrics["outrider_fenced_writes_total"] >= 1  # its first write after waking was refused
@@ -232,3 +244,38 @@ async def test_a_leader_paused_past_its_lease_is_fenced_and_steps_down(
         proc.stop()
     records = await check_offline(redis_server.url, config, tmp_path, state)
     assert {r["request_id"] for r in records} == {a.request_id for a in load.answers}
+
+
+async def test_replicas_route_and_buffer_while_redis_is_away_and_resend_when_it_is_back(
+    fleet: list[Proc], redis_server: RedisServer
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        await leader_of(session, fleet)
+        redis_server.kill()
+        async with Load(fleet, users=4) as load:
+
+            async def buffered() -> bool:
+                return len(load.answers) >= 300
+
+            await eventually(buffered, 20.0)
+        assert {a.status for a in load.answers} == {200}  # routing goes on with the last state
+        pending = [outcome_invariant(await scrape(session, p.admin_url)) for p in fleet]
+        assert all(p == s + q + d and q > 0 for p, s, q, d in pending), pending
+        redis_server.launch()
+
+        async def resent() -> bool:
+            for proc in fleet:
+                produced, stored, pending_now, dropped = outcome_invariant(
+                    await scrape(session, proc.admin_url)
+                )
+                if not (produced == stored and pending_now == dropped == 0):
+                    return False
+            return True
+
+        await eventually(resent, 15.0)
+        client = Redis.from_url(redis_server.url)
+        try:
+            assert int(client.hget("outrider:counts", NAME) or 0) == len(load.answers)
+        finally:
+            client.close()
+        await leader_of(session, fleet)  # one replica leads again

@@ -23,6 +23,8 @@ from tests.support.http import scrape
 from tests.support.procs import Proc, run_cmd, start
 
 LEASE_S = 1.0
+SECRET = b"s" * 32
+"""The replicas' shared feedback secret: it signs the controllers' checkpoints too."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ def start_replicas(config: Path, tmp_path: Path, url: str, n: int) -> list[Proc]
     one shared feedback secret."""
     secret = tmp_path / "feedback.secret"
     if not secret.exists():
-        secret.write_bytes(b"s" * 32)
+        secret.write_bytes(SECRET)
+        secret.chmod(0o600)
     args = ("--store", url, "--store-lease", f"{LEASE_S}s", "--feedback-secret-file", str(secret))
     cmds = [run_cmd([config], tmp_path / f"data-{k}", *args) for k in range(n)]
     with ThreadPoolExecutor(n) as pool:
