@@ -158,6 +158,11 @@ class OutcomeSink:
                 self._drop(self._queue.popleft(), "shutdown")
             log.error("outcome sink: %d records not flushed within %.1fs", left, timeout)
 
+    def balance(self) -> dict[str, object]:
+        """`snapshot` and whether produced == stored + pending + sum(dropped) (the admin API's /outcomes)."""
+        total = self.stored + self.pending + sum(self.dropped.values())
+        return {**self.snapshot(), "balanced": self.produced == total}
+
     def snapshot(self) -> dict[str, object]:
         """Counters for /metrics and tests, read in one go."""
         return {

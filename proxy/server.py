@@ -162,13 +162,8 @@ class Sidecar:
 
     def outcome_counts(self) -> dict[str, object] | None:
         """The admin API's /outcomes: this process's records, produced == stored + pending + dropped."""
-        if self.sink is None:
-            return None
-        snap = self.sink.snapshot()
-        dropped = snap["dropped"]
-        assert isinstance(dropped, dict)
-        balanced = snap["produced"] == snap["stored"] + snap["pending"] + sum(dropped.values())  # type: ignore[operator]
-        return {"store": "redis" if is_redis(self.settings.store) else "sqlite", **snap, "balanced": balanced}
+        kind = "redis" if is_redis(self.settings.store) else "sqlite"
+        return None if self.sink is None else {"store": kind, **self.sink.balance()}
 
     async def _outcomes(self, _: web.Application) -> AsyncIterator[None]:
         store = await asyncio.to_thread(open_outcomes, self.settings.store, self.settings.data_dir)
