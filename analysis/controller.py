@@ -10,7 +10,10 @@ points depend only on the records, never on the clock, a replay of the export (`
 same decisions at the same records (estimates and intervals, which decide nothing, are refreshed at most once
 a second live, and at every action). Heavy numpy work runs in a worker
 thread, never on the event loop. After a restart the controller replays every stored outcome, so the e-values
-continue where they were.
+continue where they were; with `checkpoints` (the Redis store) it instead loads the last checkpoint (positions
+and its looker, saved every CHECKPOINT_EVERY_S and after every action) and reads on from there, deciding.
+A decision at a record count the state's history shows acted on already (by a previous leader) is not acted
+on again.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from analysis.checkpoint import Checkpoints, Mark
 from analysis.verdict import Decision, JudgeLike, Looker
 from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
@@ -31,6 +36,8 @@ from experiments.state import ExperimentState, Phase
 log = logging.getLogger(__name__)
 READ_PAGE = 20_000
 DETAIL_EVERY_S = 1.0
+CHECKPOINT_EVERY_S = 2.0
+"""A controller with checkpoints saves one this often while it reads records (and after every action)."""
 """Estimates and bounds at most once a second (and at every action): screens read them, decisions do not."""
 
 
@@ -94,6 +101,7 @@ class Controller:
         on_decision: Callable[[Decision], None] = lambda d: None,
         on_finish: Callable[[ExperimentState, dict[str, Any]], None] = lambda s, snap: None,
         history_until: int = 0,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.experiment = experiment
         self.history_until = history_until
@@ -113,6 +121,11 @@ class Controller:
         )
         """Outcomes dropped by earlier processes (persisted with the state, so the gate survives restarts)."""
         self.progress = Progress()
+        self.checkpoints = checkpoints
+        self._unacted: list[Decision] = []
+        """Decisions taken by the looker and not yet written (their write failed): retried first."""
+        self._saved: tuple[Mark, float] | None = None
+        """The last checkpoint saved (or loaded) and when (loop time)."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
 
     @property
@@ -123,9 +136,24 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         """Catch up every interval until `stop` is set or the experiment has finished."""
         try:
+            if self.checkpoints is not None:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self._worker, self._restore)
+                except Exception as err:  # the store away at takeover: replay the stream instead
+                    log.warning(
+                        "%s: no checkpoint read (%r): replaying the stream", self.experiment.name, err
+                    )
+                    self.history_until = 0
+            failing = False
             while not stop.is_set():
-                if await self.tick():
-                    return
+                try:
+                    if await self.tick():
+                        return
+                    failing = False
+                except Exception as err:  # the store away (Redis), a refused write: try again next interval
+                    if not failing:
+                        log.warning("controller of %s: tick failed (%r); retrying", self.experiment.name, err)
+                    failing = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval)
         finally:
@@ -139,7 +167,8 @@ class Controller:
         drops = self.total_drops()
         if drops and drops != state.extra.get("dropped"):
             await self.states.annotate(self.experiment.name, dropped=drops)
-        decisions = await loop.run_in_executor(self._worker, self._read, drops, not finished)
+        self._unacted += await loop.run_in_executor(self._worker, self._read, drops, not finished)
+        decisions = list(self._unacted)
         latched = self.looker.judge.latched()
         if latched and latched != state.extra.get("srm_latched") and not finished:
             await self.states.annotate(self.experiment.name, srm_latched=latched)
@@ -147,8 +176,10 @@ class Controller:
         if verdicts and verdicts != self.progress.shadow and not finished:
             self.progress.shadow = verdicts
             await self.states.annotate(self.experiment.name, shadow_verdicts=verdicts)
-        for decision in decisions:
-            state = await self._act(decision)
+        while self._unacted:  # a decision whose write failed (the store away) is retried at the next tick
+            state = await self._act(self._unacted[0])
+            self._unacted.pop(0)
+        await self._checkpoint(force=bool(decisions))
         if state.phase in ("promoted", "rolled_back"):
             snapshot = await loop.run_in_executor(self._worker, self.looker.snapshot)
             self.on_finish(state, snapshot)
@@ -176,11 +207,52 @@ class Controller:
             decisions += self.looker.feed(new, drops, decide=decide)
         return decisions
 
+    def _restore(self) -> None:
+        assert self.checkpoints is not None
+        restored = self.checkpoints.load(self.experiment.name, self.experiment)
+        if restored is None:  # none yet, or not usable: the stream is read from its start
+            self.history_until = 0
+            return
+        mark, self.looker = restored
+        self.progress.outcome_seq, self.progress.feedback_seq = mark.outcome_seq, mark.feedback_seq
+        self.history_until = 0  # the looks after the checkpoint are this leader's to take
+        self._saved = (mark, -math.inf)
+        log.info(
+            "%s: continuing from the checkpoint at %d records", self.experiment.name, self.looker.records
+        )
+
+    async def _checkpoint(self, force: bool) -> None:
+        if self.checkpoints is None:
+            return
+        loop = asyncio.get_running_loop()
+        mark = Mark(self.progress.outcome_seq, self.progress.feedback_seq)
+        if mark == Mark(0, 0):  # nothing read yet
+            return
+        if self._saved is not None and (
+            self._saved[0] == mark or (not force and loop.time() - self._saved[1] < CHECKPOINT_EVERY_S)
+        ):
+            return
+        await loop.run_in_executor(
+            self._worker, self.checkpoints.save, self.experiment.name, mark, self.looker
+        )
+        self._saved = (mark, loop.time())
+
+    def acted(self, decision: Decision) -> bool:
+        """Whether the state's history shows this look acted on already (by an earlier leader)."""
+        state = self.states.current(self.experiment.name)
+        done = [h.get("at_records") for h in state.history if h.get("decision") == decision.kind]
+        return any(isinstance(n, int) and n >= decision.records for n in done)
+
     async def _act(self, decision: Decision) -> ExperimentState:
         self.progress.last = decision
+        name = self.experiment.name
+        if self.acted(decision):
+            log.info(
+                "decision %s for %s at %d records: acted on already", decision.kind, name, decision.records
+            )
+            return self.states.current(name)
         self.on_decision(decision)
         change = self.looker.transition(decision)
-        name = self.experiment.name
         if change is None:
             return self.states.current(name)
         phase, step, extra = change

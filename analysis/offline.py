@@ -120,9 +120,11 @@ def live_report(
     snapshot: Mapping[str, Any],
     drops: Mapping[str, int],
     judge: JudgeFactory,
+    stored: tuple[list[OutcomeRecord], dict[str, int]] | None = None,
 ) -> list[Path]:
-    """The report of an experiment that just finished, into DATA_DIR/reports/NAME (blocking: a thread)."""
-    records, feedback = stored_outcomes(data_dir, experiment.name)
+    """The report of an experiment that just finished, into DATA_DIR/reports/NAME (blocking: a thread);
+    `stored`: its records and feedback counts when they are not in the data dir (a Redis store)."""
+    records, feedback = stored if stored is not None else stored_outcomes(data_dir, experiment.name)
     doc = report_doc(experiment, records, judge, state, snapshot, drops=drops, feedback=feedback)
     return write_report(doc, data_dir / "reports" / experiment.name)
 

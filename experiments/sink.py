@@ -42,7 +42,11 @@ class SinkLimits:
     batch_max: int = 2_000
     flush_interval_s: float = 0.05
     write_attempts: int = 3
+    """Attempts per batch before its records are dropped (`write_error`); 0: until it is stored (the Redis
+    store: a batch waits for Redis to come back while the queue takes new records up to `max_pending`, and
+    what comes beyond that is dropped as `store_unavailable`)."""
     retry_backoff_s: float = 0.2
+    retry_backoff_max_s: float = 2.0
 
 
 class OutcomeSink:
@@ -60,6 +64,8 @@ class OutcomeSink:
         self._wake = asyncio.Event()
         self._closing = False
         self._stopped = asyncio.Event()
+        self.failing = False
+        """True from a failed write until the next one that succeeds."""
 
     @property
     def pending(self) -> int:
@@ -72,7 +78,7 @@ class OutcomeSink:
         if self._closing:
             return self._drop(record, "shutdown")
         if len(self._queue) >= self.limits.max_pending:
-            return self._drop(record, "queue_full")
+            return self._drop(record, "store_unavailable" if self.failing else "queue_full")
         self._queue.append(record)
         if len(self._queue) >= self.limits.batch_max:
             self._wake.set()
@@ -106,20 +112,30 @@ class OutcomeSink:
         n = min(len(self._queue), self.limits.batch_max)
         batch = [self._queue.popleft() for _ in range(n)]
         self._inflight = n
+        attempts = self.limits.write_attempts
         try:
-            for attempt in range(1, self.limits.write_attempts + 1):
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     await asyncio.to_thread(self.backend.write, batch)
-                except Exception:
-                    log.exception(
-                        "outcome batch write failed (attempt %d of %d)", attempt, self.limits.write_attempts
-                    )
-                    if attempt == self.limits.write_attempts:
+                except Exception as err:
+                    if not self.failing or attempts:
+                        log.error(
+                            "outcome batch write failed (attempt %d of %s): %s", attempt, attempts or "∞", err
+                        )
+                    self.failing = True
+                    if attempt == attempts:
                         for record in batch:
                             self._drop(record, "write_error")
                         return
-                    await asyncio.sleep(self.limits.retry_backoff_s * attempt)
+                    await asyncio.sleep(
+                        min(self.limits.retry_backoff_s * attempt, self.limits.retry_backoff_max_s)
+                    )
                 else:
+                    if self.failing and not attempts:
+                        log.warning("outcome store back: batch of %d stored after %d attempts", n, attempt)
+                    self.failing = False
                     self.stored += n
                     return
         except asyncio.CancelledError:
@@ -141,6 +157,11 @@ class OutcomeSink:
             while self._queue:
                 self._drop(self._queue.popleft(), "shutdown")
             log.error("outcome sink: %d records not flushed within %.1fs", left, timeout)
+
+    def balance(self) -> dict[str, object]:
+        """`snapshot` and whether produced == stored + pending + sum(dropped) (the admin API's /outcomes)."""
+        total = self.stored + self.pending + sum(self.dropped.values())
+        return {**self.snapshot(), "balanced": self.produced == total}
 
     def snapshot(self) -> dict[str, object]:
         """Counters for /metrics and tests, read in one go."""

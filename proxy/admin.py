@@ -21,6 +21,7 @@ from aiohttp import web
 from analysis.policy import DEFAULT_GUARDRAILS
 from analysis.wording import step_of
 from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Experiment, ShadowOnlyStrategy
+from experiments.redis_state import Fenced
 from experiments.state import ExperimentState, Phase
 from proxy.dashboard import dashboard
 from proxy.metrics import Metrics
@@ -170,6 +171,8 @@ async def mutate(keeper: StateKeeper, live: Live, action: str) -> web.Response:
         )
     except StateConflict as err:
         return error(409, "conflict", str(err))
+    except Fenced as err:  # this replica's lease was lost (a Redis store): another one leads now
+        return error(503, "not_leader", str(err))
     return json_response(new.to_json())
 
 
@@ -181,6 +184,7 @@ def admin_app(
     token: str | None = None,
     analysis_of: Callable[[str], dict[str, Any] | None] = lambda name: None,
     follower: Callable[[], bool] = lambda: False,
+    outcomes: Callable[[], dict[str, object] | None] = lambda: None,
 ) -> web.Application:
     """The admin application (`keeper` is looked up per call: it exists once the data app has started;
     `follower` says whether another process holds the data dir's leader lock)."""
@@ -217,6 +221,12 @@ def admin_app(
         await metrics.refresh()
         return json_response(experiment_json(live, analysis_of(name), request_counts(metrics).get(name)))
 
+    async def outcome_counts(_: web.Request) -> web.Response:
+        counts = outcomes()
+        if counts is None:
+            return error(404, "no_outcomes", "this process writes no outcomes (a supervisor)")
+        return json_response(counts)
+
     async def action(request: web.Request) -> web.Response:
         refused = authorized(request, token)
         if refused is not None:
@@ -240,6 +250,7 @@ def admin_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/experiments", experiments)
+    app.router.add_get("/outcomes", outcome_counts)
     app.router.add_get("/experiments/{name}", experiment)
     app.router.add_get("/dashboard", dashboard)
     app.router.add_get("/openapi.json", openapi)

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write stored outcomes as JSON Lines to stdout")
     export.add_argument("--data-dir", default="./outrider-data")
+    export.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="read a fleet's Redis store (redis://HOST:PORT/DB) instead of the data dir's SQLite file",
+    )
     export.add_argument("--experiment", default=None, metavar="NAME")
     export.set_defaults(func=commands.cmd_export)
 

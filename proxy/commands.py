@@ -72,14 +72,24 @@ def cmd_schema(_: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """`outrider export`: stored outcomes as JSON Lines on stdout, in arrival order."""
-    from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+    """`outrider export`: stored outcomes as JSON Lines on stdout, in arrival order (in each experiment's
+    stream order with `--store redis://…`)."""
+    from redis.exceptions import RedisError
 
+    from experiments.sqlite_store import DB_NAME
+    from experiments.stores import check_store, is_redis, open_outcomes
+
+    where = args.store or "sqlite"
+    try:
+        check_store(where)
+    except ValueError as err:
+        print(f"outrider export: --store: {err}", file=sys.stderr)
+        return 2
     path = Path(args.data_dir) / DB_NAME
-    if not path.exists():
+    if not is_redis(where) and not path.exists():
         print(f"outrider export: no outcome store at {path}", file=sys.stderr)
         return 2
-    store = SqliteOutcomeStore(path, readonly=True)
+    store = open_outcomes(where, Path(args.data_dir), readonly=True)
     out = sys.stdout.buffer
     try:
         with Bar("export", total=lambda: store.count(args.experiment)) as bar:
@@ -89,6 +99,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         out.flush()
     except BrokenPipeError:  # `outrider export | head` is fine
         return 0
+    except RedisError as err:
+        print(f"outrider export: cannot read {where}: {err}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     return 0

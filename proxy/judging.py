@@ -16,11 +16,13 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from analysis.checkpoint import Checkpoints
 from analysis.controller import Controller
 from analysis.verdict import ACTIONS, Decision
 from experiments.model import Experiment, ShadowOnlyStrategy
-from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+from experiments.outcome import OutcomeRecord
 from experiments.state import ExperimentState
+from experiments.stores import is_redis, open_outcomes
 from proxy.logs import event
 from proxy.metrics import Metrics
 from proxy.router import Router
@@ -53,9 +55,15 @@ class Judging:
     """Owns the controllers; `analysis_of` serves the admin API and the metrics."""
 
     def __init__(
-        self, data_dir: Path, router: Router, metrics: Metrics, tasks: TaskGroup, webhook: Webhook | None
+        self,
+        data_dir: Path,
+        router: Router,
+        metrics: Metrics,
+        tasks: TaskGroup,
+        webhook: Webhook | None,
+        store: str = "sqlite",
     ) -> None:
-        self.data_dir = data_dir
+        self.data_dir, self.store = data_dir, store
         self.router = router
         self.metrics = metrics
         self.tasks = tasks
@@ -63,11 +71,12 @@ class Judging:
         self.controllers: dict[str, Controller] = {}
         self.sink: DropCounts | None = None
         self.keeper: StateKeeper | None = None
+        self.checkpoints: Checkpoints | None = None
 
-    def attach(self, sink: DropCounts, keeper: StateKeeper) -> None:
-        """Where drops are counted and the keeper the controllers write (they exist once the data app
-        started)."""
-        self.sink, self.keeper = sink, keeper
+    def attach(self, sink: DropCounts, keeper: StateKeeper, checkpoints: Checkpoints | None = None) -> None:
+        """Where drops are counted, the keeper the controllers write and where they keep checkpoints (they
+        exist once the data app started, or once this replica leads)."""
+        self.sink, self.keeper, self.checkpoints = sink, keeper, checkpoints
 
     async def lifecycle(self, _: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: start a controller per judged experiment; stop them all on shutdown."""
@@ -79,7 +88,7 @@ class Judging:
 
         assert self.sink is not None
         assert self.keeper is not None
-        reader = await asyncio.to_thread(SqliteOutcomeStore, self.data_dir / DB_NAME)
+        reader = await asyncio.to_thread(open_outcomes, self.store, self.data_dir)
         stop = asyncio.Event()
         tasks = TaskGroup()
         for exp in judged:
@@ -92,6 +101,7 @@ class Judging:
                 on_decision=partial(self._decided, exp.name),
                 on_finish=partial(self._finished, exp),
                 history_until=await asyncio.to_thread(reader.max_seq, exp.name),
+                checkpoints=self.checkpoints,
             )
             self.controllers[exp.name] = ctl
             for kind in sorted(ACTIONS):  # at 0 from the start, so increase() sees the first decision
@@ -101,6 +111,19 @@ class Judging:
         stop.set()
         await tasks.drain(timeout=5.0)
         await asyncio.to_thread(reader.close)
+
+    def _stored(self, experiment: Experiment) -> tuple[list[OutcomeRecord], dict[str, int]] | None:
+        """The records of a finished experiment when they are not in the data dir (blocking)."""
+        if not is_redis(self.store):
+            return None
+        import orjson
+
+        reader = open_outcomes(self.store, self.data_dir)
+        try:
+            records = [OutcomeRecord.from_dict(orjson.loads(r)) for r in reader.iter_raw(experiment.name)]
+            return records, reader.feedback_counts(experiment.name)
+        finally:
+            reader.close()
 
     def analysis_of(self, name: str) -> dict[str, Any] | None:
         """The controller's last look at `name` (None before the first look or without analysis)."""
@@ -136,7 +159,9 @@ class Judging:
             from analysis.comparisons import judge_for  # loaded already by the controllers
             from analysis.offline import live_report
 
-            live_report(self.data_dir, experiment, state, snapshot, drops, judge_for)
+            live_report(
+                self.data_dir, experiment, state, snapshot, drops, judge_for, self._stored(experiment)
+            )
 
         self.tasks.spawn(asyncio.to_thread(write), name=f"report:{experiment.name}")
         event(

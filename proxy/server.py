@@ -21,9 +21,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Gauge
 
-from experiments.sink import OutcomeSink
+from experiments.sink import OutcomeSink, SinkLimits
 from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 from experiments.state_store import SqliteStateStore
+from experiments.stores import is_redis, open_outcomes
 from proxy.admin import admin_app
 from proxy.chain import Filter, Stage, build_chain
 from proxy.client_ip import TrustedProxies
@@ -51,6 +52,7 @@ from proxy.filters.record import Record
 from proxy.filters.route import Route
 from proxy.fleet.fleet_metrics import FleetMetrics
 from proxy.fleet.leader import LeaderLock
+from proxy.fleet.redis_role import fleet_control
 from proxy.fleet.state_watch import StateWatch
 from proxy.fleet.worker import VariantDrops, WorkerLink
 from proxy.grpcfront.wiring import GrpcPort, grpc_port
@@ -104,7 +106,9 @@ class Sidecar:
             secret = settings.webhook_secret.encode() if settings.webhook_secret else None
             self.webhook = Webhook(settings.webhook_url, secret)
             self.metrics.registry.register(WebhookCollector(self.webhook))
-        self.judging = Judging(settings.data_dir, self.router, self.metrics, self.tasks, self.webhook)
+        self.judging = Judging(
+            settings.data_dir, self.router, self.metrics, self.tasks, self.webhook, settings.store
+        )
         if fleet is None:
             self.data_app.cleanup_ctx.extend([self._outcomes, self._states, self._wiring])
         else:
@@ -137,6 +141,7 @@ class Sidecar:
             settings.admin_token,
             self.judging.analysis_of,
             lambda: self.following,
+            self.outcome_counts,
         )
 
     async def _reload(self, _: web.Application) -> AsyncIterator[None]:
@@ -161,9 +166,16 @@ class Sidecar:
         assert self._feedback is not None
         return await self._feedback.handle(request)
 
+    def outcome_counts(self) -> dict[str, object] | None:
+        """The admin API's /outcomes: this process's records, produced == stored + pending + dropped."""
+        kind = "redis" if is_redis(self.settings.store) else "sqlite"
+        return None if self.sink is None else {"store": kind, **self.sink.balance()}
+
     async def _outcomes(self, _: web.Application) -> AsyncIterator[None]:
-        store = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
-        self.sink = OutcomeSink(store)
+        store = await asyncio.to_thread(open_outcomes, self.settings.store, self.settings.data_dir)
+        # Redis: a batch waits for Redis to come back, bounded by the queue (docs/scale-out.md)
+        limits = SinkLimits(write_attempts=0) if is_redis(self.settings.store) else None
+        self.sink = OutcomeSink(store, limits)
         self.metrics.attach_sink(self.sink)
         if self.worker is not None:  # the supervisor's controllers read them (proxy.fleet.fleet_metrics)
             self.metrics.registry.register(VariantDrops(self.sink))
@@ -173,7 +185,27 @@ class Sidecar:
         await self.tasks.drain(timeout=1.0)
         await asyncio.to_thread(store.close)
 
-    async def _states(self, _: web.Application) -> AsyncIterator[None]:
+    def _set_keeper(self, keeper: StateKeeper | None) -> None:
+        self.keeper, self.following = keeper, keeper is None and self.worker is None
+
+    async def _states(self, app: web.Application) -> AsyncIterator[None]:
+        if is_redis(self.settings.store):  # replicas: follow always, lead while holding the lease
+            drops: DropCounts | None = self.fleet if self.fleet is not None else self.sink
+            self.following = self.worker is None
+            lead = self.worker is None
+            registry = self.metrics.registry
+            async with fleet_control(
+                self.settings,
+                self.router,
+                self.judging,
+                drops,
+                app,
+                self._set_keeper,
+                lead=lead,
+                registry=registry,
+            ):
+                yield
+            return
         store = await asyncio.to_thread(SqliteStateStore, self.settings.data_dir / DB_NAME)
         lock = None
         if self.worker is None:
@@ -185,7 +217,7 @@ class Sidecar:
             return
         self.keeper = StateKeeper(self.router, store)
         await self.keeper.restore()
-        drops: DropCounts | None = self.fleet if self.fleet is not None else self.sink
+        drops = self.fleet if self.fleet is not None else self.sink
         assert drops is not None  # _outcomes runs first
         self.judging.attach(drops, self.keeper)
         yield
@@ -193,7 +225,9 @@ class Sidecar:
         await asyncio.to_thread(lock.release)
 
     async def _judging(self, app: web.Application) -> AsyncIterator[None]:
-        if self.keeper is None:  # only the leader judges
+        if self.keeper is None or is_redis(
+            self.settings.store
+        ):  # only the leader judges (Redis: the lease's)
             yield
             return
         async for _ in self.judging.lifecycle(app):

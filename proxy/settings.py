@@ -52,3 +52,5 @@ class Settings:
     webhook_secret: str | None = None  # key of the X-Outrider-Signature HMAC-SHA256 of each body
     feedback_secret: bytes | None = None  # key of the feedback tokens; None = DATA_DIR/feedback.secret
     workers: int = 1  # data-plane processes on this host (> 1: a supervisor, proxy.fleet)
+    store: str = "sqlite"  # `sqlite` (under data_dir) or `redis://HOST:PORT/DB` (experiments.stores)
+    store_lease_s: float = 5.0  # Redis store: the leader's lease (proxy.fleet.lease)

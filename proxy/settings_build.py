@@ -176,4 +176,6 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         webhook_secret=hook_secret,
         feedback_secret=feedback_secret(conf.feedback.secret_file),
         workers=conf.workers,
+        store=conf.store,
+        store_lease_s=conf.store_lease,
     )

@@ -49,6 +49,8 @@ FIELDS: tuple[SettingField, ...] = (
     _f("defaultUpstream", "--default-upstream", "DEFAULT_UPSTREAM"),
     _f("adminTokenFile", "--admin-token-file", "ADMIN_TOKEN_FILE"),
     _f("workers", "--workers", "WORKERS", True),
+    _f("store", "--store", "STORE"),
+    _f("storeLease", "--store-lease", "STORE_LEASE"),
     _f("logLevel", "--log-level", "LOG_LEVEL"),
     _f("trustedProxies", "--trusted-proxies", "TRUSTED_PROXIES"),
     _f("server.dataPlane", "--data-plane", "DATA_PLANE"),

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, model_validator
 
 from experiments.schema_types import Duration, Section, problem
+from experiments.stores import check_store
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """Zero or more seconds, as a number or a duration string (for settings where 0 means "off")."""
@@ -96,6 +97,13 @@ class Auth(Section):
     """Clock skew tolerated on `exp`/`iat`/`nbf`, at most 60 s."""
     max_token_bytes: int = Field(8192, gt=0)
     """Longest bearer token accepted (401 beyond); a header line over 8 KiB is refused by the parser (400)."""
+
+
+def _store(value: str) -> str:
+    try:
+        return check_store(value)
+    except ValueError as err:
+        raise problem(str(err)) from None
 
 
 def _redis_url(value: str) -> str:
@@ -201,6 +209,13 @@ class SidecarFile(Section):
     workers: int = Field(1, ge=1, le=64)
     """Data-plane processes on this host, all serving the data port (SO_REUSEPORT); above 1, `outrider run`
     supervises them and alone runs the controllers and the admin port (docs/scale-out.md)."""
+    store: Annotated[StrictStr, AfterValidator(_store)] = "sqlite"
+    """Where outcomes and experiment states are kept: `sqlite` (one file under dataDir, shared by the workers
+    of one host) or `redis://HOST:PORT/DB` (`rediss://`, `unix://`): replicas on several hosts share outcome
+    streams and states, and the one holding the lease judges (docs/scale-out.md)."""
+    store_lease: Annotated[Seconds, BeforeValidator(_seconds), Field(ge=0.3, le=300)] = 5.0
+    """With a Redis store: how long the leader's lease lasts without a renewal (renewed every third of it);
+    another replica takes over at most this long plus a third after the leader is lost."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Level of the JSON log lines on stderr."""
     trusted_proxies: Cidrs = Field(default_factory=list)

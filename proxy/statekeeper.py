@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from experiments.model import CanaryStrategy, Experiment
 from experiments.state import ExperimentState, Phase, planned_weights, transition
-from experiments.state_store import SqliteStateStore
+from experiments.stores import StateStore
 from proxy.logs import event
 from proxy.router import Router
 
@@ -41,9 +41,7 @@ class StateConflict(Exception):
 class StateKeeper:
     """Serialises state changes per sidecar and persists them."""
 
-    def __init__(
-        self, router: Router, store: SqliteStateStore, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, router: Router, store: StateStore, clock: Callable[[], float] = time.time) -> None:
         self.router, self.store, self.clock = router, store, clock
         self._lock = asyncio.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-db")
@@ -137,7 +135,11 @@ class StateKeeper:
             await self._db(self.store.save, state)
             self.router.apply(state)
 
+    def stop(self) -> None:
+        """Stop the worker thread (the store stays open: a replica that stepped down keeps it)."""
+        self._worker.shutdown(wait=True)
+
     def close(self) -> None:
         """Stop the worker thread and close the store."""
-        self._worker.shutdown(wait=True)
+        self.stop()
         self.store.close()

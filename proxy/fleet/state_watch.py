@@ -4,7 +4,9 @@ Usage:
     async with StateWatch(router, SqliteStateStore(path)).following():
         ...  # every newer stored state is put in force within `every_s` (+ one query)
 Polling the stored versions is one small query in a worker thread, never on the event loop; a state is
-loaded only when its version is newer than the one in force. Followers never write states.
+loaded only when its version is newer than the one in force. Followers never write states. With a Redis
+store, `notices` (proxy.fleet.notices) wakes the watch as soon as a state is stored, the poll being the
+fallback; while the store fails, the states in force stay (routing goes on) and the failure is logged once.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from experiments.state_store import SqliteStateStore
+from experiments.stores import StateStore
 from proxy.logs import event
 from proxy.router import Router
 from proxy.statekeeper import in_force
@@ -31,8 +32,16 @@ T = TypeVar("T")
 class StateWatch:
     """Reads the state store; owns it (closed when `following` ends)."""
 
-    def __init__(self, router: Router, store: SqliteStateStore, every_s: float = POLL_S) -> None:
-        self.router, self.store, self.every_s = router, store, every_s
+    def __init__(
+        self,
+        router: Router,
+        store: StateStore,
+        every_s: float = POLL_S,
+        notices: Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        self.router, self.store, self.every_s, self.notices = router, store, every_s, notices
+        self.wake = asyncio.Event()
+        self.failing = False
         self.followed = 0
         """States put in force since start."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-watch")
@@ -62,24 +71,38 @@ class StateWatch:
         """Poll until `stop` is set."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.every_s)
+                await asyncio.wait_for(self.wake.wait(), self.every_s)
+            self.wake.clear()
             if stop.is_set():
                 return
             try:
                 await self.sync()
-            except sqlite3.Error as err:  # e.g. busy beyond the timeout: try again at the next poll
-                event("state watch failed", level=logging.WARNING, error=str(err))
+            except Exception as err:  # busy, Redis away...: the states in force stay; next poll
+                if not self.failing:
+                    event("state watch failed", level=logging.WARNING, error=str(err))
+                self.failing = True
+            else:
+                if self.failing:
+                    event("state watch back")
+                self.failing = False
 
     @contextlib.asynccontextmanager
     async def following(self) -> AsyncIterator[StateWatch]:
         """Sync once (whatever the versions: as a restart restores them), then follow until the block ends."""
         stop, tasks = asyncio.Event(), TaskGroup()
         try:
-            await self.sync(force=True)
+            try:
+                await self.sync(force=True)
+            except Exception as err:  # the store is away at start: the files' states until it is back
+                self.failing = True
+                event("state watch failed", level=logging.WARNING, error=str(err))
             tasks.spawn(self.run(stop), name="state-watch")
+            if self.notices is not None:
+                tasks.spawn(self.notices(self.wake, stop), name="state-notices")
             yield self
         finally:
             stop.set()
+            self.wake.set()
             await tasks.drain(timeout=2.0)
             await self._db(self.store.close)
             self._worker.shutdown(wait=True)

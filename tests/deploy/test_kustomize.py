@@ -37,12 +37,6 @@ ADMIN_PATHS = set(orjson.loads((REPO / "proxy" / "admin_openapi.json").read_byte
 FLUSH_MARGIN_S = 5
 """Seconds the grace period keeps beyond the model servers' preStop and outrider's drain (flush, exit)."""
 
-FLEET_KEYS = {"store"}
-"""Settings the overlay may use before they are in the settings model: `store` (`--store`, `$OUTRIDER_STORE`;
-`sqlite` or `redis://HOST:PORT/DB`) comes with the Redis store of issue 12 part 2, built on another branch.
-The overlay sets it by environment only: a flag the program does not know yet would stop it, a variable is
-ignored until then. Once `store` is in `SidecarFile`, it is checked like any other and this set can go."""
-
 pytestmark = pytest.mark.skipif(
     KUBECTL is None, reason="kubectl is not installed: it ships Kustomize, which renders deploy/kustomize"
 )
@@ -83,13 +77,13 @@ def setting_paths(model: type[BaseModel] = SidecarFile, prefix: str = "") -> set
 
 def setting_of_env(name: str) -> str | None:
     """The setting an environment variable sets, or None."""
-    by_env = {f.env_var: f.dotted for f in FIELDS} | {f"OUTRIDER_{key.upper()}": key for key in FLEET_KEYS}
+    by_env = {f.env_var: f.dotted for f in FIELDS}
     return by_env.get(name)
 
 
 def setting_of_flag(flag: str) -> str | None:
     """The setting a flag of `outrider run` sets, or None."""
-    by_flag = {f.flag: f.dotted for f in FIELDS} | {f"--{key}": key for key in FLEET_KEYS}
+    by_flag = {f.flag: f.dotted for f in FIELDS}
     return by_flag.get(flag)
 
 
@@ -205,7 +199,7 @@ def test_the_trees_render_what_they_should() -> None:
 
 @pytest.mark.parametrize("tree", TREES)
 def test_every_flag_and_variable_the_sidecar_gets_is_a_setting(tree: str) -> None:
-    known = setting_paths() | FLEET_KEYS
+    known = setting_paths()
     assert {"listen", "drain.delay", "rateLimit.redisUrl"} <= known  # the walk reaches nested sections
     the_pod = pod(tree)
     env = the_pod.env()

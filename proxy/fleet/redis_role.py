@@ -1,0 +1,136 @@
+"""The control side of a replica on a Redis store (`store: redis://…`): always follow the stored states; lead
+(state keeper, controllers with checkpoints, admin mutations) while holding the lease.
+
+Usage (an aiohttp cleanup_ctx step of proxy.server.Sidecar):
+    async with fleet_control(settings, router, judging, drops, app, on_keeper, lead=True):
+        ...   # serving; on exit the controllers stop, the lease is released, the stores are closed
+`on_keeper(keeper)` is told the state keeper when this replica starts leading and None when it steps down.
+A worker of `--workers N` passes lead=False: its supervisor contends for the lease for the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.core import CounterMetricFamily
+
+from analysis.checkpoint import Checkpoints
+from experiments.redis_state import CHANNEL, RedisStateStore
+from proxy.feedback_token import data_dir_secret
+from proxy.fleet.lease import LeaseRole
+from proxy.fleet.notices import listen
+from proxy.fleet.state_watch import StateWatch
+from proxy.judging import DropCounts, Judging
+from proxy.router import Router
+from proxy.settings import Settings
+from proxy.statekeeper import StateKeeper
+from proxy.tasks import TaskGroup
+
+
+class LeaseCollector:
+    """`outrider_lease_terms_total` (times this replica took the lease) and
+    `outrider_fenced_writes_total` (its writes refused because it no longer held the lease)."""
+
+    def __init__(self, role: LeaseRole) -> None:
+        self.role = role
+
+    def collect(self) -> Iterator[Metric]:
+        """The two counters."""
+        terms = CounterMetricFamily("outrider_lease_terms", "Times this replica took the fleet's lease")
+        terms.add_metric([], self.role.terms)
+        fenced = CounterMetricFamily(
+            "outrider_fenced_writes", "Writes of this replica refused: it no longer held the lease"
+        )
+        fenced.add_metric([], self.role.store.refused)
+        yield terms
+        yield fenced
+
+
+POLL_S = 1.0
+"""Version polls with a Redis store: the fallback of the pub/sub notices."""
+
+
+class Leadership:
+    """What this replica runs while it holds the lease."""
+
+    def __init__(
+        self,
+        store: RedisStateStore,
+        router: Router,
+        judging: Judging,
+        drops: DropCounts,
+        app: web.Application,
+        on_keeper: Callable[[StateKeeper | None], None],
+        key: bytes,
+    ) -> None:
+        self.store, self.router, self.judging, self.drops, self.app = store, router, judging, drops, app
+        self.on_keeper, self.key = on_keeper, key
+        self.keeper: StateKeeper | None = None
+        self._judging: AsyncIterator[None] | None = None
+
+    async def lead(self) -> None:
+        """Restore the stored states, start the controllers (from their checkpoints), take admin mutations."""
+        keeper = StateKeeper(self.router, self.store)
+        self.keeper = keeper
+        await keeper.restore()
+        self.judging.attach(self.drops, keeper, Checkpoints(self.store, self.key))
+        self._judging = self.judging.lifecycle(self.app)
+        await anext(self._judging)
+        self.on_keeper(keeper)
+
+    async def step_down(self) -> None:
+        """Refuse mutations, stop the controllers (their writes are fenced meanwhile), keep following."""
+        self.on_keeper(None)
+        if self._judging is not None:
+            gen, self._judging = self._judging, None
+            await anext(gen, None)
+        if self.keeper is not None:
+            keeper, self.keeper = self.keeper, None
+            await asyncio.to_thread(keeper.stop)
+
+
+@contextlib.asynccontextmanager
+async def fleet_control(
+    settings: Settings,
+    router: Router,
+    judging: Judging,
+    drops: DropCounts | None,
+    app: web.Application,
+    on_keeper: Callable[[StateKeeper | None], None],
+    *,
+    lead: bool,
+    registry: CollectorRegistry | None = None,
+) -> AsyncIterator[LeaseRole | None]:
+    """Follow the states (notices + polls); with `lead`, contend for the lease and lead while holding it."""
+    url = settings.store
+    watched = await asyncio.to_thread(RedisStateStore, url)
+    notices = partial(listen, url, CHANNEL)
+    async with StateWatch(router, watched, every_s=POLL_S, notices=notices).following():
+        if not lead:
+            yield None
+            return
+        assert drops is not None
+        # The checkpoints are signed with the feedback secret: every replica must be given the same one
+        # (feedback.secretFile) for a new leader to use its predecessor's; else it replays the stream.
+        key = settings.feedback_secret
+        if key is None:
+            key = await asyncio.to_thread(data_dir_secret, settings.data_dir)
+        store = await asyncio.to_thread(RedisStateStore, url)
+        leadership = Leadership(store, router, judging, drops, app, on_keeper, key)
+        role = LeaseRole(store, settings.store_lease_s, leadership.lead, leadership.step_down)
+        if registry is not None:
+            registry.register(LeaseCollector(role))
+        tasks = TaskGroup()
+        task = tasks.spawn(role.run(), name="lease")
+        try:
+            yield role
+        finally:
+            role.close()
+            await asyncio.wait({task}, timeout=10.0)
+            await tasks.drain(timeout=1.0)
+            await asyncio.to_thread(store.close)
