@@ -19,9 +19,8 @@ from experiments.openai_stream import (
 
 def chat(content: str | None, finish: str | None = None, **extra: object) -> bytes:
     delta = {} if content is None else {"content": content}
-    doc = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
-    doc["choices"][0]["finish_reason"] = finish  # type: ignore[index]
-    doc.update(extra)
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    doc: dict[str, object] = {"id": "c1", "object": "chat.completion.chunk", "choices": [choice], **extra}
     return b"data: " + orjson.dumps(doc) + b"\n\n"
 
 
