@@ -122,7 +122,7 @@ async def drive_llm(url: str, load: Load, stop: asyncio.Event, tally: LlmTally) 
 
 
 def print_llm_scorecard(
-    tally: LlmTally, elapsed: float, view: dict[str, Any], counters: dict[str, float]
+    tally: LlmTally, elapsed: float, view: dict[str, Any], counters: dict[str, float], report: Path
 ) -> None:
     """The decision and its reasons, then per variant: requests, errors, time to first token, whole answer."""
     print()
@@ -131,7 +131,7 @@ def print_llm_scorecard(
             f"  v{entry.get('version')}: {entry.get('phase')} step {entry.get('step')} "
             f"— {entry.get('reason')}"
         )
-    print(f"outrider decided: {str(view.get('phase')).upper()}")
+    print(f"outrider decided: {str(view.get('phase')).upper()}; report: {report}")
     total = tally.total
     print(f"{total} streamed answers in {elapsed:.1f}s, {tally.failed} connection failures")
     print(f"{'variant':<10} {'requests':>8} {'errors':>7} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10}")
@@ -200,7 +200,8 @@ async def run_llm_scenario(args: argparse.Namespace, tmp: Path) -> bool:
         await asyncio.sleep(0.3)  # the last outcome batch commits
         counters = await outcome_counters(sidecar.admin_url)
         await sidecar.stop()
-        print_llm_scorecard(tally, elapsed, view, counters)
+        report = data_dir / "reports" / NAME / "report.md"
+        print_llm_scorecard(tally, elapsed, view, counters, report)
         agrees = await print_offline_check(exe, data_dir, config, view)
         return view.get("phase") == SCENARIO.expect and agrees
     finally:
