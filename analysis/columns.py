@@ -10,8 +10,8 @@ Pinned records and records routed with certainty are excluded (not randomised), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ class Columns:
     unit: UnitArray | None = None
     """The assignment unit of each row (hashable keys: ints in simulations, unit hashes live); None when the
     experiment randomises each request (`unit: request`)."""
+    extra: Mapping[str, Array] = field(default_factory=dict)
+    """Further measures asked for (`analysis.token_metrics`: `ttft_ms`, ...), NaN where a row has none."""
 
     @property
     def size(self) -> int:
@@ -76,6 +78,7 @@ def from_records(
     *,
     pair_share: float | None = None,
     by_unit: bool = False,
+    measures: Sequence[str] = (),
 ) -> Columns:
     """The records of `stable` and `candidate` that were randomised between them, as columns.
 
@@ -83,6 +86,7 @@ def from_records(
     or `pair_share` (p_cand / (p_cand + p_stable) of the planned weights) with more. Records routed with
     certainty (pinned, shadowing phase, blue-green, a weight of 0 or 100) tell nothing about the difference
     and are left out of every test. `by_unit`: carry each record's unit (its own request id when it has none).
+    `measures`: the token measures to carry in `extra` (analysis.token_metrics).
     """
     rows = [r for r in records if not r.pinned and r.variant in (stable, candidate)]
     in_b = np.fromiter((r.variant == candidate for r in rows), dtype=np.bool_, count=len(rows))
@@ -95,11 +99,38 @@ def from_records(
         rows = [r for r, k in zip(rows, keep, strict=True) if k]
         in_b, rho = in_b[keep], rho[keep]
     units = np.array([r.unit or r.request_id for r in rows], dtype=object) if by_unit else None
-    return make_columns(
+    errors = np.fromiter((is_error(r.status, r.error) for r in rows), dtype=np.bool_, count=len(rows))
+    cols = make_columns(
         in_b,
         rho,
-        np.fromiter((is_error(r.status, r.error) for r in rows), dtype=np.bool_, count=len(rows)),
+        errors,
         np.fromiter((r.latency_ms for r in rows), dtype=np.float64, count=len(rows)),
         np.fromiter((np.nan if r.reward is None else r.reward for r in rows), np.float64, len(rows)),
         units,
     )
+    return replace(cols, extra=measure_columns(rows, errors, measures)) if measures else cols
+
+
+def _measure(r: OutcomeRecord, measure: str, error: bool) -> float:
+    """One token measure of a record (analysis.token_metrics): NaN for errors and where it has none."""
+    if error:
+        return np.nan
+    if measure == "ttft_ms":
+        return np.nan if r.ttft_ms is None else r.ttft_ms
+    if measure == "itl_ms":
+        return np.nan if r.itl_ms is None else r.itl_ms
+    if measure == "ms_per_token":
+        tokens = r.output_tokens
+        return r.latency_ms / tokens if tokens is not None and tokens >= 1 else np.nan
+    raise ValueError(f"unknown measure {measure!r}")
+
+
+def measure_columns(
+    rows: Sequence[OutcomeRecord], errors: BoolArray, measures: Sequence[str]
+) -> dict[str, Array]:
+    """Each measure of `rows` as a column (NaN where a row does not carry it)."""
+    n = len(rows)
+    return {
+        m: np.fromiter((_measure(r, m, bool(e)) for r, e in zip(rows, errors, strict=True)), np.float64, n)
+        for m in measures
+    }

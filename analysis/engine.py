@@ -36,6 +36,7 @@ from analysis.reward_arrival import ArrivalMonitor
 from analysis.slo import Served, SloCheck, check_slo
 from analysis.srm import SRM_ALPHA, srm_flagged, srm_log_bf_split
 from analysis.tally import Tally, tracks_for
+from analysis.token_metrics import TokenTallies
 from analysis.unit_evidence import UnitEvidence, new_unit_tally
 from experiments.model import BlueGreenStrategy, Experiment
 from experiments.outcome import OutcomeRecord
@@ -229,6 +230,8 @@ class Judge:
         unit_mode = self.policy.unit_mode
         self.tally = Tally(frozenset() if unit_mode else tracks_for(self.policy.metrics))
         self.units: Any = new_unit_tally(self.policy) if unit_mode else None
+        self.tokens = TokenTallies(self.policy)
+        """ttft_gmean, ...: the latency tests on the records' token measures (analysis.token_metrics)."""
         self.slo = experiment.analysis.slo if experiment.analysis is not None else None
         self.active = (
             experiment.strategy.active if isinstance(experiment.strategy, BlueGreenStrategy) else None
@@ -252,7 +255,12 @@ class Judge:
             self.served.add([is_error(r.status, r.error) for r in rows], [r.latency_ms for r in rows])
         p = self.policy
         cols = from_records(
-            records, self.stable, self.candidate, pair_share=p.pair_share, by_unit=p.unit_mode
+            records,
+            self.stable,
+            self.candidate,
+            pair_share=p.pair_share,
+            by_unit=p.unit_mode,
+            measures=self.tokens.measures,
         )
         self.observe_columns(cols)
         if self.arrival is not None and records:
@@ -289,6 +297,8 @@ class Judge:
         self.tally = tally_mod.update(self.tally, cols)
         if self.units is not None and cols.size:
             self.units.add(_unit_keys(cols), cols.in_b, cols.rho, cols.error, cols.latency_ms)
+        if cols.extra:
+            self.tokens.add(cols)
 
     def observe_reward_columns(self, cols: Columns) -> None:
         """Add rewards given as columns."""
@@ -302,9 +312,10 @@ class Judge:
         t = self.tally
         if self.units is None:
             ev = RequestEvidence(t, self.policy.tuning, _floors(self.policy))
-            return ev, srm_log_bf_split(t.requests), Exposure(t.n_stable, t.n_candidate, duration_s=duration)
+            exposure = Exposure(t.n_stable, t.n_candidate, duration_s=duration)
+            return self.tokens.wrap(ev), srm_log_bf_split(t.requests), exposure
         u = UnitEvidence(self.units, self.policy)
-        return u, u.srm_log_bf(), u.exposure(duration)
+        return self.tokens.wrap(u), u.srm_log_bf(), u.exposure(duration)
 
     def classify(self, detail: bool = True) -> Look:
         """Every rule, SRM, SLOs and data quality at this point."""

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from analysis.svg_plot import Chart, Num, Scale, Style, padded
+from experiments.metrics import TOKEN_METRICS
 
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 """Okabe–Ito colours (told apart with colour-vision deficiencies); dash patterns carry them in greyscale."""
@@ -26,7 +27,8 @@ REFERENCE = Style("#777", "2 3", 1.0)
 E_FLOOR, E_CEILING = -3.0, 10.0
 """E-values below 10⁻³ are drawn on the floor of the plot, above 10¹⁰ on its ceiling: far from the thresholds
 (20 to a few hundred) the exact size adds nothing, and the lines near the thresholds stay legible."""
-RATIO_METRICS = ("error_rate", "latency_gmean", "latency_mean", "latency_p50", "latency_p99")
+RATIO_METRICS = ("error_rate", "latency_gmean", "latency_mean", "latency_p50", "latency_p99", *TOKEN_METRICS)
+"""Estimated as ratios (tokens_per_s as candidate/stable time per output token: analysis.token_metrics)."""
 X_LABEL = "outcome records (requests judged)"
 
 

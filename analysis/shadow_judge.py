@@ -70,6 +70,8 @@ class _Tally:
     sum_d2: float = 0.0
     n_exceed: int = 0
     exceed: int = 0
+    n_overlap: int = 0
+    sum_overlap: float = 0.0
     skipped: dict[str, int] = field(default_factory=dict)
 
     def add(self, primary_ok: bool, primary_ms: float, entry: dict[str, Any]) -> None:
@@ -93,6 +95,9 @@ class _Tally:
         if entry.get("exceed") is not None:
             self.n_exceed += 1
             self.exceed += bool(entry["exceed"])
+        if entry.get("overlap") is not None:  # `text`: token overlap, reported beside the exact-match rate
+            self.n_overlap += 1
+            self.sum_overlap += float(entry["overlap"])
         if primary_ok and not failed and "latency_ms" in entry:
             # Records keep latencies to the microsecond: below that a ratio means nothing (and log(0) fails).
             d = math.log(max(float(entry["latency_ms"]), MIN_MS) / max(primary_ms, MIN_MS))
@@ -184,6 +189,7 @@ class ShadowJudge:
                 "n": t.n_agree,
             },
             "error_rate": t.judged_errors / t.judged if t.judged else None,
+            **_overlap(t),
         }
 
     def _judge(self, t: _Tally) -> dict[str, Any]:
@@ -209,7 +215,7 @@ class ShadowJudge:
         if t.n_exceed:
             lo, hi = bernoulli_cs(float(t.exceed), float(t.n_exceed), self.alpha, N_OPT)
             out["exceedance"] = {"rate": t.exceed / t.n_exceed, "ci_low": lo, "ci_high": hi, "n": t.n_exceed}
-        return out
+        return {**out, **_overlap(t)}
 
     def _agreement(self, t: _Tally) -> tuple[dict[str, Any], str, list[str]]:
         req, n = self.requirement, t.n_agree
@@ -262,3 +268,10 @@ class ShadowJudge:
             else None,
             "n": c.n,
         }
+
+
+def _overlap(t: _Tally) -> dict[str, Any]:
+    """`text` comparisons: the mean token overlap of the pairs (the verdict itself is on agreement)."""
+    if not t.n_overlap:
+        return {}
+    return {"overlap": {"mean": t.sum_overlap / t.n_overlap, "n": t.n_overlap}}

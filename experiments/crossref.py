@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.crossref_shadow import shadow_findings
+from experiments.metrics import TOKEN_METRICS
 from experiments.yamlmarks import Finding
 
 _STRATEGIES = ("canary", "abTest", "blueGreen", "shadow")
@@ -55,7 +56,7 @@ def cross_check(data: object) -> list[Finding]:
     return findings
 
 
-PER_UNIT_METRICS = ("error_rate", "latency_gmean", "latency_p99", "reward_mean")
+PER_UNIT_METRICS = ("error_rate", "latency_gmean", "latency_p99", "reward_mean", *TOKEN_METRICS)
 """Metrics the unit-level analysis judges (a sticky unit makes the unit the observation)."""
 PER_REQUEST_ONLY = ("latency_mean", "latency_p50")
 

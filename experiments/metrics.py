@@ -7,7 +7,11 @@ from __future__ import annotations
 
 LATENCY_METRICS = ("latency_gmean", "latency_mean", "latency_p50", "latency_p99")
 
-GUARDRAIL_METRICS: tuple[str, ...] = ("error_rate", *LATENCY_METRICS)
+TOKEN_METRICS = ("ttft_gmean", "ttft_p99", "itl_gmean", "tokens_per_s")
+"""LLM completions (analysis.token_metrics): the latency tests on time to first token, inter-token latency and
+time per output token; guardrails only."""
+
+GUARDRAIL_METRICS: tuple[str, ...] = ("error_rate", *LATENCY_METRICS, *TOKEN_METRICS)
 """Metrics a guardrail may bound (candidate/stable ratio within `margin`)."""
 
 GOAL_METRICS: tuple[str, ...] = ("reward_mean", "error_rate", *LATENCY_METRICS)

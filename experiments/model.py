@@ -11,7 +11,7 @@ from typing import Literal
 
 Role = Literal["stable", "candidate", "shadow"]
 UnitKind = Literal["header", "claim", "request"]
-CompareKind = Literal["oip-top1", "oip-numeric", "json-exact", "none"]
+CompareKind = Literal["oip-top1", "oip-numeric", "json-exact", "none", "text"]
 OnInconclusive = Literal["rollback", "hold"]
 
 DEFAULT_TIMEOUT_S = 30.0

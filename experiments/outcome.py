@@ -40,6 +40,15 @@ class OutcomeRecord:
     """The request's method (None in records written before this field)."""
     path: str | None = None
     """The request's path as routed (normalised, without its query)."""
+    ttft_ms: float | None = None
+    """Streamed completions (OpenAI-compatible paths): from the request's arrival to the first event with
+    content (None: not such a stream, or no content came)."""
+    itl_ms: float | None = None
+    """Streamed completions: the mean gap between content events (None: fewer than two)."""
+    output_tokens: int | None = None
+    """Completions: `usage.completion_tokens` when the answer has it, else (streams) the content events."""
+    finish_reason: str | None = None
+    """Completions: the last `finish_reason` the answer gave (`stop`, `length`, ...)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with the contract's field names."""

@@ -7,6 +7,9 @@ Known status calls (GET or HEAD only): Open Inference Protocol v2 (`/v2`, `/v2/h
 `/v2/models/NAME[/versions/V][/ready|/config|/stats]`, `/v2/repository/...`), KServe v1 and TF Serving
 (`/v1/models/NAME[/versions/V][/metadata]`), and `/v1/models` (an OpenAI-compatible server's model list). An
 experiment that sets `spec.outcomes.methods` or `.pathSuffixes` records exactly what they list instead.
+
+OpenAI-compatible completions (`POST …/v1/chat/completions`, `POST …/v1/completions`, under any prefix) are
+inference calls whose answers the record filter reads for token timing (`is_completion_call`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ _STATUS = re.compile(
     r"|/v1/models(?:/[^/:]+(?:/versions/[^/:]+)?(?:/metadata)?)?)/?$"
 )
 _READS = frozenset({"GET", "HEAD"})
+COMPLETION_SUFFIXES = ("/v1/chat/completions", "/v1/completions")
+"""OpenAI-compatible completion calls (vLLM, TGI, KServe's OpenAI runtime, llama.cpp, ...)."""
 
 
 def is_status_call(method: str, path: str) -> bool:
@@ -37,3 +42,8 @@ def outcome_wanted(experiment: Experiment, method: str, path: str) -> bool:
     if rule.methods and method not in rule.methods:
         return False
     return not rule.path_suffixes or path.endswith(rule.path_suffixes)
+
+
+def is_completion_call(method: str, path: str) -> bool:
+    """An OpenAI-compatible completion call (`path` without its query)."""
+    return method == "POST" and path.rstrip("/").endswith(COMPLETION_SUFFIXES)

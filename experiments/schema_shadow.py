@@ -63,7 +63,8 @@ class Compare(Section):
     """How a shadow's answer is compared with the primary's."""
 
     kind: model.CompareKind
-    """`oip-top1` (same top class), `oip-numeric` (outputs close), `json-exact` or `none`."""
+    """`oip-top1` (same top class), `oip-numeric` (outputs close), `json-exact`, `text` (completion texts:
+    exact match, token overlap) or `none`."""
     agreement_min: Share | None = None
     """Share of compared requests that must agree for the shadow to pass."""
     output: str | None = Field(None, min_length=1)

@@ -1,9 +1,11 @@
-"""The aiohttp application: Open Inference Protocol v2 REST routes over one `OnnxModel`.
+"""The aiohttp application: Open Inference Protocol v2 REST routes over one `OnnxModel`, and the
+OpenAI-compatible text endpoint (`modelserver.llm`) beside them or alone.
 
 Inference runs in a small thread pool owned by the app (onnxruntime releases the GIL while it computes); every
 error, including aiohttp's own 404/405/413, leaves as `{"error": message}` from one middleware.
 
 Usage: web.run_app(build_app(OnnxModel.load(path, "digits"), Faults()))
+       build_app(None, Faults(), LlmKnobs(ttft_s=0.05, itl_s=0.01))   # the text endpoint alone
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp.typedefs import Handler
 
 from modelserver import oip
 from modelserver.faults import Faults
+from modelserver.llm import LlmKnobs, add_routes
 from modelserver.log import log_event
 from modelserver.runtime import OnnxModel
 
@@ -115,16 +118,19 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def build_app(model: OnnxModel, faults: Faults) -> web.Application:
-    """The OIP application serving `model`, degraded by `faults`."""
+def build_app(model: OnnxModel | None, faults: Faults, llm: LlmKnobs | None = None) -> web.Application:
+    """The OIP application serving `model` (if any) and the text endpoint (if `llm`), degraded by `faults`."""
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
-    app[MODEL] = model
     app[FAULTS] = faults
     app.cleanup_ctx.append(_executor)
-    for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        app.router.add_get(prefix, model_metadata)
-        app.router.add_get(f"{prefix}/ready", model_ready)
-        app.router.add_post(f"{prefix}/infer", infer)
+    if model is not None:
+        app[MODEL] = model
+        for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+            app.router.add_get(prefix, model_metadata)
+            app.router.add_get(f"{prefix}/ready", model_ready)
+            app.router.add_post(f"{prefix}/infer", infer)
+    if llm is not None:
+        add_routes(app, llm, faults)
     app.router.add_get("/v2", server_metadata)
     app.router.add_get("/v2/health/live", live)
     app.router.add_get("/v2/health/ready", ready)

@@ -3,6 +3,8 @@
 onnxruntime is imported only when the server starts, so building the outrider parser stays cheap.
 
 Usage: outrider serve-model --model models/digits.onnx --port 0 --latency-ms 20 --error-rate 0.05 --seed 1
+       outrider serve-model --port 0 --ttft-ms 50 --itl-ms 10      # the OpenAI-compatible text endpoint alone
+Every server also answers POST /v1/chat/completions and /v1/completions (modelserver.llm).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ def _non_negative(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the model server's options to `parser`."""
-    parser.add_argument("--model", required=True, type=Path, metavar="PATH", help="ONNX model file to serve")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="ONNX model file to serve (none: only the OpenAI-compatible text endpoint)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
@@ -66,6 +74,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of infer requests answered 500 (injected fault)",
     )
     parser.add_argument(
+        "--ttft-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="MS",
+        help="text endpoint: time to the first token",
+    )
+    parser.add_argument(
+        "--itl-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="MS",
+        help="text endpoint: time between tokens",
+    )
+    parser.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -77,20 +99,26 @@ def main(args: argparse.Namespace) -> int:
     """Load the model and serve it until SIGTERM/SIGINT; 0 after a clean stop, 1 if the model won't load."""
     # Imported here: these pull in onnxruntime, which `outrider --help` and the other commands never need.
     from modelserver.app import build_app
+    from modelserver.llm import LlmKnobs
     from modelserver.runtime import ModelLoadError, OnnxModel
     from modelserver.server import GrpcPort, serve
 
-    model_path: Path = args.model
-    name: str = args.name or model_path.stem
-    try:
-        model = OnnxModel.load(model_path, name)
-    except ModelLoadError as exc:
-        log_event("error", service=SERVICE, error=str(exc))
-        return 1
+    model_path: Path | None = args.model
+    name: str = args.name or (model_path.stem if model_path is not None else "tiny-llm")
+    model = None
+    if model_path is not None:
+        try:
+            model = OnnxModel.load(model_path, name)
+        except ModelLoadError as exc:
+            log_event("error", service=SERVICE, error=str(exc))
+            return 1
     faults = Faults(args.latency_ms / 1000, args.error_rate, random.Random(args.seed))
-    app = build_app(model, faults)
+    app = build_app(model, faults, LlmKnobs(name, args.ttft_ms / 1000, args.itl_ms / 1000))
     rpc = None
-    if args.grpc_port is not None:
+    if args.grpc_port is not None and model is None:
+        log_event("error", service=SERVICE, error="--grpc-port needs --model (gRPC serves the ONNX model)")
+        return 1
+    if model is not None and args.grpc_port is not None:
         from modelserver.app import EXECUTOR
         from modelserver.grpc_service import ModelService
 

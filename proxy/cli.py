@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         default="all",
-        choices=["all", "everything", "regression", "better", "aa", "latency", "shadow"],
-        help="all = regression (rolled back) then better (promoted); everything = every scenario",
+        choices=["all", "everything", "regression", "better", "aa", "latency", "shadow", "llm"],
+        help="all = regression (rolled back) then better (promoted); llm = streamed chat completions, "
+        "rolled back on time to first token; everything = every scenario",
     )
     demo.add_argument("--users", type=int, default=5000, help="distinct users (sticky units)")
     demo.add_argument("--concurrency", type=int, default=16)

@@ -1,10 +1,11 @@
 """`outrider demo`: real model versions behind outrider, thousands of sticky users; outrider decides alone.
 
-Usage: outrider demo [--scenario regression|better|aa|latency|all]
+Usage: outrider demo [--scenario regression|better|aa|latency|shadow|llm|all|everything]
 Each scenario starts two model servers (`serve-model`, with the fault knobs it needs), outrider with a canary
 experiment judged by the sequential statistics, and a load of many users; it shows live progress, ends with
 outrider's own decision and the report's path, prints a per-variant scorecard, and stops what it started.
-`all` (the default) runs `regression` (rolled back) and then `better` (promoted through every step).
+`all` (the default) runs `regression` (rolled back) and then `better` (promoted through every step). `llm`
+(proxy.demo_llm) streams chat completions and rolls back a candidate whose first token comes 40% later.
 """
 
 from __future__ import annotations
@@ -245,17 +246,23 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
 
 async def run_demo(args: argparse.Namespace) -> int:
     """Run the chosen scenarios; 0 when every decision was the expected one."""
-    if not (Path(args.models_dir) / "digits.onnx").exists():
-        print(f"outrider demo: no models in {args.models_dir}/ — run `make models` first", file=sys.stderr)
-        return 2
     names = ["regression", "better"] if args.scenario == "all" else [args.scenario]
     if args.scenario == "everything":
-        names = list(SCENARIOS)
+        names = [*SCENARIOS, "llm"]
+    if names != ["llm"] and not (Path(args.models_dir) / "digits.onnx").exists():
+        print(f"outrider demo: no models in {args.models_dir}/ — run `make models` first", file=sys.stderr)
+        return 2
     results: dict[str, bool] = {}
     with tempfile.TemporaryDirectory(prefix="outrider-demo-") as tmp:
         for name in names:
-            results[name] = await run_scenario(SCENARIOS[name], args, Path(tmp))
+            if name == "llm":  # text servers, no model files (imported here: it imports this module)
+                from proxy.demo_llm import run_llm_scenario
+
+                results[name] = await run_llm_scenario(args, Path(tmp))
+            else:
+                results[name] = await run_scenario(SCENARIOS[name], args, Path(tmp))
     print()
     for name, ok in results.items():
-        print(f"{name}: {'as expected' if ok else 'NOT as expected'} ({SCENARIOS[name].expect})")
+        expect = "rolled_back" if name == "llm" else SCENARIOS[name].expect
+        print(f"{name}: {'as expected' if ok else 'NOT as expected'} ({expect})")
     return 0 if all(results.values()) else 1

@@ -5,7 +5,10 @@ downstream. Records carry the request's method and path.
 Records are handed to the sink without waiting; the sink counts what it cannot keep. Responses of
 experiments with a `reward_mean` goal carry the record's feedback token (proxy.feedback_token).
 A streamed answer is recorded when its stream ends (complete, failed after the first byte, or stopped by the
-client), with what was sent: bytes, and for `text/event-stream` the number of events.
+client), with what was sent: bytes, and for `text/event-stream` the number of events. An OpenAI-compatible
+completion (experiments.protocol_paths.is_completion_call) adds its token facts: from a stream `ttft_ms`,
+`itl_ms`, `output_tokens` and `finish_reason` (experiments.openai_stream, fed as the chunks pass), from a
+whole JSON answer `output_tokens` and `finish_reason`.
 Usage: filters = [route, Record(sink, tokens=tokens), ...]
 """
 
@@ -14,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from experiments.model import Experiment
+from experiments.openai_stream import CompletionStream, completion_facts
 from experiments.outcome import OutcomeRecord
-from experiments.protocol_paths import outcome_wanted
+from experiments.protocol_paths import is_completion_call, outcome_wanted
 from experiments.sink import OutcomeSink
 from proxy.chain import Stage
 from proxy.errors import OutriderError, UpstreamError
@@ -82,19 +87,43 @@ class Record:
         if reply.stream is not None:
             reply.stream = self._recorded(ex, reply)
             return reply
-        counter = None
-        if is_event_stream(reply):
-            counter = SseCounter()
-            counter.feed(reply.body)
         error = status_error(a.experiment, reply.status)
-        self._emit(ex, reply.status, error, len(reply.body), counter.events if counter else None)
+        events: int | None = None
+        tokens: dict[str, Any] = {}
+        if is_event_stream(reply):
+            counter = self._counter(ex)
+            counter.feed(reply.body)
+            if isinstance(counter, CompletionStream):
+                counter.close()
+                tokens = self._stream_facts(ex, counter)
+            events = counter.events
+        elif is_completion_call(inbound.method, inbound.path.partition("?")[0]):
+            facts = completion_facts(reply.body)
+            tokens = {"output_tokens": facts.output_tokens, "finish_reason": facts.finish_reason}
+        self._emit(ex, reply.status, error, len(reply.body), events, tokens)
         return reply
+
+    def _counter(self, ex: Exchange) -> SseCounter | CompletionStream:
+        """What reads an event stream: the token reader for completions, else the event counter."""
+        if is_completion_call(ex.inbound.method, ex.inbound.path.partition("?")[0]):
+            return CompletionStream(self.clock)
+        return SseCounter()
+
+    def _stream_facts(self, ex: Exchange, tap: CompletionStream) -> dict[str, Any]:
+        """The record's token fields from a completion stream read to its end (or as far as it went)."""
+        first, last, n = tap.first_s, tap.last_s, tap.content_events
+        return {
+            "ttft_ms": None if first is None else (first - ex.inbound.received_mono) * 1000.0,
+            "itl_ms": None if first is None or last is None or n < 2 else (last - first) * 1000.0 / (n - 1),
+            "output_tokens": tap.output_tokens,
+            "finish_reason": tap.finish_reason,
+        }
 
     def _recorded(self, ex: Exchange, reply: Reply) -> TappedStream:
         """The reply's stream, recording the outcome when it ends."""
         assert reply.stream is not None
         status = reply.status
-        counter = SseCounter() if is_event_stream(reply) else None
+        counter = self._counter(ex) if is_event_stream(reply) else None
 
         def ended(outcome: Outcome, sent: int) -> None:
             if outcome == COMPLETE:
@@ -105,7 +134,11 @@ class Record:
                 error = outcome.error_class
             else:
                 error = type(outcome).__name__
-            self._emit(ex, status, error, sent, counter.events if counter else None)
+            tokens: dict[str, Any] = {}
+            if isinstance(counter, CompletionStream):
+                counter.close()
+                tokens = self._stream_facts(ex, counter)
+            self._emit(ex, status, error, sent, counter.events if counter else None, tokens)
 
         return TappedStream(reply.stream, ended, counter.feed if counter else None)
 
@@ -116,6 +149,7 @@ class Record:
         error: str | None,
         bytes_out: int | None = None,
         events: int | None = None,
+        tokens: dict[str, Any] | None = None,
     ) -> None:
         a = ex.assignment
         assert a is not None
@@ -138,6 +172,7 @@ class Record:
             events=events,
             method=inbound.method,
             path=inbound.path.partition("?")[0],
+            **(tokens or {}),
         )
         if ex.pair is not None:  # written once the shadows have answered too (bounded by their timeout)
             ex.pair.finish_with(record, self.sink.submit)

@@ -35,6 +35,8 @@ class Comparison:
     """Numeric comparisons: whether any difference is above the tolerance."""
     detail: str | None = None
     """Why the answers were not compared (or how they were compared instead)."""
+    overlap: float | None = None
+    """`text`: token-overlap F1 of the two completion texts (0..1)."""
 
     def to_json(self) -> dict[str, object]:
         """The non-None fields, named as the comparison fields of an outcome record's `shadows` entry."""
@@ -46,6 +48,7 @@ class Comparison:
             "max_rel_diff": self.max_rel_diff,
             "exceed": self.exceed,
             "compare_error": self.detail,
+            "overlap": self.overlap,
         }
         return {name: value for name, value in fields.items() if value is not None}
 
@@ -79,6 +82,9 @@ def comparator(kind: str, **options: object) -> Comparator:
         "json-exact": json_exact.JsonExact,
         "none": none.NoComparison,
     }
+    from shadow.compare import text as text_kind
+
+    kinds["text"] = text_kind.TextCompare
     factory = kinds.get(kind)
     if factory is None:
         raise ValueError(f"unknown comparison kind {kind!r}; known kinds: {', '.join(kinds)}")

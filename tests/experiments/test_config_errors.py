@@ -34,7 +34,8 @@ CLASSES = {
     "unknown-metric.yaml": (
         "18:17: spec.analysis.guardrails.1.metric",
         "unknown metric 'latency_p95'"
-        " (known: error_rate, latency_gmean, latency_mean, latency_p50, latency_p99)",
+        " (known: error_rate, latency_gmean, latency_mean, latency_p50, latency_p99, ttft_gmean, ttft_p99,"
+        " itl_gmean, tokens_per_s)",
     ),
     "duplicate-key.yaml": (
         "14:5: spec.assignment.unit",

@@ -74,3 +74,26 @@ async def test_demo_shadow_reports_agreement_covering_the_offline_figure(
     assert low <= offline <= high
     assert low > 0.99
     assert "stopped 4 processes" in out
+
+
+async def test_demo_llm_rolls_back_a_late_first_token_and_analyze_agrees(tmp_path: Path) -> None:
+    cmd = outrider_cmd("demo", "--scenario", "llm", "--data-dir", str(tmp_path), "--max-seconds", "60")
+    proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, timeout=120)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()
+    assert "outrider decided: ROLLED_BACK" in out
+    assert "ROLLBACK: ttft_gmean: harm e-value" in out
+    assert "llm: as expected (rolled_back)" in out
+    assert re.search(
+        r"outrider analyze on the export: ROLLBACK at (\d+) candidate requests; live: ROLLBACK at \1 ", out
+    )
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.startswith(("stable ", "candidate "))
+    }
+    ttft = float(rows["candidate"][3]) / float(rows["stable"][3])
+    total = float(rows["candidate"][5]) / float(rows["stable"][5])
+    assert 1.2 < ttft < 1.6, out  # the first token 40% later ...
+    assert 0.9 < total < 1.1, out  # ... the whole answer as long
+    assert "stopped 3 processes" in out

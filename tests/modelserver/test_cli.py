@@ -31,10 +31,10 @@ def test_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--error-rate", "1.5"], ["--error-rate", "-0.1"], ["--latency-ms", "-5"], []]
+    "argv", [["--error-rate", "1.5"], ["--error-rate", "-0.1"], ["--latency-ms", "-5"], ["--ttft-ms", "-1"]]
 )
 def test_bad_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    model = [] if not argv else ["--model", "m.onnx"]
+    model = ["--model", "m.onnx"]
     with pytest.raises(SystemExit) as info:
         parse(*model, *argv)
     assert info.value.code == 2

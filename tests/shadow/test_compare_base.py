@@ -13,6 +13,7 @@ from shadow.compare.json_exact import JsonExact
 from shadow.compare.none import NoComparison
 from shadow.compare.oip_numeric import OipNumeric
 from shadow.compare.oip_top1 import OipTop1
+from shadow.compare.text import TextCompare
 from tests.shadow.bodies import scores
 
 
@@ -47,6 +48,7 @@ def test_registry_knows_every_kind_the_config_accepts() -> None:
         "oip-numeric": OipNumeric,
         "json-exact": JsonExact,
         "none": NoComparison,
+        "text": TextCompare,
     }
 
 
