@@ -1,7 +1,7 @@
 """CPU per outcome record of the outcome stores' batch write, as the sink's writer thread pays it.
 
 Usage: python -m loadtests.bench_store [--records 60000] [--batch 20 500]
-Starts its own redis-server (tests/support/redis_server.py) on a free port and a SQLite file in a temporary
+Starts its own redis-server (loadtests/redis_server.py) on a free port and a SQLite file in a temporary
 directory, writes the same realistic records in batches of each size to both, and prints the writer's CPU
 (process_time, user + system of this process: serialising, the client, the socket) per record, and the CPU
 redis-server itself spent (INFO cpu) per record. The request path's own cost of a record (`sink.submit`) is
@@ -22,7 +22,7 @@ from experiments.outcome import OutcomeRecord
 from experiments.redis_store import RedisOutcomeStore
 from experiments.sink import OutcomeBackend
 from experiments.sqlite_store import SqliteOutcomeStore
-from tests.support.redis_server import running_redis
+from loadtests.redis_server import running_redis
 
 
 def records(n: int) -> list[OutcomeRecord]:

@@ -19,8 +19,8 @@ from experiments.outcome import OutcomeRecord
 from experiments.redis_state import Fenced, RedisStateStore
 from experiments.redis_store import RedisOutcomeStore, entry_of, position
 from experiments.state import initial_state
+from loadtests.redis_server import RedisServer, running_redis
 from tests.integration.conftest import canary_yaml
-from tests.support.redis_server import RedisServer, running_redis
 
 
 @pytest.fixture

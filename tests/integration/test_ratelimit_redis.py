@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from loadtests.redis_server import RedisServer, running_redis
 from tests.integration.conftest import canary_yaml
 from tests.integration.test_ratelimit_process import (
     EXPECTED,
@@ -34,7 +35,6 @@ from tests.integration.test_ratelimit_process import (
 )
 from tests.support.http import scrape
 from tests.support.procs import Proc, run_cmd, start
-from tests.support.redis_server import RedisServer, running_redis
 
 REPLICAS = 4
 DECISION_BOUND_S = 0.060  # docs/reliability.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode

@@ -24,13 +24,13 @@ from redis import Redis
 
 from analysis.checkpoint import decode
 from experiments.config import load_experiment
+from loadtests.redis_server import RedisServer, running_redis
 from tests.integration.test_decisions import EXPERIMENT
 from tests.support.cli import analyzed
 from tests.support.fleet import eventually
 from tests.support.http import outcome_invariant, scrape
 from tests.support.procs import Proc, outrider_cmd
 from tests.support.redis_fleet import LEASE_S, SECRET, Load, events, leader_of, set_failing, start_replicas
-from tests.support.redis_server import RedisServer, running_redis
 
 NAME = "fleet"
 TAKEOVER_S = LEASE_S + LEASE_S / 3

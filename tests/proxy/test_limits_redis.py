@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from loadtests.redis_server import RedisServer, running_redis
 from proxy.collectors import LimiterStoreCollector
 from proxy.errors import TooManyRequests
 from proxy.filters.ratelimit import RateLimit, RateLimitSettings
@@ -22,7 +23,6 @@ from proxy.limits_redis import LUA_SHA, PREFIX, OnError, RedisLimiterStore
 from proxy.settings_build import sidecar_settings
 from proxy.settings_load import SettingsError, resolve
 from tests.proxy.test_ratelimit import FakeClock, exchange, terminal
-from tests.support.redis_server import RedisServer, running_redis
 
 DECISION_BOUND_S = 0.060  # docs/reliability.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode
 

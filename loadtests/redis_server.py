@@ -1,4 +1,5 @@
-"""A real `redis-server` for tests: a free 127.0.0.1 port, no persistence, killed, paused or stopped by PID.
+"""A real `redis-server` for tests and benchmarks: a free 127.0.0.1 port, no persistence, killed, paused
+or stopped by PID.
 
 Usage:
     with running_redis(tmp_path / "redis.log") as server:
