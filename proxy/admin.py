@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from analysis.policy import DEFAULT_GUARDRAILS
 from analysis.wording import step_of
@@ -24,6 +26,17 @@ from experiments.model import ABStrategy, BlueGreenStrategy, CanaryStrategy, Exp
 from experiments.redis_state import Fenced
 from experiments.state import ExperimentState, Phase
 from proxy.dashboard import dashboard
+from proxy.errors import (
+    Conflict,
+    Forbidden,
+    NoOutcomes,
+    NotLeader,
+    OutriderError,
+    Starting,
+    Unauthorized,
+    UnknownExperiment,
+    error_body,
+)
 from proxy.metrics import Metrics
 from proxy.router import Live, Router
 from proxy.statekeeper import StateConflict, StateKeeper
@@ -125,24 +138,26 @@ def experiment_json(
     }
 
 
-def error(status: int, code: str, detail: str) -> web.Response:
-    """The error shape of the data port, on the admin port too."""
-    return json_response({"code": code, "detail": detail}, status=status)
+@web.middleware
+async def outrider_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal of the admin port is an `OutriderError`, answered in the shape of the data port's."""
+    try:
+        return await handler(request)
+    except OutriderError as err:
+        return web.Response(
+            body=error_body(err), status=err.status, content_type="application/json", headers=err.headers
+        )
 
 
-def authorized(request: web.Request, token: str | None) -> web.Response | None:
-    """None if the request carries the admin token, else the refusal to send."""
+def authorize(request: web.Request, token: str | None) -> None:
+    """Forbidden/Unauthorized unless the request carries the admin token."""
     if token is None:
-        return error(403, "forbidden", "mutations are disabled: no admin token configured")
+        raise Forbidden("mutations are disabled: no admin token configured")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return web.Response(
-            body=orjson.dumps({"code": "unauthorized", "detail": "missing or wrong admin token"}),
-            status=401,
-            content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="outrider-admin"'},
+        raise Unauthorized(
+            "missing or wrong admin token", headers={"WWW-Authenticate": 'Bearer realm="outrider-admin"'}
         )
-    return None
 
 
 def refusal(action: str, state: ExperimentState) -> str | None:
@@ -170,10 +185,83 @@ async def mutate(keeper: StateKeeper, live: Live, action: str) -> web.Response:
             live.experiment.name, phase, None, f"manual {action} (admin API)", partial(refusal, action)
         )
     except StateConflict as err:
-        return error(409, "conflict", str(err))
+        raise Conflict(str(err)) from None
     except Fenced as err:  # this replica's lease was lost (a Redis store): another one leads now
-        return error(503, "not_leader", str(err))
+        raise NotLeader(str(err)) from None
     return json_response(new.to_json())
+
+
+@dataclass(frozen=True)
+class AdminSources:
+    """What the admin port reads, each looked up per call (the keeper exists once the data app started;
+    `follower`: another process holds the data dir's leader lock; `outcomes`: this process's counts)."""
+
+    router: Router
+    metrics: Metrics
+    ready: Callable[[], bool]
+    keeper: Callable[[], StateKeeper | None] = lambda: None
+    token: str | None = None
+    analysis_of: Callable[[str], dict[str, Any] | None] = lambda name: None
+    follower: Callable[[], bool] = lambda: False
+    outcomes: Callable[[], dict[str, object] | None] = lambda: None
+
+    def live(self, name: str) -> Live:
+        """The experiment called `name`, or UnknownExperiment."""
+        try:
+            return self.router.get(name)
+        except KeyError:
+            raise UnknownExperiment(f"no experiment named {name!r}") from None
+
+
+class AdminHandlers:
+    """The admin routes' handlers."""
+
+    def __init__(self, src: AdminSources) -> None:
+        self.src = src
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        ok = self.src.ready()
+        return json_response({"ready": ok}, status=200 if ok else 503)
+
+    async def metrics_text(self, _: web.Request) -> web.Response:
+        await self.src.metrics.refresh()
+        return web.Response(body=self.src.metrics.render(), headers={"Content-Type": PROMETHEUS_TEXT})
+
+    async def experiments(self, _: web.Request) -> web.Response:
+        src = self.src
+        await src.metrics.refresh()
+        counts = request_counts(src.metrics)
+        docs = [
+            experiment_json(lv, src.analysis_of(lv.experiment.name), counts.get(lv.experiment.name))
+            for lv in src.router.all()
+        ]
+        return json_response({"experiments": docs})
+
+    async def experiment(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        live = self.src.live(name)
+        await self.src.metrics.refresh()
+        counts = request_counts(self.src.metrics).get(name)
+        return json_response(experiment_json(live, self.src.analysis_of(name), counts))
+
+    async def outcome_counts(self, _: web.Request) -> web.Response:
+        counts = self.src.outcomes()
+        if counts is None:
+            raise NoOutcomes("this process writes no outcomes (a supervisor)")
+        return json_response(counts)
+
+    async def action(self, request: web.Request) -> web.Response:
+        authorize(request, self.src.token)
+        live = self.src.live(request.match_info["name"])
+        current = self.src.keeper()
+        if current is None and self.src.follower():
+            raise NotLeader(NOT_LEADER)
+        if current is None:
+            raise Starting("state keeper not ready")
+        return await mutate(current, live, request.match_info["action"])
 
 
 def admin_app(
@@ -186,72 +274,17 @@ def admin_app(
     follower: Callable[[], bool] = lambda: False,
     outcomes: Callable[[], dict[str, object] | None] = lambda: None,
 ) -> web.Application:
-    """The admin application (`keeper` is looked up per call: it exists once the data app has started;
-    `follower` says whether another process holds the data dir's leader lock)."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ok = ready()
-        return json_response({"ready": ok}, status=200 if ok else 503)
-
-    async def metrics_text(_: web.Request) -> web.Response:
-        await metrics.refresh()
-        return web.Response(body=metrics.render(), headers={"Content-Type": PROMETHEUS_TEXT})
-
-    async def experiments(_: web.Request) -> web.Response:
-        await metrics.refresh()
-        counts = request_counts(metrics)
-        return json_response(
-            {
-                "experiments": [
-                    experiment_json(lv, analysis_of(lv.experiment.name), counts.get(lv.experiment.name))
-                    for lv in router.all()
-                ]
-            }
-        )
-
-    async def experiment(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        try:
-            live = router.get(name)
-        except KeyError:
-            return json_response({"code": "not_found", "detail": f"no experiment named {name!r}"}, status=404)
-        await metrics.refresh()
-        return json_response(experiment_json(live, analysis_of(name), request_counts(metrics).get(name)))
-
-    async def outcome_counts(_: web.Request) -> web.Response:
-        counts = outcomes()
-        if counts is None:
-            return error(404, "no_outcomes", "this process writes no outcomes (a supervisor)")
-        return json_response(counts)
-
-    async def action(request: web.Request) -> web.Response:
-        refused = authorized(request, token)
-        if refused is not None:
-            return refused
-        name, verb = request.match_info["name"], request.match_info["action"]
-        try:
-            live = router.get(name)
-        except KeyError:
-            return error(404, "not_found", f"no experiment named {name!r}")
-        current = keeper()
-        if current is None and follower():
-            return error(503, "not_leader", NOT_LEADER)
-        if current is None:
-            return error(503, "starting", "state keeper not ready")
-        return await mutate(current, live, verb)
-
-    app = web.Application()
+    """The admin application (AdminSources says what each argument is)."""
+    h = AdminHandlers(AdminSources(router, metrics, ready, keeper, token, analysis_of, follower, outcomes))
+    app = web.Application(middlewares=[outrider_errors])
     app.cleanup_ctx.append(load_openapi)
-    app.router.add_post("/experiments/{name}/{action:promote|rollback|pause|resume}", action)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_text)
-    app.router.add_get("/experiments", experiments)
-    app.router.add_get("/outcomes", outcome_counts)
-    app.router.add_get("/experiments/{name}", experiment)
+    app.router.add_post("/experiments/{name}/{action:promote|rollback|pause|resume}", h.action)
+    app.router.add_get("/healthz", h.healthz)
+    app.router.add_get("/readyz", h.readyz)
+    app.router.add_get("/metrics", h.metrics_text)
+    app.router.add_get("/experiments", h.experiments)
+    app.router.add_get("/outcomes", h.outcome_counts)
+    app.router.add_get("/experiments/{name}", h.experiment)
     app.router.add_get("/dashboard", dashboard)
     app.router.add_get("/openapi.json", openapi)
     return app

@@ -27,9 +27,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`outrider run`: resolve settings, load and check every experiment file, then serve until SIGTERM (with
     `--workers N` > 1, supervise N workers: proxy.fleet)."""
     from experiments.config import ConfigError, load_experiments
-    from proxy.server import serve
     from proxy.settings_build import sidecar_settings
     from proxy.settings_load import SettingsError, resolve
+    from proxy.startup import serve
 
     try:
         resolved = resolve(args.settings, vars(args), os.environ)

@@ -16,7 +16,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import orjson
 from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -29,6 +28,7 @@ from proxy.errors import (
     RequestTimeout,
     UpstreamError,
     VersionNotSupported,
+    error_body,
 )
 from proxy.exchange import BodyStream, Exchange, Inbound, Reply
 from proxy.headers import end_to_end
@@ -51,9 +51,8 @@ def request_id_of(headers: CIMultiDictProxy[str]) -> str:
 
 def error_reply(err: OutriderError, request_id: str) -> Reply:
     """The JSON body every outrider-made error carries."""
-    body = orjson.dumps({"code": err.code, "detail": err.detail, "request_id": request_id})
     headers = CIMultiDict({"Content-Type": "application/json", **err.headers})
-    return Reply(err.status, headers, body, close=err.close_connection)
+    return Reply(err.status, headers, error_body(err, request_id), close=err.close_connection)
 
 
 def check_framing(request: web.Request) -> None:

@@ -10,19 +10,28 @@
     │   ├── Forbidden           403 forbidden
     │   │   └── BadFeedbackToken    403 bad_feedback_token (feedback without the token of its response)
     │   ├── NotFound            404 no_route
+    │   │   ├── UnknownExperiment   404 not_found (admin: no experiment of that name)
+    │   │   └── NoOutcomes          404 no_outcomes (admin: a process that writes no outcomes)
+    │   ├── Conflict            409 conflict (admin: the phase does not allow the change)
     │   ├── RequestTimeout      408 request_timeout (a body under the minimum rate; connection closed)
     │   ├── PayloadTooLarge     413 payload_too_large
     │   └── TooManyRequests     429 rate_limited (with Retry-After)
+    ├── Unavailable         503 unavailable: outrider cannot do it now (admin)
+    │   ├── NotLeader           503 not_leader (another process leads this experiment)
+    │   └── Starting            503 starting (the state keeper is not ready yet)
     └── UpstreamError       5xx: the upstream failed; outrider itself did not
         ├── UpstreamUnavailable 502 upstream_unavailable (connect refused, reset, bad response)
         └── UpstreamTimeout     504 upstream_timeout (route timeout)
 
-Filters raise these; only `proxy.edge` turns them into responses (`{"code", "detail", "request_id"}`).
+Filters and admin handlers raise these; `error_body` is the one place they become a response body
+(`{"code", "detail", "request_id"}` on the data ports, `{"code", "detail"}` on the admin port).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import orjson
 
 
 class OutriderError(Exception):
@@ -100,6 +109,25 @@ class NotFound(Rejected):
     code = "no_route"
 
 
+class UnknownExperiment(NotFound):
+    """The admin API was asked about an experiment this process does not run."""
+
+    code = "not_found"
+
+
+class NoOutcomes(NotFound):
+    """The admin API's /outcomes on a process that writes none (the supervisor of `--workers N`)."""
+
+    code = "no_outcomes"
+
+
+class Conflict(Rejected):
+    """A manual change the experiment's phase does not allow (already ended, not paused...)."""
+
+    status = 409
+    code = "conflict"
+
+
 class RequestTimeout(Rejected):
     """The client sent its body slower than the minimum rate: refuse and close the connection."""
 
@@ -120,6 +148,25 @@ class TooManyRequests(Rejected):
 
     status = 429
     code = "rate_limited"
+
+
+class Unavailable(OutriderError):
+    """outrider cannot do this now, though nothing is broken."""
+
+    status = 503
+    code = "unavailable"
+
+
+class NotLeader(Unavailable):
+    """Another process (or replica) leads this experiment: change it there."""
+
+    code = "not_leader"
+
+
+class Starting(Unavailable):
+    """The state keeper is not ready yet."""
+
+    code = "starting"
 
 
 class UpstreamError(OutriderError):
@@ -147,3 +194,11 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
     error_class = "timeout"
+
+
+def error_body(err: OutriderError, request_id: str | None = None) -> bytes:
+    """The JSON body of every error outrider answers: code, detail, and the request id on the data ports."""
+    doc = {"code": err.code, "detail": err.detail}
+    if request_id is not None:
+        doc["request_id"] = request_id
+    return orjson.dumps(doc)

@@ -16,6 +16,7 @@ from proxy.dataplane.connection import Connection
 from proxy.dataplane.ids import RequestIds
 from proxy.dataplane.limits import Admission, AdmissionCollector, PlaneLimits
 from proxy.metrics import Metrics
+from proxy.ports import hostport
 from proxy.settings import Settings
 from proxy.tasks import TaskGroup
 
@@ -63,7 +64,7 @@ class DataPlane:
         """HOST:PORT actually bound (IPv6 hosts in brackets)."""
         assert self._server is not None
         host, port = self._server.sockets[0].getsockname()[:2]
-        return f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        return hostport(host, port)
 
     def admit(self, conn: Connection) -> bool:
         """Take the slots of a new connection, or refuse it (counted) beyond a connection cap."""

@@ -27,8 +27,3 @@ def reserve(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def hostport(host: str, port: int) -> str:
-    """HOST:PORT, an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -22,11 +22,13 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from proxy.fleet.fleet_metrics import FleetMetrics
-from proxy.fleet.port import hostport, reserve
+from proxy.fleet.port import reserve
 from proxy.fleet.workers import WorkerFailed, Workers, WorkersCollector
 from proxy.logs import event
-from proxy.server import Sidecar, bound, start_problems
+from proxy.ports import bound, hostport
+from proxy.server import Sidecar
 from proxy.settings import Settings
+from proxy.startup import start_problems
 
 
 class Supervisor:

@@ -28,6 +28,7 @@ from proxy.errors import OutriderError
 from proxy.exchange import Exchange, Inbound, Reply, Rpc
 from proxy.grpcfront.forward import GRPC_MESSAGE, GRPC_STATUS
 from proxy.grpcfront.status import code_of_http, code_of_number
+from proxy.ports import hostport
 from proxy.reply_headers import REQUEST_ID
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -95,7 +96,7 @@ class GrpcFront:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on HOST:PORT; the bound port."""
-        bound: int = self.server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        bound: int = self.server.add_insecure_port(hostport(host, port))
         if bound == 0:
             raise OSError(f"cannot listen for gRPC on {host}:{port}")
         await self.server.start()
