@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from modelserver import cli as modelserver_cli
 from proxy import commands, control_cli, load_cli
@@ -24,7 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (kept separate so tests and docs can inspect it)."""
     parser = argparse.ArgumentParser(prog="outrider", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_run(sub)
+    add_offline(sub)
+    serve = sub.add_parser(
+        "serve-model", help="run the reference ONNX model server (Open Inference Protocol v2)"
+    )
+    modelserver_cli.add_arguments(serve)
+    serve.set_defaults(func=modelserver_cli.main)
+    add_demo(sub)
+    load_cli.add_parser(sub)
+    control_cli.add_parsers(sub)  # status, promote, rollback, pause, resume
+    return parser
 
+
+def add_run(sub: Any) -> None:
+    """`outrider run`: the sidecar (every setting a flag too)."""
     run = sub.add_parser("run", help="run the sidecar")
     run.add_argument(
         "-c", "--config", action="append", default=[], metavar="FILE", help="experiment file (repeatable)"
@@ -41,13 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--worker-index", type=int, default=0, metavar="I", help=argparse.SUPPRESS)
     run.set_defaults(func=commands.cmd_run)
 
+
+def add_offline(sub: Any) -> None:
+    """The commands that work on files and stores: validate, schema, export, analyze, report."""
     validate = sub.add_parser("validate", help="check experiment files; exit 2 on any problem")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(func=commands.cmd_validate)
-
     schema = sub.add_parser("schema", help="print the JSON Schema of experiment files")
     schema.set_defaults(func=commands.cmd_schema)
-
     export = sub.add_parser("export", help="write stored outcomes as JSON Lines to stdout")
     export.add_argument("--data-dir", default="./outrider-data")
     export.add_argument(
@@ -58,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--experiment", default=None, metavar="NAME")
     export.set_defaults(func=commands.cmd_export)
-
     analyze = sub.add_parser("analyze", help="re-judge an export offline, replaying the controller's looks")
     analyze.add_argument(
         "input", metavar="FILE.jsonl", help="outcome records (`outrider export`); - for stdin"
@@ -66,7 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("-c", "--config", required=True, metavar="EXPERIMENT.yaml")
     analyze.add_argument("--json", action="store_true", help="machine-readable output (a contract)")
     analyze.set_defaults(func=commands.cmd_analyze)
-
     report = sub.add_parser(
         "report", help="write report.json, report.md and report.html (from a data dir or an export)"
     )
@@ -78,12 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     report.set_defaults(func=commands.cmd_report)
 
-    serve = sub.add_parser(
-        "serve-model", help="run the reference ONNX model server (Open Inference Protocol v2)"
-    )
-    modelserver_cli.add_arguments(serve)
-    serve.set_defaults(func=modelserver_cli.main)
 
+def add_demo(sub: Any) -> None:
+    """`outrider demo`."""
     demo = sub.add_parser(
         "demo", help="model versions behind outrider, many users, outrider decides on its own"
     )
@@ -100,9 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--models-dir", default="models")
     demo.add_argument("--data-dir", default="./outrider-data/demo", help="outcomes and reports of the demo")
     demo.set_defaults(func=commands.cmd_demo)
-    load_cli.add_parser(sub)
-    control_cli.add_parsers(sub)  # status, promote, rollback, pause, resume
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,11 @@ PROTECTED = frozenset(
 # Framing is outrider's job on each leg; these are recomputed by the HTTP library.
 FRAMING = frozenset({"content-length"})
 
+NOT_FORWARDED = frozenset(name.encode() for name in HOP_BY_HOP | FRAMING)
+"""The two sets above as the lower-case bytes llhttp hands over (the data plane's parsers)."""
+PLAIN_CONNECTION = frozenset({"close", "keep-alive"})
+"""`Connection` values that name no header to strip (the usual ones)."""
+
 
 def connection_tokens(values: Iterable[str]) -> set[str]:
     """Lower-cased header names listed in the `Connection` header values."""
@@ -63,3 +68,15 @@ def end_to_end(
         if key.lower() not in remove:
             out.add(key, value)
     return out
+
+
+def keep_alive_timeout(value: str) -> float | None:
+    """`timeout=N` of a `Keep-Alive` header (how long the upstream keeps an idle connection), if any."""
+    for part in value.split(","):
+        name, _, number = part.partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                return float(number.strip())
+            except ValueError:
+                return None
+    return None

@@ -19,7 +19,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.edge import CONTROL_PREFIX
 from proxy.errors import BadFraming, BadRequest, VersionNotSupported
-from proxy.headers import FRAMING, HOP_BY_HOP, PROTECTED, connection_tokens
+from proxy.headers import NOT_FORWARDED, PLAIN_CONNECTION, PROTECTED, connection_tokens
 from proxy.reply_headers import REQUEST_ID
 
 # RFC 9110 fields that may appear once (aiohttp's list): two different values are two different requests.
@@ -37,11 +37,9 @@ SINGLETONS = frozenset(
         b"user-agent",
     }
 )
-_DROPPED = frozenset(name.encode() for name in HOP_BY_HOP | FRAMING)
 _CONTROL = CONTROL_PREFIX.encode()
 _REQUEST_ID = REQUEST_ID.encode()
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
-_PLAIN_CONNECTION = frozenset({"close", "keep-alive"})  # the usual values name no header to strip
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +77,7 @@ def parse_head(method: bytes, target: bytes, raw: list[tuple[bytes, bytes]], ver
                 raise BadRequest(f"more than one {name.decode('latin-1')} header")
             seen.add(lname)
         value = value.rstrip(b" \t")  # llhttp strips the whitespace before a value, not after it
-        if lname in _DROPPED:
+        if lname in NOT_FORWARDED:
             if lname == b"content-length":
                 length = int(value)  # llhttp accepts digits only
             elif lname == b"transfer-encoding":
@@ -99,7 +97,7 @@ def parse_head(method: bytes, target: bytes, raw: list[tuple[bytes, bytes]], ver
     if version == "1.1" and b"host" not in seen:
         raise BadRequest("an HTTP/1.1 request needs a Host header")
     if connection:
-        named = connection_tokens(connection) - PROTECTED - _PLAIN_CONNECTION
+        named = connection_tokens(connection) - PROTECTED - PLAIN_CONNECTION
         if named:
             pairs = [(k, v) for k, v in pairs if k.lower() not in named]
     return Head(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 
 from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.headers import FRAMING, HOP_BY_HOP, PROTECTED, connection_tokens
+from proxy.headers import NOT_FORWARDED, PLAIN_CONNECTION, PROTECTED, connection_tokens, keep_alive_timeout
 
 if TYPE_CHECKING:
     from proxy.upstream.connection import UpstreamConnection
@@ -31,20 +31,6 @@ BUFFER_MAX = 64 * 1024
 HIGH_WATER = 256 * 1024
 """Untaken stream bytes beyond which the upstream socket is not read (backpressure)."""
 NO_BODY_STATUSES = frozenset({204, 304})
-_SKIP_B = frozenset(name.encode() for name in HOP_BY_HOP | FRAMING)
-_PLAIN_CONNECTION = frozenset({"close", "keep-alive"})  # the usual values name no header to strip
-
-
-def keep_alive_timeout(value: str) -> float | None:
-    """`timeout=N` of a `Keep-Alive` header (how long the upstream keeps an idle connection), if any."""
-    for part in value.split(","):
-        name, _, number = part.partition("=")
-        if name.strip().lower() == "timeout":
-            try:
-                return float(number.strip())
-            except ValueError:
-                return None
-    return None
 
 
 class UpstreamResponse:
@@ -122,7 +108,7 @@ class UpstreamResponse:
         chunked = False
         for name_b, value_b in raw:
             lower = name_b.lower()
-            if lower in _SKIP_B:
+            if lower in NOT_FORWARDED:
                 if lower == b"connection":
                     named.append(value_b.decode("latin-1"))
                 elif lower == b"content-length":
@@ -136,7 +122,7 @@ class UpstreamResponse:
                 self.event_stream = True
             # as aiohttp does: the value's bytes survive the round trip to the client
             pairs.append((name_b.decode("latin-1"), value_b.decode("utf-8", "surrogateescape")))
-        if named and (drop := connection_tokens(named) - PROTECTED - _PLAIN_CONNECTION):
+        if named and (drop := connection_tokens(named) - PROTECTED - PLAIN_CONNECTION):
             pairs = [(k, v) for k, v in pairs if k.lower() not in drop]  # hop-by-hop too (RFC 9110 §7.6.1)
         self.status = status
         self.headers = CIMultiDict(pairs)
