@@ -48,7 +48,7 @@ fmt: $(STAMP)
 
 schema: $(STAMP)  ## regenerate experiments/schema.json and docs/settings.md after changing the config models
 	$(BIN)/outrider schema > experiments/schema.json
-	$(BIN)/python -m proxy.settings_cli > docs/settings.md
+	$(BIN)/python -m proxy.settings.cli > docs/settings.md
 
 bench-deps:
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null && \

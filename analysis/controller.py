@@ -54,7 +54,7 @@ class OutcomeSource(Protocol):
 
 
 class StateWriter(Protocol):
-    """The single writer of experiment states (proxy.statekeeper.StateKeeper)."""
+    """The single writer of experiment states (proxy.control.statekeeper.StateKeeper)."""
 
     def current(self, name: str) -> ExperimentState:
         """The state in force."""

@@ -78,7 +78,7 @@ class CompletionStream:
         self._data_size = 0
         self._text: list[str] | None = [] if keep_text else None
         self.events = 0
-        """Events (blocks with a field line), as `proxy.stream_tap.SseCounter` counts them."""
+        """Events (blocks with a field line), as `proxy.dataplane.stream_tap.SseCounter` counts them."""
         self.chunks = 0
         """Data events that were completion chunks (JSON with `choices`)."""
         self.content_events = 0

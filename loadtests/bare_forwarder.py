@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import loop
+from proxy.runtime import loop
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 

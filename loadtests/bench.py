@@ -31,7 +31,7 @@ from loadtests.bench_sse import sse_case
 from loadtests.haproxy import haproxy_exe
 from loadtests.nginx import nginx_exe
 from modelserver.testset import infer_body, read_test_set
-from proxy import loop
+from proxy.runtime import loop
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE_SECONDS = 8.0

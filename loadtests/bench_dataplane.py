@@ -22,7 +22,7 @@ from loadtests.bench_load import run_tool
 from loadtests.bench_parse import LoadResult, parse_wrk
 from loadtests.bench_procs import cpu_seconds
 from loadtests.nginx import Nginx, fixed_server
-from proxy.children import Child, outrider_exe
+from proxy.runtime.children import Child, outrider_exe
 
 PATH = "/v2/models/m/infer"
 BODY = b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}],"id":"1"}'

@@ -23,7 +23,7 @@ import aiohttp
 from loadtests.bench_auth import AuthKit
 from loadtests.haproxy import HAProxy
 from loadtests.nginx import Nginx, Server, fixed_server, proxy_server
-from proxy.children import Child, outrider_exe
+from proxy.runtime.children import Child, outrider_exe
 
 CASES = ("model", "fixed")
 TARGETS = ("direct", "nginx", "haproxy", "outrider", "outrider+auth", "bare")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from proxy import loop
-from proxy.children import Child, outrider_exe
+from proxy.runtime import loop
+from proxy.runtime.children import Child, outrider_exe
 
 PATH = "/v1/chat/completions"
 BODY = b'{"model": "bench", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'

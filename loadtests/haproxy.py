@@ -14,7 +14,7 @@ from pathlib import Path
 
 from loadtests.bench_procs import serving, system_exe
 from loadtests.nginx import free_port
-from proxy.children import Child
+from proxy.runtime.children import Child
 
 CONFIG = """\
 global

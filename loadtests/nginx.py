@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.bench_procs import children_of, serving, system_exe
-from proxy.children import Child
+from proxy.runtime.children import Child
 
 WORKERS = 1
 """Worker processes. One, so that nginx and outrider (one process, one event loop) each get one core."""

@@ -1,5 +1,5 @@
 """The native data plane: the data port served at protocol level on uvloop with httptools' parser
-(`server.dataPlane: native`), running the same filter chain as the aiohttp plane (proxy.edge).
+(`server.dataPlane: native`), running the same filter chain as the aiohttp plane (proxy.dataplane.edge).
 
 Usage:
     plane = DataPlane(traffic, feedback, metrics, PlaneLimits(...), TrustedProxies(cidrs))

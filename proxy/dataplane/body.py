@@ -25,10 +25,10 @@ from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
-from proxy.chain import Stage
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import BadRequest, OutriderError, PayloadTooLarge, RequestTimeout
+from proxy.dataplane.exchange import Exchange, Reply
 from proxy.dataplane.limits import BodyBudget, Overloaded, PlaneLimits
-from proxy.errors import BadRequest, OutriderError, PayloadTooLarge, RequestTimeout
-from proxy.exchange import Exchange, Reply
 
 PREREAD_BYTES = 64 * 1024
 """Body bytes taken before the chain asks for the body; beyond, the connection stops reading."""
@@ -48,7 +48,7 @@ class BodyHost(Protocol):
 
 
 class RequestBody:
-    """One request's body as it arrives; `read` returns it whole (proxy.exchange.PendingBody)."""
+    """One request's body as it arrives; `read` returns it whole (proxy.dataplane.exchange.PendingBody)."""
 
     __slots__ = (
         "_marks",

@@ -18,10 +18,10 @@ from collections import deque
 from typing import TYPE_CHECKING, cast
 
 from proxy.dataplane.body import RequestBody
+from proxy.dataplane.errors import OutriderError, RequestTimeout
 from proxy.dataplane.reader import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_STOP, PAUSE_WRITE, RequestReader
 from proxy.dataplane.request import Request
 from proxy.dataplane.serve import refuse, serve, timeout_answer
-from proxy.errors import OutriderError, RequestTimeout
 
 if TYPE_CHECKING:
     from proxy.dataplane.plane import DataPlane

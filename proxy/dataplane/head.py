@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.edge import CONTROL_PREFIX
-from proxy.errors import BadFraming, BadRequest, VersionNotSupported
-from proxy.headers import NOT_FORWARDED, PLAIN_CONNECTION, PROTECTED, connection_tokens
-from proxy.reply_headers import REQUEST_ID
+from proxy.dataplane.edge import CONTROL_PREFIX
+from proxy.dataplane.errors import BadFraming, BadRequest, VersionNotSupported
+from proxy.dataplane.headers import NOT_FORWARDED, PLAIN_CONNECTION, PROTECTED, connection_tokens
+from proxy.dataplane.reply_headers import REQUEST_ID
 
 # RFC 9110 fields that may appear once (aiohttp's list): two different values are two different requests.
 SINGLETONS = frozenset(

@@ -7,7 +7,7 @@ Why not `uuid4`: it reads 16 bytes from the OS per call (a syscall and ~1.5 µs)
 What it guarantees: unique within the process (the counter) and, with 64 random bits per process start,
 across restarts and replicas for any practical number of processes. What it does not: secrecy — whoever
 sees one id can guess the ids of this process' later requests. Nothing relies on that: ids are for logs and
-for joining outcomes, and feedback is authorised by an HMAC token (proxy.feedback_token), not by the id.
+for joining outcomes, and feedback is authorised by an HMAC token (proxy.feedback.token), not by the id.
 """
 
 from __future__ import annotations

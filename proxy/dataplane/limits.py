@@ -3,7 +3,8 @@ client) and the request-body bytes held in memory across all connections.
 
 Usage: admission = Admission(PlaneLimits(max_connections=4096)); admission.body.take(len(chunk))
 Per-client slots key on the peer address when connections come straight from clients; when the peer is a
-trusted proxy (proxy.client_ip) its connections carry many clients, so a slot is taken per in-flight request
+trusted proxy (proxy.dataplane.client_ip) its connections carry many clients, so a slot is taken per
+in-flight request
 by the client its X-Forwarded-For resolves to, and given back when that request ends.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from proxy.errors import BadRequest, OutriderError, Rejected
+from proxy.dataplane.errors import BadRequest, OutriderError, Rejected
 
 MAX_HEADERS = 100  # docs/reliability.md safe defaults: 100 headers, request line and each header ≤ 8 KiB
 MAX_LINE_BYTES = 8192

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from proxy.chain import Stage
-from proxy.client_ip import TrustedProxies, parse_ip
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.client_ip import TrustedProxies, parse_ip
 from proxy.dataplane.connection import Connection
 from proxy.dataplane.ids import RequestIds
 from proxy.dataplane.limits import Admission, AdmissionCollector, PlaneLimits
-from proxy.metrics import Metrics
-from proxy.ports import hostport
+from proxy.runtime.ports import hostport
+from proxy.runtime.tasks import TaskGroup
 from proxy.settings import Settings
-from proxy.tasks import TaskGroup
+from proxy.telemetry.metrics import Metrics
 
 
 class DataPlane:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import httptools
 
-from proxy.client_ip import resolve_client
 from proxy.dataplane.body import PREREAD_BYTES, RequestBody
+from proxy.dataplane.client_ip import resolve_client
+from proxy.dataplane.edge import request_id_of
+from proxy.dataplane.errors import BadFraming, BadRequest, OutriderError, VersionNotSupported
 from proxy.dataplane.head import parse_head
 from proxy.dataplane.limits import (
     MAX_HEAD_BYTES,
@@ -25,8 +27,6 @@ from proxy.dataplane.limits import (
     TooManyConnections,
 )
 from proxy.dataplane.request import Request
-from proxy.edge import request_id_of
-from proxy.errors import BadFraming, BadRequest, OutriderError, VersionNotSupported
 from proxy.feedback import PATH as FEEDBACK_PATH
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ import asyncio
 import time
 from typing import Any
 
-from proxy.chain import Stage
 from proxy.dataplane.body import RequestBody
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import OutriderError
 from proxy.dataplane.head import Head
-from proxy.errors import OutriderError
 
 
 class Request:

@@ -2,7 +2,8 @@
 
 Usage: labels = finish(reply, ex, rid); head = render_head(200, reply.headers, framing, version10=False)
 
-`finish` gives the same answer headers as the aiohttp edge (proxy.edge.Edge): `x-request-id`, the variant
+`finish` gives the same answer headers as the aiohttp edge (proxy.dataplane.edge.Edge): `x-request-id`, the
+variant
 unless its experiment sets `exposeVariant: false` (then not even an upstream's copy), the feedback token only
 from `ex.extra` (never an upstream's). Framing headers (Content-Length, Transfer-Encoding, Connection) are
 the data plane's alone: the caller passes them in `framing`, any in the reply are dropped.

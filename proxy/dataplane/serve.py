@@ -1,5 +1,6 @@
 """Answering one request on the native data plane: run its chain, turn errors into replies as the edge
-does (proxy.edge.error_reply), write the reply — a fixed body with Content-Length, or a `Reply.stream` as it
+does (proxy.dataplane.edge.error_reply), write the reply — a fixed body with Content-Length, or a
+`Reply.stream` as it
 arrives (chunked on HTTP/1.1 unless the reply names a Content-Length; close-delimited on HTTP/1.0), waiting
 while the client's transport is above its high-water mark.
 
@@ -13,11 +14,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from proxy.dataplane.edge import error_reply
+from proxy.dataplane.errors import OutriderError, UpstreamError
+from proxy.dataplane.exchange import BodyStream, Exchange, Inbound, Reply
+from proxy.dataplane.reply_headers import finish
 from proxy.dataplane.respond import render_head
-from proxy.edge import error_reply
-from proxy.errors import OutriderError, UpstreamError
-from proxy.exchange import BodyStream, Exchange, Inbound, Reply
-from proxy.reply_headers import finish
 
 if TYPE_CHECKING:
     from proxy.dataplane.connection import Connection

@@ -1,1 +1,1 @@
-"""One filter per module. Each takes its dependencies in its constructor; see proxy.chain."""
+"""One filter per module. Each takes its dependencies in its constructor; see proxy.dataplane.chain."""

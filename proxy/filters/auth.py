@@ -15,10 +15,7 @@ from typing import Any
 
 import jwt
 
-from proxy.chain import Stage
-from proxy.errors import Unauthorized
-from proxy.exchange import Exchange, Reply
-from proxy.jwt_keys import (
+from proxy.auth.jwt_keys import (
     ASYMMETRIC_ALGORITHMS,
     HMAC_ALGORITHMS,
     KNOWN_ALGORITHMS,
@@ -27,7 +24,10 @@ from proxy.jwt_keys import (
     KeySource,
     StaticKeys,
 )
-from proxy.token_cache import TokenCache
+from proxy.auth.token_cache import TokenCache
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import Unauthorized
+from proxy.dataplane.exchange import Exchange, Reply
 
 REALM = 'Bearer realm="outrider"'
 MAX_LEEWAY_S = 60.0

@@ -6,9 +6,9 @@ see the same client.
 
 from __future__ import annotations
 
-from proxy.chain import Stage
-from proxy.client_ip import TrustedProxies, resolve_client
-from proxy.exchange import Exchange, Reply
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.client_ip import TrustedProxies, resolve_client
+from proxy.dataplane.exchange import Exchange, Reply
 
 
 class ClientIp:

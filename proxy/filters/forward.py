@@ -3,7 +3,8 @@
 takes it. Bodies pass byte for byte both ways, whatever their Content-Encoding.
 
 Connect failure or reset → 502, route timeout → 504 (typed errors; the edge renders them). A refused connect
-is retried once within its upstream's retry budget (`proxy.retry_budget`); nothing that may have sent a
+is retried once within its upstream's retry budget (`proxy.upstream.retry_budget`); nothing that may have
+sent a
 byte is. The route timeout covers the whole of a buffered answer and the head of a streamed one; a streamed
 body then has its experiment's `streamIdleTimeout` (the longest silence, first token included) and
 `streamTimeout` (its longest life): either ends the stream with `UpstreamTimeout`, an error of its record.
@@ -20,11 +21,11 @@ import time
 from multidict import CIMultiDict
 
 from experiments.model import DEFAULT_STREAM_IDLE_TIMEOUT_S, DEFAULT_TIMEOUT_S
-from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
-from proxy.exchange import Exchange, Reply
-from proxy.retry_budget import RetryBudget, RetryBudgets
+from proxy.dataplane.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
+from proxy.dataplane.exchange import Exchange, Reply
 from proxy.upstream import Origin, UpstreamPool, UpstreamResponse, origin_of
 from proxy.upstream.connection import UpstreamConnection
+from proxy.upstream.retry_budget import RetryBudget, RetryBudgets
 
 RETRY_RESULTS = ("recovered", "failed", "budget_exhausted")
 UNTRUSTED_FORWARDING = ("forwarded", "x-real-ip", "x-forwarded-proto", "x-forwarded-host")

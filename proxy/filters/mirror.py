@@ -22,11 +22,11 @@ from multidict import CIMultiDict
 
 from experiments.model import ShadowSpec, Variant
 from experiments.model_paths import rewrite_path
-from proxy.chain import Stage
-from proxy.errors import OutriderError
-from proxy.exchange import Exchange, Reply
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import OutriderError
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.dataplane.stream_tap import COMPLETE, Outcome, TappedStream
 from proxy.filters.forward import forwarded_headers
-from proxy.stream_tap import COMPLETE, Outcome, TappedStream
 from shadow.compare.base import Comparator, comparator
 from shadow.credentials import strip_credentials
 from shadow.dispatch import SHADOW_HEADER, ShadowDispatcher, ShadowJob, shadow_host

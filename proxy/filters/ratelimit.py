@@ -1,7 +1,7 @@
 """`ratelimit`: refuse requests over `rate`/s (plus `burst`) per key with 429 and Retry-After.
 
 Usage: RateLimit(RateLimitSettings(rate=100, burst=20, key="claim:sub"))
-Shared by replicas: `settings.redis_store()` (proxy.limits_redis) passed as `store`, closed by the caller.
+Shared by replicas: `settings.redis_store()` (proxy.ratelimit.shared) passed as `store`, closed by the caller.
 Keys: `client` (the address `client_ip` resolved, else the peer), `claim:NAME` (verified JWT claim),
 `route` (path up to its third segment), `header:NAME`. A missing claim or header falls back to the client,
 so an anonymous client gets its own budget rather than sharing one with every other anonymous client.
@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from proxy.chain import Stage
-from proxy.errors import BadPath, TooManyRequests
-from proxy.exchange import Exchange, Reply
-from proxy.limits import Gcra, LimiterStore, MemoryLimiterStore
-from proxy.limits_redis import ON_ERROR, OnError, RedisLimiterStore
-from proxy.paths import normalise
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import BadPath, TooManyRequests
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.dataplane.paths import normalise
+from proxy.ratelimit.gcra import Gcra, LimiterStore, MemoryLimiterStore
+from proxy.ratelimit.shared import ON_ERROR, OnError, RedisLimiterStore
 
 _MAX_KEY_CHARS = 200  # longer keys (client-chosen headers) are hashed: the store's memory stays bounded
 
@@ -131,7 +131,8 @@ class RateLimit:
 
 def route_prefix(path: str) -> str:
     """The normalised path without its query, cut after the third segment: `/v2/models/m/infer?x` →
-    `/v2/models/m`. Normalised as routing will do (`proxy.paths`), so `/v2/models/%6d` and `/v2//models/m`
+    `/v2/models/m`. Normalised as routing will do (`proxy.dataplane.paths`), so `/v2/models/%6d` and
+    `/v2//models/m`
     share `/v2/models/m`'s budget; a path routing will refuse is keyed as it was sent."""
     with contextlib.suppress(BadPath):
         path = normalise(path)

@@ -3,7 +3,7 @@ request but the protocols' health and metadata reads: experiments.protocol_paths
 downstream. Records carry the request's method and path.
 
 Records are handed to the sink without waiting; the sink counts what it cannot keep. Responses of
-experiments with a `reward_mean` goal carry the record's feedback token (proxy.feedback_token).
+experiments with a `reward_mean` goal carry the record's feedback token (proxy.feedback.token).
 A streamed answer is recorded when its stream ends (complete, failed after the first byte, or stopped by the
 client), with what was sent: bytes, and for `text/event-stream` the number of events. An OpenAI-compatible
 completion (experiments.protocol_paths.is_completion_call) adds its token facts: from a stream `ttft_ms`,
@@ -24,12 +24,12 @@ from experiments.openai_stream import CompletionStream, completion_facts
 from experiments.outcome import OutcomeRecord
 from experiments.protocol_paths import is_completion_call, outcome_wanted
 from experiments.sink import OutcomeSink
-from proxy.chain import Stage
-from proxy.errors import OutriderError, UpstreamError
-from proxy.exchange import Exchange, Reply
-from proxy.feedback_token import HEADER as FEEDBACK_TOKEN
-from proxy.feedback_token import FeedbackTokens, reward_range, subject_of
-from proxy.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import OutriderError, UpstreamError
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.dataplane.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
+from proxy.feedback.token import HEADER as FEEDBACK_TOKEN
+from proxy.feedback.token import FeedbackTokens, reward_range, subject_of
 
 EVENT_STREAM = "text/event-stream"
 

@@ -1,7 +1,8 @@
 """`route`: normalise the path, find the experiment, pick the variant (pins, then the sticky bucket), set the
 destination.
 
-The path is normalised once, here (`proxy.paths`), and the request goes on with the normalised path: routing,
+The path is normalised once, here (`proxy.dataplane.paths`), and the request goes on with the normalised
+path: routing,
 the shadows and the upstream all see that one, so none of them can read `/v2/models/m/../../admin`
 differently from the others. A path that cannot be normalised, or whose normalised form leaves the prefix of
 the experiment its raw form matched, is refused (400 bad_path) before any record or upstream. Requests that
@@ -19,11 +20,11 @@ from experiments.assignment import BUCKETS, bucket_of, unit_hash
 from experiments.model import Experiment
 from experiments.model_paths import rewrite_path
 from experiments.protocol_paths import is_status_call
-from proxy.chain import Stage
-from proxy.errors import BadPath, NotFound, PayloadTooLarge
-from proxy.exchange import Assignment, Exchange, Reply
-from proxy.paths import normalise
-from proxy.router import Live, Router, prefix_matches
+from proxy.control.router import Live, Router, prefix_matches
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import BadPath, NotFound, PayloadTooLarge
+from proxy.dataplane.exchange import Assignment, Exchange, Reply
+from proxy.dataplane.paths import normalise
 
 VARIANT_HEADER = "x-outrider-variant"
 UNIT_CACHE = 65_536

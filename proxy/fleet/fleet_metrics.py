@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import Metric
 
 from proxy.fleet.metrics_merge import Snapshot, add, parse, render, retired_part
 from proxy.fleet.worker import DROPS_BY_VARIANT
-from proxy.metrics import Metrics
+from proxy.telemetry.metrics import Metrics
 
 SCRAPE_EVERY_S = 1.0
 """Between background scrapes: the controllers' drop counts and the retired values are this fresh."""

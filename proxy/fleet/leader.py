@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from proxy.logs import event
+from proxy.telemetry.logs import event
 
 LOCK_NAME = "leader.lock"
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from redis.exceptions import RedisError
 
 from experiments.redis_state import RedisStateStore
-from proxy.logs import event
+from proxy.telemetry.logs import event
 
 T = TypeVar("T")
 

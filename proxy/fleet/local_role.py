@@ -1,7 +1,7 @@
 """The control side of a process on the embedded store (`store: sqlite`): lead (state keeper, controllers)
 if it takes the data dir's leader lock, else follow the states the leader stores.
 
-Usage (an aiohttp cleanup_ctx step of proxy.server.Sidecar, as proxy.fleet.redis_role.fleet_control):
+Usage (an aiohttp cleanup_ctx step of proxy.runtime.server.Sidecar, as proxy.fleet.redis_role.fleet_control):
     async with local_control(settings, router, judging, drops, on_keeper, lead=True):
         ...   # serving; on exit the state store closes and the lock is released
 `on_keeper(keeper)` is told the state keeper when this process leads, None when it follows. A worker of
@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 
 from experiments.sqlite_store import DB_NAME
 from experiments.state_store import SqliteStateStore
+from proxy.control.judging import DropCounts, Judging
+from proxy.control.router import Router
+from proxy.control.statekeeper import StateKeeper
 from proxy.fleet.leader import LeaderLock
 from proxy.fleet.state_watch import StateWatch
-from proxy.judging import DropCounts, Judging
-from proxy.router import Router
 from proxy.settings import Settings
-from proxy.statekeeper import StateKeeper
 
 
 @asynccontextmanager

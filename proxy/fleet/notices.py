@@ -15,7 +15,7 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from proxy.logs import event
+from proxy.telemetry.logs import event
 
 RETRY_S = (0.2, 0.5, 1.0, 2.0)
 

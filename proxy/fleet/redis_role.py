@@ -1,7 +1,7 @@
 """The control side of a replica on a Redis store (`store: redis://…`): always follow the stored states; lead
 (state keeper, controllers with checkpoints, admin mutations) while holding the lease.
 
-Usage (an aiohttp cleanup_ctx step of proxy.server.Sidecar):
+Usage (an aiohttp cleanup_ctx step of proxy.runtime.server.Sidecar):
     async with fleet_control(settings, router, judging, drops, app, on_keeper, lead=True):
         ...   # serving; on exit the controllers stop, the lease is released, the stores are closed
 `on_keeper(keeper)` is told the state keeper when this replica starts leading and None when it steps down.
@@ -21,15 +21,15 @@ from prometheus_client.core import CounterMetricFamily
 
 from analysis.checkpoint import Checkpoints
 from experiments.redis_state import CHANNEL, RedisStateStore
-from proxy.feedback_token import data_dir_secret
+from proxy.control.judging import DropCounts, Judging
+from proxy.control.router import Router
+from proxy.control.statekeeper import StateKeeper
+from proxy.feedback.token import data_dir_secret
 from proxy.fleet.lease import LeaseRole
 from proxy.fleet.notices import listen
 from proxy.fleet.state_watch import StateWatch
-from proxy.judging import DropCounts, Judging
-from proxy.router import Router
+from proxy.runtime.tasks import TaskGroup
 from proxy.settings import Settings
-from proxy.statekeeper import StateKeeper
-from proxy.tasks import TaskGroup
 
 
 class LeaseCollector:

@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from experiments.stores import StateStore
-from proxy.logs import event
-from proxy.router import Router
-from proxy.statekeeper import in_force
-from proxy.tasks import TaskGroup
+from proxy.control.router import Router
+from proxy.control.statekeeper import in_force
+from proxy.runtime.tasks import TaskGroup
+from proxy.telemetry.logs import event
 
 POLL_S = 0.2
 """Between version polls: a new state is in force in every follower well within a second."""

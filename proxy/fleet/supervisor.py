@@ -1,6 +1,7 @@
 """`outrider run --workers N`: one supervisor, N worker processes serving one data port (docs/scale-out.md).
 
-Usage: exit_code = proxy.loop.run(supervise(settings, argv))   # argv: the supervisor's own `run ...` args
+Usage: exit_code = proxy.runtime.loop.run(supervise(settings, argv))   # argv: the supervisor's own `run ...`
+args
 The supervisor reserves HOST:PORT (proxy.fleet.port), is the control side of the host — the leader lock,
 the controllers, the state keeper, webhook and reports, the one admin port, whose /metrics sums the workers'
 (proxy.fleet.fleet_metrics) — and starts the workers: `outrider run` with the same arguments and
@@ -24,11 +25,11 @@ from aiohttp import web
 from proxy.fleet.fleet_metrics import FleetMetrics
 from proxy.fleet.port import reserve
 from proxy.fleet.workers import WorkerFailed, Workers, WorkersCollector
-from proxy.logs import event
-from proxy.ports import bound, hostport
-from proxy.server import Sidecar
+from proxy.runtime.ports import bound, hostport
+from proxy.runtime.server import Sidecar
+from proxy.runtime.startup import start_problems
 from proxy.settings import Settings
-from proxy.startup import start_problems
+from proxy.telemetry.logs import event
 
 
 class Supervisor:

@@ -25,8 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from proxy.fleet.worker import announcement
-from proxy.logs import event
-from proxy.tasks import TaskGroup
+from proxy.runtime.tasks import TaskGroup
+from proxy.telemetry.logs import event
 
 BACKOFF_S = (0.5, 10.0)
 """Shortest and longest wait before a worker is started again."""

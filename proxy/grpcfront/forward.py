@@ -14,8 +14,8 @@ from multidict import CIMultiDict
 
 from experiments.model import DEFAULT_TIMEOUT_S
 from oipgrpc.messages import METHODS
-from proxy.errors import UpstreamTimeout, UpstreamUnavailable
-from proxy.exchange import Exchange, Reply
+from proxy.dataplane.errors import UpstreamTimeout, UpstreamUnavailable
+from proxy.dataplane.exchange import Exchange, Reply
 from proxy.grpcfront.status import http_of
 
 GRPC_STATUS = "grpc-status"

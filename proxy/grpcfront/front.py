@@ -22,14 +22,14 @@ from google.protobuf.message import DecodeError
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from oipgrpc import messages as m
-from proxy.chain import Stage
-from proxy.edge import CONTROL_PREFIX, request_id_of
-from proxy.errors import OutriderError
-from proxy.exchange import Exchange, Inbound, Reply, Rpc
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.edge import CONTROL_PREFIX, request_id_of
+from proxy.dataplane.errors import OutriderError
+from proxy.dataplane.exchange import Exchange, Inbound, Reply, Rpc
+from proxy.dataplane.reply_headers import REQUEST_ID
 from proxy.grpcfront.forward import GRPC_MESSAGE, GRPC_STATUS
 from proxy.grpcfront.status import code_of_http, code_of_number
-from proxy.ports import hostport
-from proxy.reply_headers import REQUEST_ID
+from proxy.runtime.ports import hostport
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 PASSTHROUGH = ("ServerLive", "ServerReady", "ServerMetadata", "ModelReady", "ModelMetadata")

@@ -23,11 +23,11 @@ from multidict import CIMultiDict
 
 from experiments.model import ShadowSpec, Variant
 from oipgrpc.messages import METHODS
-from proxy.exchange import Exchange
+from proxy.dataplane.exchange import Exchange
+from proxy.dataplane.reply_headers import REQUEST_ID
 from proxy.filters.mirror import Mirror
 from proxy.grpcfront.forward import renamed
 from proxy.grpcfront.status import http_of
-from proxy.reply_headers import REQUEST_ID
 from shadow.compare.answer import DEFAULT_MAX_BYTES
 from shadow.compare.base import Comparator
 from shadow.compare.grpc_answer import GrpcAnswers

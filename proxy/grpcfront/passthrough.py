@@ -10,10 +10,10 @@ Usage: stage = Passthrough(router, forward); reply = await stage(exchange)
 from __future__ import annotations
 
 from experiments.model import Variant
-from proxy.errors import NotFound
-from proxy.exchange import Exchange, Reply
+from proxy.control.router import Router
+from proxy.dataplane.errors import NotFound
+from proxy.dataplane.exchange import Exchange, Reply
 from proxy.grpcfront.forward import GrpcForward, renamed
-from proxy.router import Router
 
 HEALTH_TIMEOUT_S = 5.0
 MODEL_CALLS = ("ModelReady", "ModelMetadata")

@@ -17,15 +17,15 @@ from google.protobuf.message import DecodeError
 from multidict import CIMultiDictProxy
 
 from oipgrpc import messages as m
-from proxy.chain import Stage
-from proxy.edge import request_id_of
-from proxy.errors import OutriderError
-from proxy.exchange import Exchange, Inbound, Rpc
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.edge import request_id_of
+from proxy.dataplane.errors import OutriderError
+from proxy.dataplane.exchange import Exchange, Inbound, Rpc
+from proxy.dataplane.reply_headers import REQUEST_ID
 from proxy.grpcfront.forward import GrpcForward
 from proxy.grpcfront.front import headers_of, infer_path, peer_address
 from proxy.grpcfront.passthrough import Passthrough
 from proxy.grpcfront.status import code_of_http
-from proxy.reply_headers import REQUEST_ID
 
 METHOD = "ModelStreamInfer"
 

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
-from proxy.chain import Filter, build_chain
+from proxy.control.router import Router
+from proxy.dataplane.chain import Filter, build_chain
+from proxy.dataplane.exchange import Exchange, Reply
 from proxy.dataplane.ids import RequestIds
-from proxy.exchange import Exchange, Reply
 from proxy.grpcfront.forward import GrpcForward
 from proxy.grpcfront.front import GrpcFront
 from proxy.grpcfront.mirror import GrpcMirror, GrpcShadowCalls
 from proxy.grpcfront.passthrough import Passthrough
 from proxy.grpcfront.stream import StreamPassthrough
-from proxy.router import Router
 from shadow.dispatch import ShadowDispatcher
 
 

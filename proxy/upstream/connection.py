@@ -16,7 +16,7 @@ from typing import Protocol, cast
 
 import httptools
 
-from proxy.errors import UpstreamUnavailable
+from proxy.dataplane.errors import UpstreamUnavailable
 from proxy.upstream.response import UpstreamResponse
 
 

@@ -20,8 +20,14 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
-from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.headers import NOT_FORWARDED, PLAIN_CONNECTION, PROTECTED, connection_tokens, keep_alive_timeout
+from proxy.dataplane.errors import UpstreamError, UpstreamTimeout
+from proxy.dataplane.headers import (
+    NOT_FORWARDED,
+    PLAIN_CONNECTION,
+    PROTECTED,
+    connection_tokens,
+    keep_alive_timeout,
+)
 
 if TYPE_CHECKING:
     from proxy.upstream.connection import UpstreamConnection
@@ -34,34 +40,17 @@ NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class UpstreamResponse:
-    """The answer to one request on one connection; as a `BodyStream` (proxy.exchange) when streamed."""
+    """The answer to one request on one connection; as a `BodyStream` (proxy.dataplane.exchange) when
+    streamed."""
 
-    __slots__ = (
-        "_chunks",
-        "_closed",
-        "_conn",
-        "_last_rx",
-        "_paused",
-        "_size",
-        "_waiter",
-        "body_done",
-        "content_length",
-        "ended_at",
-        "error",
-        "event_stream",
-        "first_byte_at",
-        "headers",
-        "keep_alive_s",
-        "on_end",
-        "ready",
-        "status",
-        "stream_idle_s",
-        "stream_limit_s",
-        "stream_until",
-        "streamed",
-        "timer",
+    # fmt: off
+    __slots__ = (  # one attribute per name: no __dict__ on an object made for every request
+        "_chunks", "_closed", "_conn", "_last_rx", "_paused", "_size", "_waiter", "body_done",
+        "content_length", "ended_at", "error", "event_stream", "first_byte_at", "headers", "keep_alive_s",
+        "on_end", "ready", "status", "stream_idle_s", "stream_limit_s", "stream_until", "streamed", "timer",
         "until_eof",
     )
+    # fmt: on
 
     def __init__(self, conn: UpstreamConnection, ready: asyncio.Future[None]) -> None:
         self._conn = conn

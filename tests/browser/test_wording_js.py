@@ -32,7 +32,7 @@ FIGURES = [0.0, 1.0, -2.5, 0.98094, 221.66, 9999.5, 12345.678, 0.00012345, 1e-5,
 
 def wording_js() -> str:
     """The dashboard's `// <wording>` ... `// </wording>` block."""
-    html = (REPO / "proxy" / "dashboard.html").read_text()
+    html = (REPO / "proxy" / "admin" / "dashboard.html").read_text()
     match = re.search(r"// <wording>.*?\n(.*?)// </wording>", html, re.S)
     assert match is not None, "the dashboard has no <wording> block"
     return match.group(1)

@@ -14,14 +14,14 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-from proxy import loop
-from proxy.chain import Filter, Stage, build_chain
-from proxy.client_ip import TrustedProxies
 from proxy.dataplane.body import ReadBody
+from proxy.dataplane.chain import Filter, Stage, build_chain
+from proxy.dataplane.client_ip import TrustedProxies
+from proxy.dataplane.exchange import Exchange, Reply
 from proxy.dataplane.limits import PlaneLimits
 from proxy.dataplane.plane import DataPlane
-from proxy.exchange import Exchange, Reply
-from proxy.metrics import Metrics
+from proxy.runtime import loop
+from proxy.telemetry.metrics import Metrics
 
 TIMEOUT = 0.5  # header timeout (and body grace) of these tests
 SLACK = 0.3

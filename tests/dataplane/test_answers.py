@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 from multidict import CIMultiDict
 
-from proxy import loop
-from proxy.chain import Stage
-from proxy.errors import UpstreamUnavailable
-from proxy.exchange import Exchange, Reply
-from proxy.feedback_token import HEADER as FEEDBACK_TOKEN
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import UpstreamUnavailable
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.feedback.token import HEADER as FEEDBACK_TOKEN
+from proxy.runtime import loop
 from tests.dataplane.harness import REQUEST, closed_within, connect, response, serving, until
 
 

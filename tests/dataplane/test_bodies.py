@@ -8,10 +8,10 @@ import asyncio
 
 from multidict import CIMultiDict
 
-from proxy import loop
-from proxy.chain import Stage
-from proxy.errors import Unauthorized
-from proxy.exchange import Exchange, Reply
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.errors import Unauthorized
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.runtime import loop
 from tests.dataplane.harness import Served, closed_within, connect, response, run, serving, until
 from tests.integration.test_slowloris import trickle
 

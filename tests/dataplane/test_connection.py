@@ -8,8 +8,8 @@ import asyncio
 
 from multidict import CIMultiDict
 
-from proxy import loop
-from proxy.exchange import Exchange, Reply
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.runtime import loop
 from tests.dataplane.harness import (
     REQUEST,
     SLACK,

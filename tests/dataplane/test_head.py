@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.dataplane.errors import BadFraming, BadRequest, OutriderError, VersionNotSupported
 from proxy.dataplane.head import parse_head, request_path
 from proxy.dataplane.ids import RequestIds
-from proxy.errors import BadFraming, BadRequest, OutriderError, VersionNotSupported
 
 HOST = (b"Host", b"models")
 

@@ -9,7 +9,7 @@ import orjson
 import yaml
 
 from experiments.config import load_experiment_text
-from proxy.settings_load import resolve
+from proxy.settings.load import resolve
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "deploy" / "kubernetes" / "sidecar.yaml"
@@ -41,7 +41,7 @@ def test_probes_hit_real_admin_paths_on_the_admin_port() -> None:
     sidecar = next(c for c in pod["initContainers"] if c["name"] == "outrider")
     assert sidecar["restartPolicy"] == "Always"
     ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
-    paths = orjson.loads((REPO / "proxy" / "admin_openapi.json").read_bytes())["paths"]
+    paths = orjson.loads((REPO / "proxy" / "admin" / "openapi.json").read_bytes())["paths"]
     for probe in ("readinessProbe", "livenessProbe"):
         get = sidecar[probe]["httpGet"]
         assert get["port"] == "admin"

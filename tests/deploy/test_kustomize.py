@@ -25,15 +25,15 @@ from pydantic import BaseModel
 
 from experiments.validate import validate_main
 from proxy.cli import build_parser
-from proxy.settings_fields import FIELDS
-from proxy.settings_load import Resolved, resolve
-from proxy.settings_model import SidecarFile
+from proxy.settings.fields import FIELDS
+from proxy.settings.load import Resolved, resolve
+from proxy.settings.model import SidecarFile
 from tests.deploy.conftest import REPO
 
 KUSTOMIZE = REPO / "deploy" / "kustomize"
 TREES = {"base": KUSTOMIZE / "base", "fleet": KUSTOMIZE / "overlays" / "fleet"}
 KUBECTL = shutil.which("kubectl")
-ADMIN_PATHS = set(orjson.loads((REPO / "proxy" / "admin_openapi.json").read_bytes())["paths"])
+ADMIN_PATHS = set(orjson.loads((REPO / "proxy" / "admin" / "openapi.json").read_bytes())["paths"])
 FLUSH_MARGIN_S = 5
 """Seconds the grace period keeps beyond the model servers' preStop and outrider's drain (flush, exit)."""
 

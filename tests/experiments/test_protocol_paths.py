@@ -8,7 +8,7 @@ import pytest
 
 from experiments.model import CanaryStrategy, Experiment, OutcomeRule, UnitKey, Variant
 from experiments.protocol_paths import is_status_call, outcome_wanted
-from proxy.router import prefix_matches
+from proxy.control.router import prefix_matches
 
 EXP = Experiment(
     name="e",
@@ -67,7 +67,7 @@ def test_verbs_after_a_colon_stay_under_their_prefix() -> None:
 
 
 def test_matching_by_host_and_headers() -> None:
-    from proxy.router import Router
+    from proxy.control.router import Router
 
     plain = EXP
     seldon = replace(EXP, name="seldon", headers=(("seldon-model", "iris"),))

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.admin import OPENAPI_FILE
+from proxy.admin.api import OPENAPI_FILE
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.procs import BIN, Proc
 

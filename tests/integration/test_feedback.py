@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from multidict import CIMultiDictProxy
 
 from experiments.assignment import unit_hash
-from proxy.feedback_token import FeedbackTokens, read_secret
+from proxy.feedback.token import FeedbackTokens, read_secret
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.cli import exported
 from tests.support.http import scrape

@@ -94,7 +94,10 @@ async def test_unmatched_path_is_404_without_default_upstream(proxy: Proc) -> No
     status, *_ = await post(f"{proxy.url}/v2x")  # a prefix matches whole segments only
     assert status == 404
     status, headers, body, _ = await post(f"{proxy.url}/other/a%0Ab")  # a newline in the path: still ours,
-    assert (status, orjson.loads(body)["code"]) == (400, "bad_path")  # refused before routing (proxy.paths)
+    assert (status, orjson.loads(body)["code"]) == (
+        400,
+        "bad_path",
+    )  # refused before routing (proxy.dataplane.paths)
 
 
 async def test_unmatched_path_passes_through_to_the_default_upstream(

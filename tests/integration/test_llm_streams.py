@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from experiments.openai_stream import CompletionStream
-from proxy.demo_llm import LlmTally, drive_llm
-from proxy.demo_load import Load
+from proxy.demo.llm import LlmTally, drive_llm
+from proxy.demo.load import Load
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.cli import analyzed, exported
 from tests.support.procs import Proc, outrider_cmd, start

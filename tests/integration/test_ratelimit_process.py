@@ -1,6 +1,7 @@
 """The rate limit in a real outrider: exact burst per key (default run) and the issue's 10 s figure (slow).
 
-The limiter is GCRA (`proxy.limits.Gcra`): a fresh key admits exactly `burst` requests at one instant (not
+The limiter is GCRA (`proxy.ratelimit.gcra.Gcra`): a fresh key admits exactly `burst` requests at one instant
+(not
 burst + 1), and the k-th admitted request of a saturated key needs `now ≥ (k - burst) / rate`. Arrivals at
 `i / 300` s for i in 0..2999 therefore admit `20 + floor(100 · 2999/300) = 1019` requests (the issue's
 target: 1020 ± 2%). Refused requests get 429 with a whole-second Retry-After and reach no upstream, so the

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from proxy.webhook import WEBHOOK_DRAIN_S
+from proxy.control.webhook import WEBHOOK_DRAIN_S
 from tests.integration.conftest import OutriderFactory
 from tests.support.http import scrape
 from tests.support.ops import drive_until_decided, ops_yaml

@@ -36,7 +36,7 @@ def test_no_main_thread_samples_is_an_error_not_a_division_by_zero() -> None:
     ("frames", "expected"),
     [
         (["<module> (outrider:1)", "Runner.run (asyncio/runners.py:86)"], "uvloop (C)"),
-        (["Edge.handle (proxy/edge.py:76)", "uuid4 (uuid.py:721)"], "outrider"),
+        (["Edge.handle (proxy/dataplane/edge.py:76)", "uuid4 (uuid.py:721)"], "outrider"),
         (["Record._emit (proxy/filters/record.py:50)", "__init__ (<string>:2)"], "outrider"),
         (["Forward._send (proxy/filters/forward.py:69)", "_request (aiohttp/client.py:558)"], "aiohttp"),
         (["main (x.py:1)", "create_task (asyncio/tasks.py:376)"], "x"),

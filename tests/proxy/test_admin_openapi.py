@@ -13,12 +13,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from experiments.config import load_experiment_text
-from proxy.admin import OPENAPI_FILE, admin_app
+from proxy.admin.api import OPENAPI_FILE, admin_app
 from proxy.cli import build_parser
-from proxy.metrics import Metrics
-from proxy.router import Router
-from proxy.settings_build import sidecar_settings
-from proxy.settings_load import resolve
+from proxy.control.router import Router
+from proxy.settings.build import sidecar_settings
+from proxy.settings.load import resolve
+from proxy.telemetry.metrics import Metrics
 from tests.integration.conftest import canary_yaml
 
 DOC: dict[str, Any] = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))

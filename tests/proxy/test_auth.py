@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.errors import Unauthorized
-from proxy.exchange import Exchange, Inbound, Reply
+from proxy.auth.jwt_keys import KeyEntry, KeySet
+from proxy.dataplane.errors import Unauthorized
+from proxy.dataplane.exchange import Exchange, Inbound, Reply
 from proxy.filters.auth import Auth, AuthSettings, _describe, _invalid
-from proxy.jwt_keys import KeyEntry, KeySet
 
 ISS = "https://issuer.test"
 AUD = "outrider"

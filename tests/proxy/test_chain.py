@@ -6,8 +6,8 @@ import time
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.chain import Filter, Stage, build_chain
-from proxy.exchange import Exchange, Inbound, Reply
+from proxy.dataplane.chain import Filter, Stage, build_chain
+from proxy.dataplane.exchange import Exchange, Inbound, Reply
 
 
 class Tag:

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.client_ip import ClientAddress, TrustedProxies, resolve_client
-from proxy.exchange import Exchange, Inbound, Reply
+from proxy.dataplane.client_ip import ClientAddress, TrustedProxies, resolve_client
+from proxy.dataplane.exchange import Exchange, Inbound, Reply
 from proxy.filters.client_ip import ClientIp
 from proxy.filters.forward import forwarded_headers
 from proxy.filters.ratelimit import RateLimit, RateLimitSettings

@@ -1,4 +1,5 @@
-"""`proxy.connguard` and the edge's body pace in-process, on uvloop as in production, over real 127.0.0.1
+"""`proxy.dataplane.connguard` and the edge's body pace in-process, on uvloop as in production, over real
+127.0.0.1
 sockets: header deadlines (silent, trickled, re-armed per keep-alive request), keep-alive idling, pipelining,
 the connection cap, and a slow body refused with 408 and an immediate close."""
 
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy import loop
-from proxy.connguard import ConnGuard, GuardedSite, GuardLimits
-from proxy.edge import BodyPace, Edge
-from proxy.exchange import Exchange, Reply
-from proxy.metrics import Metrics
+from proxy.dataplane.connguard import ConnGuard, GuardedSite, GuardLimits
+from proxy.dataplane.edge import BodyPace, Edge
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.runtime import loop
+from proxy.telemetry.metrics import Metrics
 from tests.integration.test_slowloris import trickle
 
 TIMEOUT = 0.5  # header timeout (and body grace) of these tests; every close is expected within ±0.3 s

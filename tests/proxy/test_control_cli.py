@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.control_cli import base_url, status_table
+from proxy.cli.control import base_url, status_table
 
 LOOKED: dict[str, Any] = {
     "name": "digits",

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import build_parser
-from proxy.errors import BadRequest
+from proxy.dataplane.errors import BadRequest
 from proxy.feedback import parse
-from proxy.feedback_token import FeedbackTokens, data_dir_secret, read_secret, subject_of
-from proxy.settings_build import feedback_secret
-from proxy.settings_load import resolve
+from proxy.feedback.token import FeedbackTokens, data_dir_secret, read_secret, subject_of
+from proxy.settings.build import feedback_secret
+from proxy.settings.load import resolve
 
 KEY = b"k" * 32
 RID, EXP, UNIT = "req-1", "split", "0123456789abcdef"

@@ -11,15 +11,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from experiments.config import load_experiment_text
 from experiments.state_store import SqliteStateStore
-from proxy.admin import admin_app
+from proxy.admin.api import admin_app
+from proxy.control.router import Router
+from proxy.control.statekeeper import StateKeeper
 from proxy.fleet.fleet_metrics import FleetMetrics
 from proxy.fleet.leader import LeaderLock
 from proxy.fleet.metrics_merge import LOST_REASON, add, parse, render, retired_part
 from proxy.fleet.port import reserve
 from proxy.fleet.state_watch import StateWatch
-from proxy.metrics import Metrics
-from proxy.router import Router
-from proxy.statekeeper import StateKeeper
+from proxy.telemetry.metrics import Metrics
 from tests.integration.conftest import canary_yaml
 
 

@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.errors import UpstreamTimeout, UpstreamUnavailable
-from proxy.exchange import Exchange, Inbound
+from proxy.dataplane.errors import UpstreamTimeout, UpstreamUnavailable
+from proxy.dataplane.exchange import Exchange, Inbound
 from proxy.filters.forward import Forward
-from proxy.retry_budget import RetryBudgets
 from proxy.upstream import UpstreamPool
+from proxy.upstream.retry_budget import RetryBudgets
 
 
 class PortResolver:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multidict import CIMultiDict
 
-from proxy.headers import HOP_BY_HOP, end_to_end
+from proxy.dataplane.headers import HOP_BY_HOP, end_to_end
 
 
 def test_fixed_list_and_connection_named_headers_are_removed() -> None:

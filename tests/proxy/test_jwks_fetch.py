@@ -14,9 +14,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from proxy.errors import Unauthorized
+from proxy.auth.jwks_fetch import MAX_JWKS_BYTES, TIMEOUT_S, JwksKeys
+from proxy.dataplane.errors import Unauthorized
 from proxy.filters.auth import Auth, AuthSettings
-from proxy.jwks_fetch import MAX_JWKS_BYTES, TIMEOUT_S, JwksKeys
 from tests.proxy.test_auth import AUD, ISS, SECRET, Terminal, b64, claims, exchange
 from tests.support.jwks_server import JwksServer
 
@@ -279,7 +279,7 @@ async def test_close_closes_the_session_and_later_lookups_fetch_nothing(server: 
 def test_settings_refuse_bad_key_sources(
     rsa_keys: list[rsa.RSAPrivateKey], kw: dict[str, Any], message: str
 ) -> None:
-    from proxy.jwt_keys import KeyEntry, KeySet
+    from proxy.auth.jwt_keys import KeyEntry, KeySet
 
     keys = KeySet(default=KeyEntry(rsa_keys[0].public_key())) if kw.pop("with_keys", False) else None
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,5 @@
-"""`proxy.limits_redis` against a real redis-server: the Lua GCRA equals `Gcra.check`, keys expire, NOSCRIPT
+"""`proxy.ratelimit.shared` against a real redis-server: the Lua GCRA equals `Gcra.check`, keys expire,
+NOSCRIPT
 is recovered, and with Redis killed or hung every decision comes within 60 ms in each failure mode."""
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from loadtests.redis_server import RedisServer, running_redis
-from proxy.collectors import LimiterStoreCollector
-from proxy.errors import TooManyRequests
+from proxy.dataplane.errors import TooManyRequests
 from proxy.filters.ratelimit import RateLimit, RateLimitSettings
-from proxy.limits import Decision, Gcra
-from proxy.limits_redis import LUA_SHA, PREFIX, OnError, RedisLimiterStore
-from proxy.settings_build import sidecar_settings
-from proxy.settings_load import SettingsError, resolve
+from proxy.ratelimit.gcra import Decision, Gcra
+from proxy.ratelimit.shared import LUA_SHA, PREFIX, OnError, RedisLimiterStore
+from proxy.settings.build import sidecar_settings
+from proxy.settings.load import SettingsError, resolve
+from proxy.telemetry.collectors import LimiterStoreCollector
 from tests.proxy.test_ratelimit import FakeClock, exchange, terminal
 
 DECISION_BOUND_S = 0.060  # docs/reliability.md: Redis killed ⇒ decision ≤ 60 ms in the configured mode

@@ -18,8 +18,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from experiments.model import CanaryStrategy, Experiment, ShadowSpec, UnitKey, Variant
 from experiments.outcome import OutcomeRecord
-from proxy.chain import Stage
-from proxy.exchange import Assignment, Exchange, Inbound, Reply
+from proxy.dataplane.chain import Stage
+from proxy.dataplane.exchange import Assignment, Exchange, Inbound, Reply
 from proxy.filters.mirror import Mirror
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparison

@@ -1,4 +1,4 @@
-"""`proxy.paths.normalise`: decoding once, dot-segments, slashes, and what is refused."""
+"""`proxy.dataplane.paths.normalise`: decoding once, dot-segments, slashes, and what is refused."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.errors import BadPath
-from proxy.paths import decode_once, normalise, remove_dot_segments
+from proxy.dataplane.errors import BadPath
+from proxy.dataplane.paths import decode_once, normalise, remove_dot_segments
 
 
 @pytest.mark.parametrize(

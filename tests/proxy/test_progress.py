@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from proxy.progress import REDRAW_S, Bar, human, tracked
+from proxy.cli.progress import REDRAW_S, Bar, human, tracked
 from tests.support.procs import outrider_cmd
 
 
@@ -147,8 +147,8 @@ RECORD = {
 
 
 def test_bar_and_the_demo_canary_bar() -> None:
-    from proxy.demo_report import canary_bar
-    from proxy.progress import bar
+    from proxy.cli.progress import bar
+    from proxy.demo.report import canary_bar
 
     assert bar(0.5, width=4) == "[##--]"
     assert bar(2.0, width=3) == "[###]"

@@ -1,4 +1,5 @@
-"""`ratelimit` and `proxy.limits` with a fake clock: exact GCRA values, the RELIABILITY target, keys, LRU."""
+"""`ratelimit` and `proxy.ratelimit.gcra` with a fake clock: exact GCRA values, the RELIABILITY target, keys,
+LRU."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.errors import TooManyRequests
-from proxy.exchange import Exchange, Inbound, Reply
+from proxy.dataplane.errors import TooManyRequests
+from proxy.dataplane.exchange import Exchange, Inbound, Reply
 from proxy.filters.ratelimit import RateLimit, RateLimitSettings, route_prefix
-from proxy.limits import Gcra, MemoryLimiterStore
+from proxy.ratelimit.gcra import Gcra, MemoryLimiterStore
 
 
 class FakeClock:

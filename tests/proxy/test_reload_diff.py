@@ -4,7 +4,7 @@ comparison."""
 from __future__ import annotations
 
 from experiments.config import load_experiment_text
-from proxy.reload_diff import frozen_changes
+from proxy.control.reload_diff import frozen_changes
 from tests.integration.conftest import canary_yaml
 
 SHADOW = """\

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.retry_budget import RetryBudget
+from proxy.upstream.retry_budget import RetryBudget
 
 
 class FakeClock:

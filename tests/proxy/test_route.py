@@ -21,10 +21,10 @@ from experiments.model import (
     Variant,
 )
 from experiments.state import initial_state, transition
-from proxy.errors import BadPath, NotFound, PayloadTooLarge
-from proxy.exchange import Exchange, Inbound, Reply
+from proxy.control.router import Router, prefix_matches
+from proxy.dataplane.errors import BadPath, NotFound, PayloadTooLarge
+from proxy.dataplane.exchange import Exchange, Inbound, Reply
 from proxy.filters.route import Route
-from proxy.router import Router, prefix_matches
 
 STABLE = Variant("stable", "stable", "http://127.0.0.1:1")
 CAND = Variant("candidate", "candidate", "http://127.0.0.1:2")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import build_parser
-from proxy.settings_cli import settings_markdown
-from proxy.settings_fields import FIELDS
-from proxy.settings_load import SettingsError, resolve
-from proxy.settings_model import SidecarFile
+from proxy.settings.cli import settings_markdown
+from proxy.settings.fields import FIELDS
+from proxy.settings.load import SettingsError, resolve
+from proxy.settings.model import SidecarFile
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import build_parser
-from proxy.settings_load import SettingsError, resolve
+from proxy.settings.load import SettingsError, resolve
 
 
 def flags(*argv: str) -> dict[str, object]:

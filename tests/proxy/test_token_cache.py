@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.token_cache import TokenCache
+from proxy.auth.token_cache import TokenCache
 
 
 class Clock:

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from proxy.collectors import UpstreamPoolCollector
-from proxy.errors import UpstreamUnavailable
+from proxy.dataplane.errors import UpstreamUnavailable
+from proxy.telemetry.collectors import UpstreamPoolCollector
 from proxy.upstream import UpstreamPool, UpstreamResponse, origin_of
 from proxy.upstream.response import BUFFER_MAX
 from tests.support.scripted import Scripted, answer, raw

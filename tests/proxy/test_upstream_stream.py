@@ -11,11 +11,11 @@ import time
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.errors import UpstreamTimeout
-from proxy.exchange import Exchange, Inbound, Reply
+from proxy.dataplane.errors import UpstreamTimeout
+from proxy.dataplane.exchange import Exchange, Inbound, Reply
+from proxy.dataplane.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
 from proxy.filters.forward import Forward
 from proxy.filters.mirror import Mirror
-from proxy.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
 from proxy.upstream import UpstreamPool
 from proxy.upstream.response import HIGH_WATER
 from shadow.dispatch import ShadowDispatcher

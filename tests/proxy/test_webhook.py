@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import orjson
 import pytest
 
-from proxy.webhook import Webhook, WebhookLimits, backoff, check_url
+from proxy.control.webhook import Webhook, WebhookLimits, backoff, check_url
 from tests.support.receiver import Receiver, serving
 
 FAST = WebhookLimits(backoff_s=0.05, backoff_max_s=0.2, timeout_s=0.5)

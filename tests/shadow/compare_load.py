@@ -26,7 +26,7 @@ import orjson
 from aiohttp import web
 
 from experiments.outcome import OutcomeRecord
-from proxy.loop import run
+from proxy.runtime.loop import run
 from shadow.compare.base import comparator
 from shadow.compare.pool import CompareLimits, ComparePool
 from shadow.pairing import Pair, ShadowResult

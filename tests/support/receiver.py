@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from proxy.webhook import SIGNATURE_HEADER
+from proxy.control.webhook import SIGNATURE_HEADER
 
 
 class Receiver:

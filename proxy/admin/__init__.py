@@ -1,0 +1,1 @@
+"""admin: see docs/design.md, "Packages"."""

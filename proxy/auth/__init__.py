@@ -1,0 +1,1 @@
+"""auth: see docs/design.md, "Packages"."""

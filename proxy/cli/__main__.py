@@ -1,0 +1,7 @@
+"""`python -m proxy.cli ...` = `outrider ...` (how a supervisor starts its workers)."""
+
+import sys
+
+from proxy.cli import main
+
+sys.exit(main())

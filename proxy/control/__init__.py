@@ -1,0 +1,1 @@
+"""control: see docs/design.md, "Packages"."""

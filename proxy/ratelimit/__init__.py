@@ -1,0 +1,1 @@
+"""ratelimit: see docs/design.md, "Packages"."""

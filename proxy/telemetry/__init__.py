@@ -1,0 +1,1 @@
+"""telemetry: see docs/design.md, "Packages"."""
