@@ -121,4 +121,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # a supervisor starts its workers with them
     code: int = args.func(args)
     return code
-

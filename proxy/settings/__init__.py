@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.model import DEFAULT_MAX_BODY_BYTES, Experiment
-from proxy.filters.auth import AuthSettings
-from proxy.filters.ratelimit import RateLimitSettings
+from proxy.auth.settings import AuthSettings
+from proxy.ratelimit.settings import RateLimitSettings
 
 
 @dataclass(frozen=True, slots=True)

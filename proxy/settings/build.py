@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from experiments.model import Experiment
-    from proxy.filters.auth import AuthSettings
-    from proxy.filters.ratelimit import RateLimitSettings
+    from proxy.auth.settings import AuthSettings
+    from proxy.ratelimit.settings import RateLimitSettings
     from proxy.settings import Settings
     from proxy.settings.model import SidecarFile
 
@@ -76,7 +76,7 @@ def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
     Keys come from exactly one of --auth-keys (a file, read now) and --auth-jwks-url (fetched by the server).
     """
     from proxy.auth.jwt_keys import KeySet
-    from proxy.filters.auth import AuthSettings
+    from proxy.auth.settings import AuthSettings
 
     if not args.auth_issuer:
         return None
@@ -103,7 +103,7 @@ def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
 def rate_limit_settings(args: argparse.Namespace) -> RateLimitSettings | None:
     """GCRA limits from the --rate-* flags (None when --rate-limit is 0), in memory or in a shared Redis;
     exit 2 when invalid."""
-    from proxy.filters.ratelimit import RateLimitSettings
+    from proxy.ratelimit.settings import RateLimitSettings
 
     if not args.rate_limit:
         return None

@@ -1,12 +1,19 @@
-"""Every sidecar setting's three spellings: its key in the settings file, its flag, its environment variable.
-
-One table, so that `outrider run --help`, the environment and docs/settings.md can never disagree.
+"""Every sidecar setting's three spellings: its key in the settings file, its flag, its environment variable,
+derived from the settings model (proxy.settings.model, the one declaration), so that the file, `outrider run
+--help`, the environment and docs/settings.md can never disagree.
 Usage: `for f in FIELDS: parser.add_argument(f.flag, dest=f.dest, ...)`
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from proxy.settings.model import SidecarFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,53 +44,35 @@ class SettingField:
         return ".".join(self.path)
 
 
-def _f(path: str, flag: str, env: str, number: bool = False, switch: bool = False) -> SettingField:
-    return SettingField(tuple(path.split(".")), flag, env, number, switch)
+def derive(model: type[BaseModel], path: tuple[str, ...] = (), prefix: str = "") -> Iterator[SettingField]:
+    """The fields of a settings model, depth first in declaration order: the file key is the field's
+    camelCase alias; the flag is `--` + the section's `FLAG_PREFIX` + the field name in kebab-case, unless
+    the field names its own (`json_schema_extra={"flag": ...}`); the variable is the flag in SHOUTING_CASE.
+    Numbers (int, float, durations) and switches (bool) are told by the field's type."""
+    for name, info in model.model_fields.items():
+        if not path and name in NOT_FLAGS:
+            continue
+        key = info.alias or name
+        kind = _base(info.annotation)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from derive(kind, (*path, key), getattr(kind, "FLAG_PREFIX", ""))
+            continue
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        flag = str(extra.get("flag") or f"--{prefix}{name.replace('_', '-')}")
+        env = flag.removeprefix("--").upper().replace("-", "_")
+        yield SettingField((*path, key), flag, env, kind in (int, float), kind is bool)
 
 
-FIELDS: tuple[SettingField, ...] = (
-    _f("listen", "--listen", "LISTEN"),
-    _f("admin", "--admin", "ADMIN"),
-    _f("grpcListen", "--grpc-listen", "GRPC_LISTEN"),
-    _f("dataDir", "--data-dir", "DATA_DIR"),
-    _f("defaultUpstream", "--default-upstream", "DEFAULT_UPSTREAM"),
-    _f("adminTokenFile", "--admin-token-file", "ADMIN_TOKEN_FILE"),
-    _f("workers", "--workers", "WORKERS", True),
-    _f("store", "--store", "STORE"),
-    _f("storeLease", "--store-lease", "STORE_LEASE"),
-    _f("logLevel", "--log-level", "LOG_LEVEL"),
-    _f("trustedProxies", "--trusted-proxies", "TRUSTED_PROXIES"),
-    _f("server.dataPlane", "--data-plane", "DATA_PLANE"),
-    _f("limits.maxBodyBytes", "--max-body-bytes", "MAX_BODY_BYTES", True),
-    _f("limits.headerTimeout", "--header-timeout", "HEADER_TIMEOUT", True),
-    _f("limits.bodyMinRate", "--body-min-rate", "BODY_MIN_RATE", True),
-    _f("limits.maxConnections", "--max-connections", "MAX_CONNECTIONS", True),
-    _f("limits.keepalive", "--keepalive", "KEEPALIVE", True),
-    _f("limits.maxConnectionsPerClient", "--max-connections-per-client", "MAX_CONNECTIONS_PER_CLIENT", True),
-    _f("limits.bodyTimeout", "--body-timeout", "BODY_TIMEOUT", True),
-    _f("limits.bodyRateWindow", "--body-rate-window", "BODY_RATE_WINDOW", True),
-    _f("limits.maxBufferedBodyBytes", "--max-buffered-body-bytes", "MAX_BUFFERED_BODY_BYTES", True),
-    _f("auth.issuer", "--auth-issuer", "AUTH_ISSUER"),
-    _f("auth.audience", "--auth-audience", "AUTH_AUDIENCE"),
-    _f("auth.keys", "--auth-keys", "AUTH_KEYS"),
-    _f("auth.jwksUrl", "--auth-jwks-url", "AUTH_JWKS_URL"),
-    _f("auth.algorithms", "--auth-algorithms", "AUTH_ALGORITHMS"),
-    _f("auth.leeway", "--auth-leeway", "AUTH_LEEWAY", True),
-    _f("auth.maxTokenBytes", "--auth-max-token-bytes", "AUTH_MAX_TOKEN_BYTES", True),
-    _f("rateLimit.rate", "--rate-limit", "RATE_LIMIT", True),
-    _f("rateLimit.burst", "--rate-burst", "RATE_BURST", True),
-    _f("rateLimit.key", "--rate-key", "RATE_KEY"),
-    _f("rateLimit.store", "--rate-store", "RATE_STORE"),
-    _f("rateLimit.redisUrl", "--rate-redis-url", "RATE_REDIS_URL"),
-    _f("rateLimit.onStoreError", "--rate-on-store-error", "RATE_ON_STORE_ERROR"),
-    _f("rateLimit.redisTimeout", "--rate-redis-timeout", "RATE_REDIS_TIMEOUT", True),
-    _f("retries.budget", "--retry-budget", "RETRY_BUDGET", True),
-    _f("retries.min", "--retry-min", "RETRY_MIN", True),
-    _f("forward.preserveHost", "--preserve-host", "PRESERVE_HOST", switch=True),
-    _f("drain.delay", "--drain-delay", "DRAIN_DELAY", True),
-    _f("drain.timeout", "--drain-timeout", "DRAIN_TIMEOUT", True),
-    _f("reload.interval", "--reload-interval", "RELOAD_INTERVAL", True),
-    _f("webhook.url", "--webhook-url", "WEBHOOK_URL"),
-    _f("webhook.secretFile", "--webhook-secret-file", "WEBHOOK_SECRET_FILE"),
-    _f("feedback.secretFile", "--feedback-secret-file", "FEEDBACK_SECRET_FILE"),
-)
+def _base(annotation: object) -> object:
+    """`int` of `Annotated[int, ...]`, `float | None` → float: the type a value is read as."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return _base(members[0]) if len(members) == 1 else annotation
+    return annotation
+
+
+NOT_FLAGS = frozenset({"experiments"})
+"""Settings without a flag of their own: experiment files are `-c FILE` (repeatable)."""
+FIELDS: tuple[SettingField, ...] = tuple(derive(SidecarFile))

@@ -1,6 +1,6 @@
 """The sidecar settings file (`outrider run --settings outrider.yaml`): one pydantic model per section.
 
-Every field has a flag and an `OUTRIDER_` environment variable too (`proxy.settings.fields.FIELDS`);
+Every field has a flag and an `OUTRIDER_` environment variable too, derived from it (`proxy.settings.fields`);
 precedence is flag > environment > file > default. docs/settings.md is generated from these docstrings.
 Usage: `SidecarFile.model_validate({"listen": "0.0.0.0:8080", "limits": {"headerTimeout": "10s"}})`
 """
@@ -8,7 +8,7 @@ Usage: `SidecarFile.model_validate({"listen": "0.0.0.0:8080", "limits": {"header
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, model_validator
 
@@ -83,6 +83,9 @@ class Server(Section):
 class Auth(Section):
     """JWT authentication (RFC 8725): on when `issuer` is set, which needs `audience` and one key source."""
 
+    FLAG_PREFIX: ClassVar[str] = "auth-"
+    """Its flags are `--auth-NAME` (proxy.settings.fields)."""
+
     issuer: StrictStr | None = None
     """Exact `iss` every token must carry."""
     audience: StrictStr | None = None
@@ -115,7 +118,10 @@ def _redis_url(value: str) -> str:
 class RateLimit(Section):
     """GCRA rate limit per key; 429 with Retry-After beyond it."""
 
-    rate: float = Field(0.0, ge=0, allow_inf_nan=False)
+    FLAG_PREFIX: ClassVar[str] = "rate-"
+    """Its flags are `--rate-NAME` (proxy.settings.fields)."""
+
+    rate: float = Field(0.0, ge=0, allow_inf_nan=False, json_schema_extra={"flag": "--rate-limit"})
     """Sustained requests per second per key; 0 turns the limit off."""
     burst: int = Field(20, ge=0)
     """Requests admitted at once above the sustained rate."""
@@ -141,6 +147,9 @@ class RateLimit(Section):
 class Retries(Section):
     """Upstream retries: only when the connection could not be established, never after a byte was sent."""
 
+    FLAG_PREFIX: ClassVar[str] = "retry-"
+    """Its flags are `--retry-NAME` (proxy.settings.fields)."""
+
     budget: float = Field(0.2, ge=0, le=1)
     """Retries allowed as a share of requests over a sliding 10 s window."""
     min: int = Field(3, ge=0)
@@ -158,6 +167,9 @@ class Drain(Section):
     """What SIGTERM does: readiness fails at once, traffic is served `delay` longer, in-flight requests get
     `timeout` to finish, outcomes are flushed, the process exits."""
 
+    FLAG_PREFIX: ClassVar[str] = "drain-"
+    """Its flags are `--drain-NAME` (proxy.settings.fields)."""
+
     delay: Annotated[Seconds, BeforeValidator(_seconds)] = 5.0
     """Seconds between readiness failing and the listener closing (load balancers stop sending)."""
     timeout: Duration = 15.0
@@ -167,12 +179,18 @@ class Drain(Section):
 class Reload(Section):
     """Experiment files are re-read on SIGHUP and when they change; an invalid set keeps the last good one."""
 
+    FLAG_PREFIX: ClassVar[str] = "reload-"
+    """Its flags are `--reload-NAME` (proxy.settings.fields)."""
+
     interval: Annotated[Seconds, BeforeValidator(_seconds)] = 2.0
     """Seconds between checks of the files' modification time and size; 0 = on SIGHUP only."""
 
 
 class Webhook(Section):
     """An optional HTTP endpoint that receives every decision as JSON (retried with backoff, counted)."""
+
+    FLAG_PREFIX: ClassVar[str] = "webhook-"
+    """Its flags are `--webhook-NAME` (proxy.settings.fields)."""
 
     url: StrictStr | None = None
     """Where decisions are POSTed; unset = no webhook."""
@@ -183,6 +201,9 @@ class Webhook(Section):
 class Feedback(Section):
     """`POST /outrider/v1/feedback` takes a reward only with the `x-outrider-feedback-token` (an HMAC-SHA256)
     that the request's response carried."""
+
+    FLAG_PREFIX: ClassVar[str] = "feedback-"
+    """Its flags are `--feedback-NAME` (proxy.settings.fields)."""
 
     secret_file: StrictStr | None = None
     """File with the key of the feedback tokens (≥ 32 bytes; give every start the same one); unset = made once

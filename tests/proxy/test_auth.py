@@ -18,9 +18,10 @@ from jwt.algorithms import RSAAlgorithm
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.auth.jwt_keys import KeyEntry, KeySet
+from proxy.auth.settings import AuthSettings
 from proxy.dataplane.errors import Unauthorized
 from proxy.dataplane.exchange import Exchange, Inbound, Reply
-from proxy.filters.auth import Auth, AuthSettings, _describe, _invalid
+from proxy.filters.auth import Auth, _describe, _invalid
 
 ISS = "https://issuer.test"
 AUD = "outrider"

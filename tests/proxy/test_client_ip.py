@@ -17,7 +17,8 @@ from proxy.dataplane.client_ip import ClientAddress, TrustedProxies, resolve_cli
 from proxy.dataplane.exchange import Exchange, Inbound, Reply
 from proxy.filters.client_ip import ClientIp
 from proxy.filters.forward import forwarded_headers
-from proxy.filters.ratelimit import RateLimit, RateLimitSettings
+from proxy.filters.ratelimit import RateLimit
+from proxy.ratelimit.settings import RateLimitSettings
 
 TRUSTED = TrustedProxies(("10.0.0.0/8", "fd00::/8"))
 

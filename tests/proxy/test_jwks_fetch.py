@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from proxy.auth.jwks_fetch import MAX_JWKS_BYTES, TIMEOUT_S, JwksKeys
+from proxy.auth.settings import AuthSettings
 from proxy.dataplane.errors import Unauthorized
-from proxy.filters.auth import Auth, AuthSettings
+from proxy.filters.auth import Auth
 from tests.proxy.test_auth import AUD, ISS, SECRET, Terminal, b64, claims, exchange
 from tests.support.jwks_server import JwksServer
 

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from loadtests.redis_server import RedisServer, running_redis
 from proxy.dataplane.errors import TooManyRequests
-from proxy.filters.ratelimit import RateLimit, RateLimitSettings
+from proxy.filters.ratelimit import RateLimit
 from proxy.ratelimit.gcra import Decision, Gcra
+from proxy.ratelimit.settings import RateLimitSettings
 from proxy.ratelimit.shared import LUA_SHA, PREFIX, OnError, RedisLimiterStore
 from proxy.settings.build import sidecar_settings
 from proxy.settings.load import SettingsError, resolve

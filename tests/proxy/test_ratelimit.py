@@ -16,8 +16,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.dataplane.errors import TooManyRequests
 from proxy.dataplane.exchange import Exchange, Inbound, Reply
-from proxy.filters.ratelimit import RateLimit, RateLimitSettings, route_prefix
+from proxy.filters.ratelimit import RateLimit, route_prefix
 from proxy.ratelimit.gcra import Gcra, MemoryLimiterStore
+from proxy.ratelimit.settings import RateLimitSettings
 
 
 class FakeClock:
