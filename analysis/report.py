@@ -24,9 +24,10 @@ FINAL = {"promoted": "PROMOTE", "rolled_back": "ROLLBACK", "paused": "HOLD", "pr
 
 
 def last_decision(state: ExperimentState) -> Mapping[str, Any]:
-    """The newest history entry that an automatic or manual decision wrote."""
+    """The newest history entry that an automatic or manual decision wrote (not the state's creation)."""
     for entry in reversed(state.history):
-        return entry
+        if entry.get("reason") != "created":
+            return entry
     return {}
 
 

@@ -221,6 +221,8 @@ def decision_marks(
     """
     out = []
     for h in state.history:
+        if h.get("reason") == "created":  # version 1: where the experiment began, not a decision
+            continue
         phase = next((p for p in PHASES if p == h.get("phase")), None)
         step = h.get("step")
         records = h.get("at_records")

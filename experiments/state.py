@@ -72,12 +72,13 @@ def planned_weights(experiment: Experiment, phase: Phase, step: int) -> dict[str
 
 
 def initial_state(experiment: Experiment, now: float = 0.0) -> ExperimentState:
-    """Version 1: the first canary step, the A/B weights, or the blue-green active side — or, when the shadow
-    verdict must be OK first, all traffic on stable."""
+    """Version 1, its creation the first entry of its history: the first canary step, the A/B weights, or
+    the blue-green active side — or, when the shadow verdict must be OK first, all traffic on stable."""
     gated = experiment.shadow is not None and experiment.shadow.require_ok
     phase: Phase = (
         "shadowing" if gated or isinstance(experiment.strategy, ShadowOnlyStrategy) else "progressing"
     )
+    created = {"version": 1, "at": now, "phase": phase, "step": 0, "reason": "created"}
     return ExperimentState(
         experiment=experiment.name,
         version=1,
@@ -85,6 +86,7 @@ def initial_state(experiment: Experiment, now: float = 0.0) -> ExperimentState:
         step=0,
         weights=planned_weights(experiment, phase, 0),
         updated_at=now,
+        history=(created,),
     )
 
 

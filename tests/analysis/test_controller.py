@@ -144,8 +144,10 @@ async def test_live_controller_advances_then_promotes_at_record_counts() -> None
         source.add(records(chunk, start=len(source.rows)))
         await ctl.tick()
     assert states.state.phase == "promoted"
-    assert [h["decision"] for h in states.state.history] == ["ADVANCE", "PROMOTE"]
-    assert [h["at_records"] for h in states.state.history] == [3 * LOOK_EVERY, 5 * LOOK_EVERY]
+    created, *decided = states.state.history
+    assert created["reason"] == "created"
+    assert [h["decision"] for h in decided] == ["ADVANCE", "PROMOTE"]
+    assert [h["at_records"] for h in decided] == [3 * LOOK_EVERY, 5 * LOOK_EVERY]
     assert states.state.extra["step_start_candidates"] == 30
     assert await ctl.tick()
     assert finished

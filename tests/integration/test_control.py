@@ -55,6 +55,7 @@ async def test_manual_control_needs_the_token_and_survives_restart(
         assert state["phase"] == "rolled_back"
         assert state["weights"] == {"stable": 100.0}
         assert [h["reason"] for h in state["history"]] == [
+            "created",
             "manual pause (admin API)",
             "manual rollback (admin API)",
         ]
@@ -145,4 +146,4 @@ async def test_concurrent_promotes_change_the_state_once(
             state = await r.json()
     assert sorted(statuses) == [200] + [409] * 7
     assert state["version"] == 2
-    assert [h["reason"] for h in state["state"]["history"]] == ["manual promote (admin API)"]
+    assert [h["reason"] for h in state["state"]["history"]] == ["created", "manual promote (admin API)"]

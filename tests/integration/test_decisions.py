@@ -176,7 +176,7 @@ async def test_a_better_candidate_is_promoted_through_every_step(
     proxy = outrider(text, data_dir=tmp_path / "data")
     state, answers = await drive_until(proxy, models_dir, "promoted")
     assert state["phase"] == "promoted", state
-    assert [h["decision"] for h in state["history"]] == ["ADVANCE", "PROMOTE"]
+    assert [h.get("decision") for h in state["history"]] == [None, "ADVANCE", "PROMOTE"]  # v1: created
     assert state["weights"] == {"stable": 0.0, "candidate": 100.0}
     late = [variant for at, variant in answers if at > state["history"][-1]["at"] + 1.0]
     assert late

@@ -99,3 +99,24 @@ async def test_restart_continues_the_same_evalues(
     assert {m["name"] for m in doc["metrics"]} == {"error_rate"}
     assert doc["feedback"] == {"timely": 0, "late": 0, "arrival_share": 0.0}
     assert "| error_rate |" in (out / "report.md").read_text()
+
+
+async def test_a_fresh_data_dir_starts_at_version_1_with_its_creation_and_a_restart_keeps_it(
+    upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
+) -> None:
+    stable, candidate = upstreams
+    text = canary_yaml(stable.url, candidate.url, steps="[10, 50]")
+    data_dir = tmp_path / "fresh"
+    for _ in range(2):  # the same state after a restart: nothing is created twice
+        proxy = outrider(text, data_dir=data_dir)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{proxy.admin_url}/experiments/split") as r,
+        ):
+            view = await r.json()
+        proxy.stop()
+        assert (view["version"], view["step_label"]) == (1, "1/2")
+        history = view["state"]["history"]
+        assert [(h["version"], h["reason"], h["phase"], h["step"]) for h in history] == [
+            (1, "created", "progressing", 0)
+        ]

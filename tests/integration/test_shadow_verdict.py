@@ -196,7 +196,8 @@ async def test_the_canary_waits_for_the_shadow_verdict(
                     break
     assert phase == "progressing", view
     history = view["state"]["history"]
-    assert history[0]["decision"] == "SHADOW_OK"
+    assert history[0]["reason"] == "created"  # version 1
+    assert history[1]["decision"] == "SHADOW_OK"
     assert view["weights"] == {"stable": 90.0, "candidate": 10.0}
     switch = seen.index(("switch", ""))
     before = [
