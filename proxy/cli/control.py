@@ -186,9 +186,9 @@ def requests_text(doc: dict[str, Any]) -> str:
 
 def decision_text(doc: dict[str, Any]) -> str:
     """The last change of the experiment: the controller's decision, or the manual action."""
-    history = (doc.get("state") or {}).get("history") or []
+    history = [h for h in (doc.get("state") or {}).get("history") or [] if h.get("reason") != "created"]
     if not history:
-        return "—"
+        return "—"  # only its creation so far
     last = history[-1]
     return str(last.get("decision") or last.get("reason") or "—")[:40]
 

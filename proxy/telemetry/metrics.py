@@ -10,19 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from experiments.sink import OutcomeSink
+from proxy.telemetry.request_meter import RequestMeter
 from shadow.dispatch import ShadowDispatcher
 
 if TYPE_CHECKING:
     pass
-
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-LABELS = ("experiment", "destination_version", "response_code")
 
 
 class OutcomeCollector(Collector):
@@ -92,16 +90,10 @@ class Metrics:
 
     def __init__(self, sink: OutcomeSink | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "outrider_requests", "Requests answered by the data port", LABELS, registry=self.registry
-        )
-        self.duration = Histogram(
-            "outrider_request_duration_seconds",
-            "Time from request received to response ready",
-            LABELS,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.meter = RequestMeter()
+        self.registry.register(self.meter)
+        self.observe = self.meter.observe
+        """Count one answered request and its duration (the meter's own method: no call in between)."""
         self.upstream_errors = Counter(
             "outrider_upstream_errors",
             "Upstream failures by class",
@@ -138,7 +130,6 @@ class Metrics:
             self.slow_clients_closed.labels(phase)
         if sink is not None:
             self.attach_sink(sink)
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def attach_shadows(self, dispatcher: ShadowDispatcher) -> None:
         """Expose the shadow dispatcher's counters."""
@@ -148,23 +139,13 @@ class Metrics:
         """Expose the sink's outcome counters."""
         self.registry.register(OutcomeCollector(sink))
 
-    def observe(self, experiment: str, variant: str, status: int, seconds: float) -> None:
-        """Count one answered request and its duration."""
-        key = (experiment, variant, str(status))
-        child = self._children.get(key)
-        if child is None:
-            child = (self.requests.labels(*key), self.duration.labels(*key))
-            self._children[key] = child
-        child[0].inc()
-        child[1].observe(seconds)
-
     async def refresh(self) -> None:
         """Bring what is read from other processes up to date before a read (proxy.fleet: the workers'
         metrics); one process has nothing to refresh."""
 
     def request_families(self) -> Iterable[Metric]:
         """The `outrider_requests` family (the admin API counts requests per variant in it)."""
-        return self.requests.collect()
+        return [self.meter.requests()]
 
     def render(self) -> bytes:
         """Prometheus text exposition of everything."""
