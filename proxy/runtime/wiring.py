@@ -100,7 +100,7 @@ class Wiring:
         record = Record(self.sink, tokens=tokens)
         filters: list[Filter] = [*edge, route, ReadBody(self.settings.max_body_bytes), record]
         if any(lv.experiment.shadows for lv in self.router.all()):
-            self.shadows = ShadowDispatcher()
+            self.shadows = ShadowDispatcher(self.settings.shadow_limits)
             self.metrics.attach_shadows(self.shadows)
             self._shadow_task = self.tasks.spawn(self.shadows.run(), name="shadow-dispatch")
             filters.append(Mirror(self.shadows))

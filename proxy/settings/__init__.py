@@ -12,6 +12,7 @@ from pathlib import Path
 from experiments.model import DEFAULT_MAX_BODY_BYTES, Experiment
 from proxy.auth.settings import AuthSettings
 from proxy.ratelimit.settings import RateLimitSettings
+from shadow.dispatch import ShadowLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,6 @@ class Settings:
     workers: int = 1  # data-plane processes on this host (> 1: a supervisor, proxy.fleet)
     store: str = "sqlite"  # `sqlite` (under data_dir) or `redis://HOST:PORT/DB` (experiments.stores)
     store_lease_s: float = 5.0  # Redis store: the leader's lease (proxy.fleet.lease)
+    shadow_limits: ShadowLimits = field(
+        default_factory=ShadowLimits
+    )  # the shadow queue, workers, compare pool

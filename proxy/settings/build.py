@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from proxy.ratelimit.settings import RateLimitSettings
     from proxy.settings import Settings
     from proxy.settings.model import SidecarFile
+    from shadow.dispatch import ShadowLimits
 
 
 def parse_hostport(value: str, flag: str) -> tuple[str, int]:
@@ -178,4 +179,21 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         workers=conf.workers,
         store=conf.store,
         store_lease_s=conf.store_lease,
+        shadow_limits=shadow_limits(conf),
+    )
+
+
+def shadow_limits(conf: SidecarFile) -> ShadowLimits:
+    """The shadow dispatcher's and compare pool's bounds from the `shadows` section."""
+    from shadow.compare.pool import CompareLimits
+    from shadow.dispatch import ShadowLimits
+
+    s = conf.shadows
+    compare = CompareLimits(s.compare_inline_bytes, s.compare_queue, s.compare_workers, s.compare_mode)
+    return ShadowLimits(
+        queue=s.queue,
+        workers=s.workers,
+        breaker_failures=s.breaker_failures,
+        breaker_open_s=s.breaker_open,
+        compare=compare,
     )

@@ -210,6 +210,32 @@ class Feedback(Section):
     as `DATA_DIR/feedback.secret` (32 random bytes, mode 0600) and reused, so tokens survive restarts."""
 
 
+class Shadows(Section):
+    """Mirroring to shadow variants (docs/shadows.md): the bounded queue and its workers, each shadow's
+    circuit breaker, and the pool that compares large answers off the event loop."""
+
+    FLAG_PREFIX: ClassVar[str] = "shadow-"
+    """Its flags are `--shadow-NAME` (proxy.settings.fields)."""
+
+    queue: int = Field(100, ge=1)
+    """Copies waiting for a worker; beyond, new copies are dropped (`queue_full`): the primary never waits."""
+    workers: int = Field(16, ge=1, le=1024)
+    """Copies sent at once."""
+    breaker_failures: int = Field(5, ge=1)
+    """Consecutive failures (timeout, reset, connect error) that open a shadow's circuit."""
+    breaker_open: Duration = 1.0
+    """How long an open circuit drops copies before one probe is let through."""
+    compare_inline_bytes: int = Field(16 * 1024, ge=0)
+    """Answers up to this size (both sides) are compared inline; larger ones in the compare pool."""
+    compare_queue: int = Field(16, ge=1)
+    """Comparisons waiting or running in the pool; beyond, new copies that need one are dropped."""
+    compare_workers: int = Field(1, ge=1, le=64)
+    """Pool workers; one leaves the other core of a 2-core sidecar to the event loop."""
+    compare_mode: Literal["process", "thread", "inline"] = "process"
+    """Where large comparisons run: processes (default; they never hold the event loop's GIL), threads, or
+    the event loop itself (to measure against)."""
+
+
 class SidecarFile(Section):
     """The settings of one outrider process."""
 
@@ -251,3 +277,4 @@ class SidecarFile(Section):
     reload: Reload = Field(default_factory=Reload)
     webhook: Webhook = Field(default_factory=Webhook)
     feedback: Feedback = Field(default_factory=Feedback)
+    shadows: Shadows = Field(default_factory=Shadows)

@@ -117,3 +117,16 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_model_field() ->
 
 def test_docs_settings_md_is_current() -> None:
     assert (REPO / "docs" / "settings.md").read_text() == settings_markdown(), "run `make schema`"
+
+
+def test_the_shadow_bounds_reach_the_dispatcher_and_the_compare_pool(tmp_path: Path) -> None:
+    from proxy.settings.build import shadow_limits
+
+    path = write(tmp_path, "shadows:\n  queue: 500\n  breakerOpen: 250ms\n  compareMode: thread\n")
+    env = {"OUTRIDER_SHADOW_WORKERS": "4"}
+    conf = resolve(path, flags("--shadow-compare-workers", "2"), env).settings
+    limits = shadow_limits(conf)
+    assert (limits.queue, limits.workers, limits.breaker_open_s, limits.breaker_failures) == (500, 4, 0.25, 5)
+    assert (limits.compare.mode, limits.compare.workers, limits.compare.queue) == ("thread", 2, 16)
+    with pytest.raises(SettingsError, match=r"--shadow-compare-mode"):
+        resolve(path, flags("--shadow-compare-mode", "gpu"), {})
