@@ -54,3 +54,4 @@ class Settings:
     workers: int = 1  # data-plane processes on this host (> 1: a supervisor, proxy.fleet)
     store: str = "sqlite"  # `sqlite` (under data_dir) or `redis://HOST:PORT/DB` (experiments.stores)
     store_lease_s: float = 5.0  # Redis store: the leader's lease (proxy.fleet.lease)
+    store_queue: int = 100_000  # outcome records held for the store at most (experiments.sink)

@@ -51,6 +51,7 @@ FIELDS: tuple[SettingField, ...] = (
     _f("workers", "--workers", "WORKERS", True),
     _f("store", "--store", "STORE"),
     _f("storeLease", "--store-lease", "STORE_LEASE"),
+    _f("storeQueue", "--store-queue", "STORE_QUEUE", True),
     _f("logLevel", "--log-level", "LOG_LEVEL"),
     _f("trustedProxies", "--trusted-proxies", "TRUSTED_PROXIES"),
     _f("server.dataPlane", "--data-plane", "DATA_PLANE"),
