@@ -102,6 +102,7 @@ class Controller:
         on_finish: Callable[[ExperimentState, dict[str, Any]], None] = lambda s, snap: None,
         history_until: int = 0,
         checkpoints: Checkpoints | None = None,
+        durable_drops: bool = False,
     ) -> None:
         self.experiment = experiment
         self.history_until = history_until
@@ -120,6 +121,9 @@ class Controller:
             {str(k): int(v) for k, v in persisted.items()} if isinstance(persisted, dict) else {}
         )
         """Outcomes dropped by earlier processes (persisted with the state, so the gate survives restarts)."""
+        self.durable_drops = durable_drops
+        """`drops` counts every process's drops, the earlier ones too (a Redis fleet's): the persisted counts
+        are a floor, not an addition."""
         self.progress = Progress()
         self.checkpoints = checkpoints
         self._unacted: list[Decision] = []
@@ -187,10 +191,14 @@ class Controller:
         return False
 
     def total_drops(self) -> dict[str, int]:
-        """Dropped outcomes per variant: earlier processes' plus this one's."""
+        """Dropped outcomes per variant: earlier processes' plus this one's (durable counts: the larger)."""
         now = dict(self.drops())
         names = set(now) | set(self.drops_before)
-        return {v: self.drops_before.get(v, 0) + int(now.get(v, 0)) for v in sorted(names)}
+        before, durable = self.drops_before, self.durable_drops
+        return {
+            v: max(before.get(v, 0), int(now.get(v, 0))) if durable else before.get(v, 0) + int(now.get(v, 0))
+            for v in sorted(names)
+        }
 
     def _read(self, drops: dict[str, int], decide: bool) -> list[Decision]:
         name = self.experiment.name

@@ -9,9 +9,10 @@ which keeps the cost per request to a few microseconds. The script first checks 
 (`outrider:batch:WRITER:N`, kept a day): a batch retried after a lost reply is not appended twice, and the
 sink counts a batch as stored only once the script said it is in the stream (or was already).
 
-A record's position (the `seq` the controller and the feedback use) is an integer made of its entry's id
-and its index in the entry: `(ms << 32) | (n << 12) | index` for entry id `ms-n`, so positions grow in
-stream order exactly as SQLite's seq does.
+For experiments with a `reward_mean` goal (`reward_window` says which, and their feedback window), the same
+script also indexes each record by request id (`outrider:request:RID`, expiring with the window:
+experiments.redis_feedback), so that any replica can take the feedback of a request another one answered.
+Positions: experiments.redis_keys.
 """
 
 from __future__ import annotations
@@ -21,57 +22,49 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
-from redis import Redis
 
+from experiments import redis_feedback as fb
 from experiments.outcome import OutcomeRecord
+from experiments.redis_keys import PREFIX, TIMEOUT_S, client, entry_of, position
 
-PREFIX = "outrider:"
 ENTRY_MAX = 4096
 """Records per stream entry at most (the index takes 12 bits of a position)."""
 BATCH_TTL_S = 86_400
-TIMEOUT_S = 2.0
-"""Socket and connect timeout of the store's connections (threads wait at most this long on a dead Redis)."""
 
-# KEYS[1]: the batch key, KEYS[2]: the record counts (a hash by experiment), KEYS[3..]: the streams;
-# ARGV[1]: TTL of the batch key, then for each stream: experiment, number of records, the entry.
-# Checked first, set last: a script that fails half-way (e.g. Redis out of memory) is retried whole, so a
-# record may then be stored twice but is never acknowledged without being stored.
+# KEYS[1]: the batch key, KEYS[2]: the record counts (a hash by experiment), KEYS[3 .. 2 + m]: the streams,
+# then the index keys of the indexed records, in order; ARGV[1]: TTL of the batch key, ARGV[2]: m, then for
+# each stream: experiment, number of records n, the entry, the index TTL (0: not indexed) and, when indexed,
+# the n records' JSON. Checked first, set last: a script that fails half-way (e.g. Redis out of memory) is
+# retried whole, so a record may then be stored twice but is never acknowledged without being stored.
 APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 3, #KEYS do
-  local a = 2 + (i - 3) * 3
-  redis.call('XADD', KEYS[i], '*', 'b', ARGV[a + 2])
-  redis.call('HINCRBY', KEYS[2], ARGV[a], ARGV[a + 1])
+local m = tonumber(ARGV[2])
+local a, k = 3, 3 + m
+for i = 3, 2 + m do
+  local n, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
+  local id = redis.call('XADD', KEYS[i], '*', 'b', ARGV[a + 2])
+  redis.call('HINCRBY', KEYS[2], ARGV[a], n)
+  a = a + 4
+  if ttl > 0 then
+    for j = 0, n - 1 do
+      redis.call('SET', KEYS[k], id .. ' ' .. j .. ' ' .. ARGV[a], 'NX', 'EX', ttl)
+      k, a = k + 1, a + 1
+    end
+  end
 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return 1
 """
+__all__ = ["PREFIX", "TIMEOUT_S", "RedisOutcomeStore", "client", "entry_of", "position", "stream_key"]
 
 
 def stream_key(experiment: str, prefix: str = PREFIX) -> str:
     """The stream of `experiment`'s outcomes."""
     return f"{prefix}outcomes:{experiment}"
-
-
-def client(url: str, timeout_s: float = TIMEOUT_S) -> Redis:
-    """A blocking client with bounded waits (a thread never hangs on a dead Redis)."""
-    return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-
-
-def position(entry_id: bytes | str, index: int) -> int:
-    """The integer position of record `index` of stream entry `entry_id` (`ms-n`)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, n = text.split("-")
-    return (int(ms) << 32) | (int(n) << 12) | index
-
-
-def entry_of(pos: int) -> tuple[str, int]:
-    """Inverse of `position`: (entry id, index)."""
-    return f"{pos >> 32}-{(pos >> 12) & 0xFFFFF}", pos & 0xFFF
 
 
 def writer_id() -> str:
@@ -82,8 +75,17 @@ def writer_id() -> str:
 class RedisOutcomeStore:
     """Appends outcome records to per-experiment streams and reads them back in stream order."""
 
-    def __init__(self, url: str, *, prefix: str = PREFIX) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = PREFIX,
+        reward_window: Callable[[str], float | None] = lambda name: None,
+    ) -> None:
         self.url, self.prefix = url, prefix
+        self.reward_window = reward_window
+        """The feedback window of an experiment whose records are indexed by request id (None: not indexed);
+        called in the writing thread (a dict lookup of the router's)."""
         self._redis: Any = client(url)  # redis-py's reply types are unions of everything
         self._append = self._redis.register_script(APPEND)
         self._writer = writer_id()
@@ -106,14 +108,23 @@ class RedisOutcomeStore:
         by_experiment: dict[str, list[OutcomeRecord]] = defaultdict(list)
         for record in batch:
             by_experiment[record.experiment].append(record)
-        keys: list[str] = [self._key_of(batch), self._counts]
-        args: list[bytes | str | int] = [BATCH_TTL_S]
+        streams: list[str] = []
+        index: list[str] = []
+        args: list[bytes | str | int] = [BATCH_TTL_S, 0]
         for name, records in by_experiment.items():
+            window = self.reward_window(name)
             for start in range(0, len(records), ENTRY_MAX):
                 part = records[start : start + ENTRY_MAX]
-                keys.append(stream_key(name, self.prefix))
-                args += [name, len(part), orjson.dumps(part)]
-        self._append(keys=keys, args=args)
+                streams.append(stream_key(name, self.prefix))
+                if window is None:
+                    args += [name, len(part), orjson.dumps(part), 0]
+                    continue
+                docs = [orjson.dumps(r) for r in part]  # the entry and the index from one dumps per record
+                ttl = max(1, round(window)) + fb.INDEX_GRACE_S
+                args += [name, len(part), b"[" + b",".join(docs) + b"]", ttl, *docs]
+                index += [fb.index_key(r.request_id, self.prefix) for r in part]
+        args[1] = len(streams)
+        self._append(keys=[self._key_of(batch), self._counts, *streams, *index], args=args)
 
     def experiments(self) -> list[str]:
         """Names of the experiments that have records."""
@@ -131,8 +142,14 @@ class RedisOutcomeStore:
                 yield position(entry_id, i), docs[i]
 
     def read_raw(self, experiment: str, after_seq: int = 0, limit: int = 10_000) -> list[tuple[int, bytes]]:
-        """(position, JSON document) after `after_seq` in stream order, about `limit` (whole entries)."""
-        return [(pos, orjson.dumps(doc)) for pos, doc in self._entries(experiment, after_seq, limit)]
+        """(position, JSON document) after `after_seq` in stream order, about `limit` (whole entries), with
+        their timely rewards joined in (as the SQLite store's export)."""
+        rows = list(self._entries(experiment, after_seq, limit))
+        rewards = fb.joined_rewards(self._redis, self.prefix, experiment, (pos for pos, _ in rows))
+        for pos, doc in rows:
+            if pos in rewards:
+                doc["reward"] = rewards[pos]
+        return [(pos, orjson.dumps(doc)) for pos, doc in rows]
 
     def read_after(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
         """(position, record) of `experiment` after `after_seq`, in stream order (the controller's reader)."""
@@ -141,12 +158,12 @@ class RedisOutcomeStore:
         ]
 
     def read_feedback(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
-        """Rewards are not kept in Redis yet (docs/scale-out.md): none."""
-        return []
+        """Timely rewards after `after_seq` (a position in `outrider:feedback:NAME`), in the order stored."""
+        return fb.read_rewards(self._redis, self.prefix, experiment, after_seq, limit)
 
     def feedback_counts(self, experiment: str) -> dict[str, int]:
-        """No feedback in Redis yet."""
-        return {"timely": 0, "late": 0}
+        """Feedback received for `experiment`: timely and late."""
+        return fb.counts(self._redis, self.prefix, experiment)
 
     def iter_raw(self, experiment: str | None = None, page: int = 10_000) -> Iterator[bytes]:
         """Every stored record as JSON bytes, stream by stream, each in stream order (the export)."""

@@ -6,11 +6,12 @@ Usage:
 The setting `store` (`--store`, `$OUTRIDER_STORE`) is `sqlite` or `redis://HOST:PORT/DB` (`rediss://`,
 `unix://` too). Each call opens its own connection: one per role per process (the sink's writer, the
 controllers' reader, the feedback's reader, the state keeper, the state watch).
+    feedback = open_feedback(settings.store, settings.data_dir)  # FeedbackStore: the feedback endpoint's
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +70,29 @@ class OutcomeStore(Protocol):
         ...
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached now (the feedback endpoint answers 503: try again)."""
+
+
+class FeedbackStore(Protocol):
+    """Finds the outcome of a request id and stores its reward once (SqliteOutcomeStore, RedisFeedbackStore;
+    the latter raises StoreUnavailable when Redis cannot be reached)."""
+
+    def find(self, request_id: str) -> tuple[int, OutcomeRecord] | None:
+        """(seq, record) of the first stored outcome with this request id."""
+        ...
+
+    def add_feedback(
+        self, outcome_seq: int, record: OutcomeRecord, reward: float, ts: float, late: bool
+    ) -> bool:
+        """Store the reward of the outcome at `outcome_seq`; False if it has one already."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
 class StateStore(Protocol):
     """Versioned experiment states (SqliteStateStore, RedisStateStore)."""
 
@@ -97,15 +121,36 @@ class StateStore(Protocol):
         ...
 
 
-def open_outcomes(store: str, data_dir: Path, *, readonly: bool = False) -> OutcomeStore:
-    """The outcome store the setting names (blocking: connects or opens the file)."""
+def open_outcomes(
+    store: str,
+    data_dir: Path,
+    *,
+    readonly: bool = False,
+    reward_window: Callable[[str], float | None] | None = None,
+) -> OutcomeStore:
+    """The outcome store the setting names (blocking: connects or opens the file). `reward_window`: the
+    feedback window of the experiments whose records the writer indexes by request id (Redis; SQLite has an
+    index on the column)."""
     if is_redis(store):
         from experiments.redis_store import RedisOutcomeStore
 
-        return RedisOutcomeStore(store)
+        if reward_window is None:
+            return RedisOutcomeStore(store)
+        return RedisOutcomeStore(store, reward_window=reward_window)
     from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
 
     return SqliteOutcomeStore(data_dir / DB_NAME, readonly=readonly)
+
+
+def open_feedback(store: str, data_dir: Path) -> FeedbackStore:
+    """Where the feedback endpoint finds outcomes and stores rewards (blocking)."""
+    if is_redis(store):
+        from experiments.redis_feedback import RedisFeedbackStore
+
+        return RedisFeedbackStore(store)
+    from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+
+    return SqliteOutcomeStore(data_dir / DB_NAME)
 
 
 def open_states(store: str, data_dir: Path) -> StateStore:

@@ -32,8 +32,8 @@ from proxy.telemetry.metrics import Metrics
 
 
 class DropCounts(Protocol):
-    """Where the outcomes dropped per variant are counted: this process's sink, or a supervisor's view of
-    its workers' (proxy.fleet.fleet_metrics)."""
+    """Where the outcomes dropped per variant are counted: this process's sink, a supervisor's view of its
+    workers' (proxy.fleet.fleet_metrics), or a Redis fleet's sum (proxy.fleet.drops)."""
 
     def drops_for(self, experiment: str) -> dict[str, int]:
         """Dropped outcome records of `experiment` per variant."""
@@ -72,11 +72,21 @@ class Judging:
         self.sink: DropCounts | None = None
         self.keeper: StateKeeper | None = None
         self.checkpoints: Checkpoints | None = None
+        self.durable_drops = False
 
-    def attach(self, sink: DropCounts, keeper: StateKeeper, checkpoints: Checkpoints | None = None) -> None:
+    def attach(
+        self,
+        sink: DropCounts,
+        keeper: StateKeeper,
+        checkpoints: Checkpoints | None = None,
+        *,
+        durable_drops: bool = False,
+    ) -> None:
         """Where drops are counted, the keeper the controllers write and where they keep checkpoints (they
-        exist once the data app started, or once this replica leads)."""
+        exist once the data app started, or once this replica leads). `durable_drops`: the counts outlive
+        processes (a Redis fleet's), so the controllers do not add the ones persisted in the state again."""
         self.sink, self.keeper, self.checkpoints = sink, keeper, checkpoints
+        self.durable_drops = durable_drops
 
     async def lifecycle(self, _: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: start a controller per judged experiment; stop them all on shutdown."""
@@ -98,6 +108,7 @@ class Judging:
                 self.keeper,
                 judge_for,
                 drops=partial(self.sink.drops_for, exp.name),
+                durable_drops=self.durable_drops,
                 on_decision=partial(self._decided, exp.name),
                 on_finish=partial(self._finished, exp),
                 history_until=await asyncio.to_thread(reader.max_seq, exp.name),

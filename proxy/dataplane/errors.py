@@ -16,7 +16,7 @@
     │   ├── RequestTimeout      408 request_timeout (a body under the minimum rate; connection closed)
     │   ├── PayloadTooLarge     413 payload_too_large
     │   └── TooManyRequests     429 rate_limited (with Retry-After)
-    ├── Unavailable         503 unavailable: outrider cannot do it now (admin)
+    ├── Unavailable         503 unavailable: outrider cannot do it now (admin; feedback with Redis away)
     │   ├── NotLeader           503 not_leader (another process leads this experiment)
     │   └── Starting            503 starting (the state keeper is not ready yet)
     └── UpstreamError       5xx: the upstream failed; outrider itself did not

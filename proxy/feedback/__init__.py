@@ -6,8 +6,10 @@ with a `reward_mean` goal issue one). Checks, in this order: malformed body → 
 too, so nobody without a token learns which ids exist; with JWT auth on, the token also binds the subject
 that made the request); unknown id → 404; a reward that is not a finite number within the goal's `range` →
 422; duplicate → 409; after the experiment's feedback window → 422 (stored as late, counted, never used by
-the statistics). A terminal stage: it runs behind the same edge, auth and rate limits as traffic.
-Usage: stage = Feedback(store_worker, sink, router, metrics, tokens); reply = await stage(exchange)
+the statistics); the store unreachable (Redis) → 503 `unavailable`, retry. A terminal stage: it runs behind
+the same edge, auth and rate limits as traffic. With a Redis store any replica takes the feedback of a request
+any replica answered (experiments.redis_feedback), and a reward is stored once for the fleet.
+Usage: stage = Feedback(open_feedback(...), sink, router, metrics, tokens); reply = await stage(exchange)
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from multidict import CIMultiDict
 
 from experiments.outcome import OutcomeRecord
 from experiments.sink import OutcomeSink
-from experiments.sqlite_store import SqliteOutcomeStore
+from experiments.stores import FeedbackStore, StoreUnavailable
 from proxy.control.router import Router
-from proxy.dataplane.errors import BadFeedbackToken, BadRequest, OutriderError
+from proxy.dataplane.errors import BadFeedbackToken, BadRequest, OutriderError, Unavailable
 from proxy.dataplane.exchange import Exchange, Reply
 from proxy.feedback.token import FeedbackTokens, reward_range, subject_of
 from proxy.telemetry.metrics import Metrics
@@ -118,7 +120,7 @@ class Feedback:
 
     def __init__(
         self,
-        store: SqliteOutcomeStore,
+        store: FeedbackStore,
         sink: OutcomeSink,
         router: Router,
         metrics: Metrics,
@@ -130,12 +132,16 @@ class Feedback:
         self.store, self.sink, self.router, self.metrics, self.clock = store, sink, router, metrics, clock
         self.tokens = tokens
         self.shared = shared
-        """Other processes write outcomes to the same store (proxy.fleet workers): a request answered by one
-        of them may still be in its queue, which this process cannot see."""
+        """Other processes write outcomes to the same store (proxy.fleet workers, Redis replicas): a request
+        answered by one of them may still be in its queue, which this process cannot see."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-db")
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        except StoreUnavailable as err:
+            self.metrics.feedback.labels("unavailable").inc()
+            raise Unavailable(f"the outcome store cannot be reached now ({err}); try again") from None
 
     async def __call__(self, ex: Exchange) -> Reply:
         """Validate, check the token, find the outcome (waiting briefly for one still in the queue), check

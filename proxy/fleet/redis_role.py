@@ -2,10 +2,11 @@
 (state keeper, controllers with checkpoints, admin mutations) while holding the lease.
 
 Usage (an aiohttp cleanup_ctx step of proxy.runtime.server.Sidecar):
-    async with fleet_control(settings, router, judging, drops, app, on_keeper, lead=True):
+    async with fleet_control(settings, router, judging, app, on_keeper, lead=True):
         ...   # serving; on exit the controllers stop, the lease is released, the stores are closed
 `on_keeper(keeper)` is told the state keeper when this replica starts leading and None when it steps down.
-A worker of `--workers N` passes lead=False: its supervisor contends for the lease for the host.
+A worker of `--workers N` passes lead=False: its supervisor contends for the lease for the host. The leader's
+controllers see the drops of the whole fleet (proxy.fleet.drops), which every replica publishes.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from prometheus_client.core import CounterMetricFamily
 
 from analysis.checkpoint import Checkpoints
 from experiments.redis_state import CHANNEL, RedisStateStore
-from proxy.control.judging import DropCounts, Judging
+from proxy.control.judging import Judging
 from proxy.control.router import Router
 from proxy.control.statekeeper import StateKeeper
 from proxy.feedback.token import data_dir_secret
+from proxy.fleet.drops import FleetDrops
 from proxy.fleet.lease import LeaseRole
 from proxy.fleet.notices import listen
 from proxy.fleet.state_watch import StateWatch
@@ -63,22 +65,28 @@ class Leadership:
         store: RedisStateStore,
         router: Router,
         judging: Judging,
-        drops: DropCounts,
         app: web.Application,
         on_keeper: Callable[[StateKeeper | None], None],
         key: bytes,
     ) -> None:
-        self.store, self.router, self.judging, self.drops, self.app = store, router, judging, drops, app
+        self.store, self.router, self.judging, self.app = store, router, judging, app
         self.on_keeper, self.key = on_keeper, key
         self.keeper: StateKeeper | None = None
         self._judging: AsyncIterator[None] | None = None
+        self._drops: tuple[FleetDrops, asyncio.Event, TaskGroup] | None = None
 
     async def lead(self) -> None:
-        """Restore the stored states, start the controllers (from their checkpoints), take admin mutations."""
+        """Restore the stored states, read the fleet's drops, start the controllers (from their
+        checkpoints), take admin mutations."""
         keeper = StateKeeper(self.router, self.store)
         self.keeper = keeper
         await keeper.restore()
-        self.judging.attach(self.drops, keeper, Checkpoints(self.store, self.key))
+        drops = FleetDrops(self.store.url, lambda: [lv.experiment.name for lv in self.router.all()])
+        stop, tasks = asyncio.Event(), TaskGroup()
+        self._drops = (drops, stop, tasks)
+        await drops.refresh()  # the first looks already see the fleet's drops
+        tasks.spawn(drops.run(stop), name="fleet-drops")
+        self.judging.attach(drops, keeper, Checkpoints(self.store, self.key), durable_drops=True)
         self._judging = self.judging.lifecycle(self.app)
         await anext(self._judging)
         self.on_keeper(keeper)
@@ -89,6 +97,11 @@ class Leadership:
         if self._judging is not None:
             gen, self._judging = self._judging, None
             await anext(gen, None)
+        if self._drops is not None:
+            (drops, stop, tasks), self._drops = self._drops, None
+            stop.set()
+            await tasks.drain(timeout=5.0)
+            await drops.close()
         if self.keeper is not None:
             keeper, self.keeper = self.keeper, None
             await asyncio.to_thread(keeper.stop)
@@ -99,7 +112,6 @@ async def fleet_control(
     settings: Settings,
     router: Router,
     judging: Judging,
-    drops: DropCounts | None,
     app: web.Application,
     on_keeper: Callable[[StateKeeper | None], None],
     *,
@@ -114,14 +126,13 @@ async def fleet_control(
         if not lead:
             yield None
             return
-        assert drops is not None
         # The checkpoints are signed with the feedback secret: every replica must be given the same one
         # (feedback.secretFile) for a new leader to use its predecessor's; else it replays the stream.
         key = settings.feedback_secret
         if key is None:
             key = await asyncio.to_thread(data_dir_secret, settings.data_dir)
         store = await asyncio.to_thread(RedisStateStore, url)
-        leadership = Leadership(store, router, judging, drops, app, on_keeper, key)
+        leadership = Leadership(store, router, judging, app, on_keeper, key)
         role = LeaseRole(store, settings.store_lease_s, leadership.lead, leadership.step_down)
         if registry is not None:
             registry.register(LeaseCollector(role))

@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Gauge
 
-from experiments.sink import OutcomeSink, SinkLimits
-from experiments.stores import is_redis, open_outcomes
+from experiments.sink import OutcomeSink
+from experiments.stores import is_redis
 from proxy.admin.api import admin_app
 from proxy.control.judging import DropCounts, Judging
 from proxy.control.reloader import Reloader
@@ -38,6 +38,7 @@ from proxy.fleet.redis_role import fleet_control
 from proxy.fleet.worker import VariantDrops, WorkerLink
 from proxy.grpcfront.wiring import GrpcPort
 from proxy.runtime.checks import runtime_facts
+from proxy.runtime.outcome_sink import outcome_sink
 from proxy.runtime.ports import bound, hostport
 from proxy.runtime.tasks import TaskGroup
 from proxy.runtime.wiring import Wiring, webhook_of
@@ -148,18 +149,13 @@ class Sidecar:
         return None if self.sink is None else {"store": kind, **self.sink.balance()}
 
     async def _outcomes(self, _: web.Application) -> AsyncIterator[None]:
-        store = await asyncio.to_thread(open_outcomes, self.settings.store, self.settings.data_dir)
-        # Redis: a batch waits for Redis to come back, bounded by the queue (docs/scale-out.md)
-        limits = SinkLimits(write_attempts=0) if is_redis(self.settings.store) else None
-        self.sink = OutcomeSink(store, limits)
-        self.metrics.attach_sink(self.sink)
-        if self.worker is not None:  # the supervisor's controllers read them (proxy.fleet.fleet_metrics)
-            self.metrics.registry.register(VariantDrops(self.sink))
-        self.tasks.spawn(self.sink.run(), name="outcome-writer")
-        yield
-        await self.sink.close(self.settings.flush_timeout_s)
+        async with outcome_sink(self.settings, self.router) as sink:
+            self.sink = sink
+            self.metrics.attach_sink(sink)
+            if self.worker is not None:  # the supervisor's controllers read them (proxy.fleet.fleet_metrics)
+                self.metrics.registry.register(VariantDrops(sink))
+            yield
         await self.tasks.drain(timeout=1.0)
-        await asyncio.to_thread(store.close)
 
     def _set_keeper(self, keeper: StateKeeper | None) -> None:
         self.keeper, self.following = keeper, keeper is None and self.worker is None
@@ -172,7 +168,6 @@ class Sidecar:
                 self.settings,
                 self.router,
                 self.judging,
-                self._drops(),
                 app,
                 self._set_keeper,
                 lead=lead,

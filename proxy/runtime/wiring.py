@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from experiments.sink import OutcomeSink
-from experiments.sqlite_store import DB_NAME, SqliteOutcomeStore
+from experiments.stores import FeedbackStore, is_redis, open_feedback
 from proxy.auth.jwks_fetch import JwksKeys
 from proxy.control.router import Router
 from proxy.control.webhook import Webhook
@@ -86,7 +86,7 @@ class Wiring:
         self._pool: UpstreamPool | None = None
         self._shadow_task: asyncio.Task[Any] | None = None
         self._feedback_handler: Feedback | None = None
-        self._reader: SqliteOutcomeStore | None = None
+        self._reader: FeedbackStore | None = None
 
     async def open(self) -> None:
         """Build everything (JWKS keys fetched, the shared limiter connected, the feedback secret read)."""
@@ -109,9 +109,11 @@ class Wiring:
         chain = build_chain(filters, self._forward())
         pace = BodyPace(self.settings.header_timeout_s, self.settings.body_min_rate)
         self.traffic = Edge(chain, self.metrics, self.settings.max_body_bytes, pace)
-        self._reader = await asyncio.to_thread(SqliteOutcomeStore, self.settings.data_dir / DB_NAME)
+        settings = self.settings
+        self._reader = await asyncio.to_thread(open_feedback, settings.store, settings.data_dir)
+        shared = self.worker or is_redis(settings.store)  # other processes' queues may hold the outcome
         self._feedback_handler = Feedback(
-            self._reader, self.sink, self.router, self.metrics, tokens, shared=self.worker
+            self._reader, self.sink, self.router, self.metrics, tokens, shared=shared
         )
         feedback_chain = build_chain([*edge, ReadBody(FEEDBACK_MAX_BYTES)], self._feedback_handler)
         self.feedback = Edge(feedback_chain, self.metrics, FEEDBACK_MAX_BYTES, pace)

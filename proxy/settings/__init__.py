@@ -60,3 +60,4 @@ class Settings:
     shadow_limits: ShadowLimits = field(
         default_factory=ShadowLimits
     )  # the shadow queue, workers, compare pool
+    store_queue: int = 100_000  # outcome records held for the store at most (experiments.sink)

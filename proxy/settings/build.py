@@ -179,6 +179,7 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         workers=conf.workers,
         store=conf.store,
         store_lease_s=conf.store_lease,
+        store_queue=conf.store_queue,
         shadow_limits=shadow_limits(conf),
     )
 
