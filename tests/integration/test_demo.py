@@ -94,6 +94,7 @@ async def test_demo_llm_rolls_back_a_late_first_token_and_analyze_agrees(tmp_pat
     }
     ttft = float(rows["candidate"][3]) / float(rows["stable"][3])
     total = float(rows["candidate"][5]) / float(rows["stable"][5])
-    assert 1.2 < ttft < 1.6, out  # the first token 40% later ...
-    assert 0.9 < total < 1.1, out  # ... the whole answer as long
+    # measured by the demo's client, so a busy machine's queueing is in them: wide, but never "the same"
+    assert 1.2 < ttft < 1.9, out  # the first token 40% later ...
+    assert 0.85 < total < 1.15, out  # ... the whole answer as long
     assert "stopped 3 processes" in out
