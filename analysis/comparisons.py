@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.engine import Decision, Judge
+from analysis.engine import Judge
+from analysis.rules import Decision
 from experiments.model import Experiment, ShadowOnlyStrategy
 from experiments.outcome import OutcomeRecord
 

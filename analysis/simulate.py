@@ -17,8 +17,8 @@ import numpy as np
 
 from analysis import tally as tally_mod
 from analysis.columns import Columns, make_columns
-from analysis.engine import DecisionKind, decide
 from analysis.policy import Policy
+from analysis.rules import DecisionKind, decide
 from analysis.tally import Tally, tracks_for
 
 FINAL: frozenset[str] = frozenset({"ROLLBACK", "PROMOTE", "INCONCLUSIVE", "HOLD"})

@@ -25,14 +25,15 @@ final), sticky A/A on the heavy population gave 16.5% false rollbacks and 61.2% 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from analysis.columns import Columns, make_columns
-from analysis.engine import Decision, Judge
+from analysis.engine import Judge
 from analysis.populations import STABLE, Batch, BoolArray, Population, Scenario, Traffic, pair_rho
+from analysis.rules import Decision
 from experiments.assignment import layout_order
 from experiments.model import (
     ABStrategy,
@@ -162,14 +163,10 @@ def run_units(
     shares = step_shares(experiment)
     cands = [v.name for v in layout_order(experiment) if v.role != "stable"]
     judges = [Judge(experiment, candidate=c) for c in cands]
-    if limit is None:
-        max_req = judges[0].policy.max_requests
-        least = min(min(s) for s in shares)
-        limit = int(3 * max_req / least) if max_req and least > 0 else 2_000_000
+    limit = _default_limit(judges[0], shares) if limit is None else limit
     traffic = Traffic(pop, sc, seed)
     seen = _Seen(np.zeros(pop.n_users, dtype=np.bool_), np.zeros(pop.n_users, dtype=np.bool_))
-    kinds = ["CONTINUE"] * len(judges)
-    n_cand = [0] * len(judges)
+    kinds, n_cand = ["CONTINUE"] * len(judges), [0] * len(judges)
     step, step_start, srm = 0, [0] * len(judges), False
     harmful: list[str] = []
 
@@ -190,11 +187,7 @@ def run_units(
             elif d.kind == "ADVANCE":
                 kinds[j] = "ADVANCE"
 
-    shadow_left = sc.shadow_requests
-    while shadow_left > 0:
-        n = min(look_every, shadow_left)
-        look(traffic.take(n, (0.0,) * len(shares[0]), shadow=True))
-        shadow_left -= n
+    _shadowing(traffic, look, sc.shadow_requests, len(shares[0]), look_every)
     served = 0
     while served < limit and not _ended(kinds, hold_is_final):
         batch = traffic.take(min(look_every, limit - served), shares[step])
@@ -215,6 +208,22 @@ def run_units(
         tuple(kinds),
         tuple(dict.fromkeys(harmful)),
     )
+
+
+def _default_limit(judge: Judge, shares: Sequence[Sequence[float]]) -> int:
+    """3× the requests at which the smallest candidate share reaches maxRequests, or 2M."""
+    max_req = judge.policy.max_requests
+    least = min(min(s) for s in shares)
+    return int(3 * max_req / least) if max_req and least > 0 else 2_000_000
+
+
+def _shadowing(traffic: Traffic, look: Callable[[Batch], None], requests: int, arms: int, every: int) -> None:
+    """The shadowing phase: `requests` all on stable (the candidates get nothing yet), looked at as usual."""
+    left = requests
+    while left > 0:
+        n = min(every, left)
+        look(traffic.take(n, (0.0,) * arms, shadow=True))
+        left -= n
 
 
 def _ended(kinds: list[str], hold_is_final: bool) -> bool:

@@ -7,8 +7,9 @@ Call it only on a file that also passed `experiments.crossref.cross_check`.
 from __future__ import annotations
 
 from experiments import model
-from experiments.schema_models import Analysis, Assignment, ExperimentFile, Outcomes, Strategy
+from experiments.schema_models import Analysis, Assignment, ExperimentFile, Outcomes
 from experiments.schema_shadow import Shadow
+from experiments.schema_strategy import Strategy
 
 
 def to_experiment(doc: ExperimentFile, source: str) -> model.Experiment:

@@ -1,8 +1,8 @@
 """The experiment file schema as pydantic models: its sections, and the rules that concern one field.
 
-The `shadow` section is in `experiments.schema_shadow`. Rules that tie sections together (weights name
-variants, one stable variant, ...) are in `experiments.crossref`, so they are reported even when an
-unrelated field is broken.
+The `shadow` section is in `experiments.schema_shadow`, the `strategy` section in
+`experiments.schema_strategy`. Rules that tie sections together (weights name variants, one stable variant,
+...) are in `experiments.crossref`, so they are reported even when an unrelated field is broken.
 Usage: `ExperimentFile.model_validate(data)`
 """
 
@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from experiments import model
 from experiments.schema_shadow import Shadow
+from experiments.schema_strategy import Strategy
 from experiments.schema_types import (
     DNS_LABEL,
     GRPC_TARGET,
@@ -27,7 +28,6 @@ from experiments.schema_types import (
     Duration,
     GoalMetric,
     GuardrailMetric,
-    Percent,
     Section,
     Upstream,
     problem,
@@ -112,72 +112,6 @@ class Assignment(Section):
     """Mixed into the hash; changing it reshuffles units between variants."""
     pins: tuple[Pin, ...] = ()
     """Requests that always go to one variant, whatever the weights."""
-
-
-class Canary(Section):
-    """The candidate's share of units rises through `steps`; 100 means promoted."""
-
-    steps: tuple[Annotated[StrictFloat, Field(gt=0, le=100)], ...] = Field(min_length=1)
-    """Percent of units on the candidate at each step, strictly increasing, each in (0, 100]."""
-    min_requests_per_step: StrictInt = Field(0, ge=0)
-    """Candidate requests needed before a step may advance."""
-
-    @field_validator("steps")
-    @classmethod
-    def _increasing(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
-        for i in range(1, len(steps)):
-            if steps[i] <= steps[i - 1]:
-                message = f"steps must be strictly increasing: {steps[i]:g} follows {steps[i - 1]:g}"
-                raise problem(message, at=(i,))
-        return steps
-
-
-class ABTest(Section):
-    """Fixed weights over the serving variants."""
-
-    weights: dict[str, Percent]
-    """Percent of units per serving variant; every serving variant has one, and they sum to 100."""
-
-    @field_validator("weights")
-    @classmethod
-    def _sum_to_100(cls, weights: dict[str, float]) -> dict[str, float]:
-        total = sum(weights.values())
-        if abs(total - 100) > 1e-9:
-            raise problem(f"weights sum to {total:g}, must be 100")
-        return weights
-
-
-class BlueGreen(Section):
-    """All traffic on one serving variant; switching is all-or-nothing."""
-
-    active: str | None = None
-    """The serving variant that takes all traffic; default: the stable one."""
-
-
-class ShadowOnly(Section):
-    """No split: stable serves everything, the shadows get copies, their verdict ends the experiment."""
-
-
-class Strategy(Section):
-    """How traffic is split between the serving variants: exactly one of `canary`, `abTest`, `blueGreen`,
-    `shadow`."""
-
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
-    canary: Canary | None = None
-    """Progressive delivery of the candidate."""
-    ab_test: ABTest | None = None
-    """A fixed split between variants."""
-    blue_green: BlueGreen | None = None
-    """All traffic on one variant."""
-    shadow: ShadowOnly | None = None
-    """No split: every request on stable, copies to the shadow variants, the shadow verdict as the result."""
-
-    @field_validator("canary", "ab_test", "blue_green", "shadow", mode="before")
-    @classmethod
-    def _written_but_empty(cls, value: object) -> object:
-        # `blueGreen:` with nothing after it chooses the strategy with its defaults (and `canary:` must then
-        # report its missing steps), rather than reading as "not chosen".
-        return {} if value is None else value
 
 
 class Guardrail(Section):

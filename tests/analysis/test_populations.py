@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+from analysis.design_effects import design_effects
 from analysis.populations import (
     HEAVY,
     MILD,
@@ -18,7 +19,6 @@ from analysis.populations import (
     Scenario,
     Traffic,
     assign,
-    design_effects,
     invert_profile,
     pair_rho,
     profile_integral,
