@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Gauge
 
-from experiments.sink import OutcomeSink
 from experiments.stores import is_redis
 from proxy.admin.api import admin_app
 from proxy.control.judging import DropCounts, Judging
@@ -26,10 +25,8 @@ from proxy.control.reloader import Reloader
 from proxy.control.router import Router
 from proxy.control.statekeeper import StateKeeper
 from proxy.control.webhook import WEBHOOK_DRAIN_S
-from proxy.dataplane.chain import Stage
 from proxy.dataplane.client_ip import TrustedProxies
 from proxy.dataplane.connguard import ConnGuard, GuardedSite, GuardLimits
-from proxy.dataplane.edge import Edge
 from proxy.dataplane.plane import DataPlane, plane_limits
 from proxy.feedback import PATH as FEEDBACK_PATH
 from proxy.fleet.fleet_metrics import FleetMetrics
@@ -38,6 +35,7 @@ from proxy.fleet.redis_role import fleet_control
 from proxy.fleet.worker import VariantDrops, WorkerLink
 from proxy.grpcfront.wiring import GrpcPort
 from proxy.runtime.checks import runtime_facts
+from proxy.runtime.keys import SINK, WIRING
 from proxy.runtime.outcome_sink import outcome_sink
 from proxy.runtime.ports import bound, hostport
 from proxy.runtime.tasks import TaskGroup
@@ -49,7 +47,6 @@ from proxy.telemetry.collectors import (
 from proxy.telemetry.logs import event
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.process_metrics import register_process_metrics
-from shadow.dispatch import ShadowDispatcher
 
 MAX_HEADERS, MAX_LINE_BYTES = 100, 8192  # docs/reliability.md: 100 headers, the request line and each ≤ 8 KiB
 
@@ -69,13 +66,7 @@ class Sidecar:
         self.router = Router(settings.experiments, time.time())
         self.metrics = fleet if fleet is not None else Metrics()
         self.ready = False
-        self.sink: OutcomeSink | None = None
         self.keeper: StateKeeper | None = None
-        self.shadows: ShadowDispatcher | None = None
-        self.grpc: GrpcPort | None = None  # the gRPC port (`--grpc-listen`), set by _wiring
-        self._traffic: Edge | None = None
-        self._feedback: Edge | None = None
-        self._chains: tuple[Stage, Stage] | None = None  # (traffic, feedback) for the native data plane
         self.data_app = web.Application(client_max_size=settings.max_body_bytes)
         # decisions are made on the control side: a worker sends none
         self.webhook = webhook_of(settings, self.metrics.registry) if worker is None else None
@@ -136,21 +127,20 @@ class Sidecar:
             self.reloader.request()
 
     async def _handle_traffic(self, request: web.Request) -> web.StreamResponse:
-        assert self._traffic is not None
-        return await self._traffic.handle(request)
+        return await request.app[WIRING].traffic.handle(request)
 
     async def _handle_feedback(self, request: web.Request) -> web.StreamResponse:
-        assert self._feedback is not None
-        return await self._feedback.handle(request)
+        return await request.app[WIRING].feedback.handle(request)
 
     def outcome_counts(self) -> dict[str, object] | None:
         """The admin API's /outcomes: this process's records, produced == stored + pending + dropped."""
         kind = "redis" if is_redis(self.settings.store) else "sqlite"
-        return None if self.sink is None else {"store": kind, **self.sink.balance()}
+        sink = self.data_app.get(SINK)
+        return None if sink is None else {"store": kind, **sink.balance()}
 
-    async def _outcomes(self, _: web.Application) -> AsyncIterator[None]:
+    async def _outcomes(self, app: web.Application) -> AsyncIterator[None]:
         async with outcome_sink(self.settings, self.router) as sink:
-            self.sink = sink
+            app[SINK] = sink
             self.metrics.attach_sink(sink)
             if self.worker is not None:  # the supervisor's controllers read them (proxy.fleet.fleet_metrics)
                 self.metrics.registry.register(VariantDrops(sink))
@@ -182,7 +172,7 @@ class Sidecar:
 
     def _drops(self) -> DropCounts | None:
         """What the controllers read of dropped outcomes: the workers' (supervisor), else this sink's."""
-        return self.fleet if self.fleet is not None else self.sink
+        return self.fleet if self.fleet is not None else self.data_app.get(SINK)
 
     async def _judging(self, app: web.Application) -> AsyncIterator[None]:
         if self.keeper is None or is_redis(
@@ -193,16 +183,20 @@ class Sidecar:
         async for _ in self.judging.lifecycle(app):
             yield
 
-    async def _wiring(self, _: web.Application) -> AsyncIterator[None]:
-        assert self.sink is not None
+    async def _wiring(self, app: web.Application) -> AsyncIterator[None]:
         wiring = Wiring(
-            self.settings, self.sink, self.router, self.metrics, self.tasks, worker=self.worker is not None
+            self.settings, app[SINK], self.router, self.metrics, self.tasks, worker=self.worker is not None
         )
         await wiring.open()
-        self.shadows, self.grpc = wiring.shadows, wiring.grpc
-        self._traffic, self._feedback, self._chains = wiring.traffic, wiring.feedback, wiring.chains
+        app[WIRING] = wiring
         yield
         await wiring.close()
+
+    @property
+    def grpc(self) -> GrpcPort | None:
+        """The gRPC port (`--grpc-listen`) once the request path is wired."""
+        wiring = self.data_app.get(WIRING)
+        return None if wiring is None else wiring.grpc
 
     async def _webhook(self, _: web.Application) -> AsyncIterator[None]:
         # set up before the controllers and closed after them, so their last decisions are still sent
@@ -258,16 +252,16 @@ class Sidecar:
                 await plane.shutdown(self.settings.shutdown_timeout_s)
             await data.cleanup()
             await admin.cleanup()
-        if self.sink is not None:
-            event("stopped", service="outrider", outcomes=self.sink.snapshot())
+        if (sink := self.data_app.get(SINK)) is not None:
+            event("stopped", service="outrider", outcomes=sink.snapshot())
 
     async def _listen(self, data: web.AppRunner) -> DataPlane | None:
         """The data port: the native plane (returned), or aiohttp's server behind the connection guard."""
         assert data.server is not None  # set by setup()
         if self.settings.data_plane == "native":
-            assert self._chains is not None  # set by _wiring during setup()
             trusted = TrustedProxies(self.settings.trusted_proxies)
-            plane = DataPlane(*self._chains, self.metrics, plane_limits(self.settings), trusted)
+            chains = self.data_app[WIRING].chains  # wired by setup()
+            plane = DataPlane(*chains, self.metrics, plane_limits(self.settings), trusted)
             await plane.start(*self.settings.listen, reuse_port=self.worker is not None)
             return plane
         limits = GuardLimits(self.settings.header_timeout_s, self.settings.max_connections)

@@ -75,9 +75,9 @@ class Wiring:
         )
         self.worker = worker
         """A worker of `--workers N`: feedback is joined to outcomes written by other processes too."""
-        self.traffic: Edge | None = None
-        self.feedback: Edge | None = None
-        self.chains: tuple[Stage, Stage] | None = None
+        self.traffic: Edge  # the three are made by `open`
+        self.feedback: Edge
+        self.chains: tuple[Stage, Stage]
         """(traffic, feedback) for the native data plane."""
         self.shadows: ShadowDispatcher | None = None
         self.grpc: GrpcPort | None = None
