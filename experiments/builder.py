@@ -19,6 +19,9 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from experiments import model
+from experiments.model import Pin, Slo
+
 __all__ = [
     "ABTest",
     "Analysis",
@@ -40,20 +43,13 @@ __all__ = [
 
 Duration = str | float
 """`"200ms"`, `"1s"`, `"10m"`, or seconds."""
-Role = Literal["stable", "candidate", "shadow"]
 
 
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """One model version: `Variant.stable(url)`, `Variant.candidate(url)`, `Variant.shadow(url, "int8")`."""
+class Variant(model.Variant):
+    """A variant as the model has it (`experiments.model.Variant`), with a constructor per role:
+    `Variant.stable(url)`, `Variant.candidate(url)`, `Variant.shadow(url, "int8", grpc_upstream=...)`."""
 
-    name: str
-    role: Role
-    upstream: str
-    grpc_upstream: str | None = None
-    model: str | None = None
-    """The model name its server serves, when it differs from the one clients ask for."""
-    version: str | None = None
+    __slots__ = ()
 
     @classmethod
     def stable(cls, upstream: str, name: str = "stable", **more: str) -> Variant:
@@ -66,15 +62,6 @@ class Variant:
     @classmethod
     def shadow(cls, upstream: str, name: str = "shadow", **more: str) -> Variant:
         return cls(name, "shadow", upstream, **more)
-
-
-@dataclass(frozen=True, slots=True)
-class Pin:
-    """Requests whose `header` equals `value` always go to `variant`."""
-
-    header: str
-    value: str
-    variant: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +113,6 @@ class Goal:
     direction: Literal["increase", "decrease"] = "increase"
     min_effect: float | None = None
     range: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Slo:
-    error_rate: float | None = None
-    p99_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
