@@ -20,6 +20,7 @@ from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Vari
 from modelserver.testset import infer_body, read_test_set
 from tests.integration.conftest import OutriderFactory
 from tests.support.procs import Proc, outrider_cmd, start
+from tests.support.wait import wait_until
 
 JUDGED = Analysis(
     (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.5)),
@@ -136,9 +137,8 @@ async def test_a_5x_error_regression_is_rolled_back_and_analyze_agrees(
     late = [variant for at, variant in answers if at > decision["at"] + 1.0]
     assert late
     assert set(late) == {"stable"}  # no traffic to the candidate within one second of the decision
-    await asyncio.sleep(0.5)
     report = data_dir / "reports" / "regression" / "report.md"
-    assert "ROLLBACK" in report.read_text()
+    await wait_until(lambda: report.exists() and "ROLLBACK" in report.read_text(), 10.0)
     proxy.stop()
 
     config = tmp_path / "regression.yaml"

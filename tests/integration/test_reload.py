@@ -18,6 +18,7 @@ import pytest
 from tests.integration.conftest import canary_yaml
 from tests.support.http import scrape
 from tests.support.procs import Proc, echo_upstream, run_cmd, start
+from tests.support.wait import wait_until
 
 URL_PATH = "/v2/models/m/infer"
 
@@ -95,7 +96,7 @@ async def test_bad_configs_keep_the_last_good_one_and_good_ones_apply(
             write_atomically(config, canary_yaml(stable.url, third.url, steps=(50,)))
             await wait_for_count(session, proc, "applied", 1)
             served_by.clear()
-            await asyncio.sleep(0.5)
+            await wait_until(lambda: served_by["candidate=candidate2"] >= 20, 10.0)
         finally:
             stop.set()
             await asyncio.gather(*loads)
@@ -118,7 +119,7 @@ async def test_sighup_reloads_at_once(upstreams: tuple[Proc, Proc], third: Proc,
     proc = start_outrider(tmp_path, config, "0")  # 0: no polling, SIGHUP only
     async with aiohttp.ClientSession() as session:
         write_atomically(config, canary_yaml(stable.url, third.url, steps=(50,)))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the subject: without polling, nothing is applied however long one waits
         assert await reloads(session, proc, "applied") == 0
         proc.signal(signal.SIGHUP)
         await wait_for_count(session, proc, "applied", 1)
