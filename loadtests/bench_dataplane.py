@@ -18,6 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from experiments.builder import Canary, ExperimentDoc, Variant
 from loadtests.bench_load import run_tool
 from loadtests.bench_parse import LoadResult, parse_wrk
 from loadtests.bench_procs import cpu_seconds
@@ -26,18 +27,8 @@ from proxy.runtime.children import Child, outrider_exe
 
 PATH = "/v2/models/m/infer"
 BODY = b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}],"id":"1"}'
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata: {{name: bench}}
-spec:
-  match: {{pathPrefix: /v2}}
-  variants:
-    - {{name: stable, role: stable, upstream: "{upstream}"}}
-    - {{name: candidate, role: candidate, upstream: "{upstream}"}}
-  assignment: {{unit: header:x-user-id, salt: bench}}
-  strategy: {{canary: {{steps: [10, 25, 50]}}}}
-"""
+EXPERIMENT = ExperimentDoc("bench", (), Canary((10, 25, 50)), prefix="/v2")
+"""A canary whose two arms are the same upstream (added when it runs)."""
 PLANES = ("aiohttp", "native")
 
 
@@ -66,7 +57,8 @@ async def bench(rounds: int, seconds: float, out: Path) -> None:
     children: dict[str, Child] = {}
     try:
         config = out / "experiment.yaml"
-        config.write_text(EXPERIMENT.format(upstream=ngx.url("model")))
+        upstream = ngx.url("model")
+        config.write_text(EXPERIMENT.adding(Variant.stable(upstream), Variant.candidate(upstream)).yaml())
         for plane in PLANES:
             cmd = [
                 outrider_exe(),

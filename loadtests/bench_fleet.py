@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
+from experiments.builder import Canary, ExperimentDoc, Variant
 from loadtests.bench_auth import AuthKit
 from loadtests.haproxy import HAProxy
 from loadtests.nginx import Nginx, Server, fixed_server, proxy_server
@@ -30,24 +31,9 @@ TARGETS = ("direct", "nginx", "haproxy", "outrider", "outrider+auth", "bare")
 INFER_PATH = "/v2/models/digits/infer"
 CANARY_PERCENT = 10
 
-CANARY_CONFIG = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: bench-canary
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: bench
-  strategy:
-    canary:
-      steps: [{canary}, 100]
-"""
+CANARY_CONFIG = ExperimentDoc(
+    "bench-canary", (), Canary((CANARY_PERCENT, 100)), prefix="/v2/models/digits", salt="bench"
+)
 """A 10% canary sticky on x-user-id, no analysis section: the split and the outcome records are paid for,
 and no decision changes the route in the middle of a run."""
 
@@ -119,7 +105,7 @@ async def fleet(tmp: Path, models: Path, body: bytes) -> AsyncIterator[list[Targ
             # The demo's canary (sticky on x-user-id), both variants on the same upstream: the split is paid
             # for, and every answer comes from the same place.
             config.write_text(
-                CANARY_CONFIG.format(stable=upstream, candidate=upstream, canary=CANARY_PERCENT)
+                CANARY_CONFIG.adding(Variant.stable(upstream), Variant.candidate(upstream)).yaml()
             )
             ports = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
             data_dir = str(tmp / f"data-{case}")

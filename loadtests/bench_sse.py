@@ -17,29 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from experiments.builder import Canary, ExperimentDoc, Variant
 from proxy.runtime import loop
 from proxy.runtime.children import Child, outrider_exe
 
 PATH = "/v1/chat/completions"
 BODY = b'{"model": "bench", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: bench-sse
-spec:
-  match:
-    pathPrefix: /v1
-  variants:
-    - {{name: stable, role: stable, upstream: "{upstream}"}}
-    - {{name: candidate, role: candidate, upstream: "{upstream}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: bench
-  strategy:
-    canary:
-      steps: [10, 100]
-"""
+EXPERIMENT = ExperimentDoc("bench-sse", (), Canary((10, 100)), prefix="/v1", salt="bench")
+"""A canary whose two arms are the same upstream (added when it runs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +65,8 @@ async def sse_case(tmp: Path, requests: int = 100) -> dict[str, dict[str, float]
         )
         stack.push_async_callback(up.stop)
         config = tmp / "experiment-sse.yaml"
-        await asyncio.to_thread(config.write_text, EXPERIMENT.format(upstream=up.url))
+        text = EXPERIMENT.adding(Variant.stable(up.url), Variant.candidate(up.url)).yaml()
+        await asyncio.to_thread(config.write_text, text)
         ports = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-delay", "0"]
         cmd = [outrider_exe(), "run", "-c", str(config), *ports, "--data-dir", str(tmp / "data-sse")]
         side = await Child.start(cmd, tmp / "outrider-sse.log")

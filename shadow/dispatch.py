@@ -1,7 +1,7 @@
 """Bounded dispatch of mirrored copies to shadow upstreams, on their own connection pool.
 
 Usage:
-    dispatcher = ShadowDispatcher(ShadowLimits())
+    dispatcher = ShadowDispatcher(ShadowLimits())   # or ShadowDispatcher(limits, send=fake, clock=fake)
     tasks.spawn(dispatcher.run(), name="shadow-dispatch")
     dispatcher.offer(job)            # on the request path: O(1), never waits; a full queue drops the copy
     await dispatcher.close(timeout)  # stop taking copies, let the workers finish, close the pools
@@ -11,24 +11,24 @@ hold client requests, memory or connections of the primary (docs/reliability.md:
 answers are compared in `comparisons` (`shadow.compare.pool`), off the event loop; while it is full, copies
 that would need a comparison are dropped (`compare_busy`). Counters obey
 `eligible == enqueued + dropped + sampled_out` exactly (the mirror filter counts eligible and sampled_out).
+Copies go out through a `Send` (`shadow.transport`): HTTP on the dispatcher's own pool unless one is given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
-import yarl
-from multidict import CIMultiDict
-
-from shadow.compare.answer import answer_headers
 from shadow.compare.pool import CompareLimits, ComparePool
 from shadow.pairing import Pair, ShadowResult
+from shadow.transport import HttpSend, Send, ShadowJob
+
+__all__ = ["SHADOW_HEADER", "Breaker", "ShadowDispatcher", "ShadowJob", "ShadowLimits", "shadow_host"]
 
 log = logging.getLogger(__name__)
 SHADOW_HEADER = "x-outrider-shadow"
@@ -85,25 +85,6 @@ class Breaker:
             self.open_until = now + self.open_for
 
 
-@dataclass(frozen=True, slots=True)
-class ShadowJob:
-    """One copy of a request for one shadow variant."""
-
-    variant: str
-    url: str
-    method: str
-    headers: CIMultiDict[str]
-    body: bytes
-    pair: Pair
-    timeout_s: float
-    compared: bool = False
-    """Whether the answer will be compared with the primary's (it then needs room in the compare pool)."""
-    max_bytes: int | None = None
-    """Largest answer read (the experiment's `spec.shadow.maxBodyBytes`); None: the limits' default."""
-    via: Callable[[ShadowJob], Awaitable[ShadowResult]] | None = None
-    """Makes the call instead of HTTP (the gRPC port's copies: `url` is then HOST:PORT, `method` the RPC)."""
-
-
 def shadow_host(host: str) -> str:
     """`models.local:8080` → `models.local-shadow:8080` (Envoy's convention, so upstream logs can tell)."""
     name, sep, port = host.rpartition(":")
@@ -116,8 +97,18 @@ def shadow_host(host: str) -> str:
 class ShadowDispatcher:
     """Queue + workers + pool for shadow traffic."""
 
-    def __init__(self, limits: ShadowLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: ShadowLimits | None = None,
+        *,
+        send: Send | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limits = limits or ShadowLimits()
+        self._send = send
+        """Sends a copy (a test's function); None: HTTP on the dispatcher's own pool (`HttpSend`)."""
+        self.clock = clock
+        """Time for the circuit breakers (a test's clock moves without sleeping)."""
         # Unbounded as a data structure, bounded by offer(): close() must always be able to post the stop
         # markers (None) for the workers.
         self._queue: asyncio.Queue[ShadowJob | None] = asyncio.Queue()
@@ -129,7 +120,6 @@ class ShadowDispatcher:
         """Completed shadow calls by outcome class (`ok`, `timeout`, `upstream_5xx`, ...)."""
         self.max_depth = 0
         self._breakers: dict[str, Breaker] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self.comparisons = ComparePool(self.limits.compare)
 
@@ -151,7 +141,7 @@ class ShadowDispatcher:
         if compared and self.comparisons.busy:
             return "compare_busy"
         breaker = self._breakers.get(variant)
-        if breaker is not None and not breaker.admits(time.monotonic()):
+        if breaker is not None and not breaker.admits(self.clock()):
             return "circuit_open"
         return None
 
@@ -174,19 +164,14 @@ class ShadowDispatcher:
 
     async def run(self) -> None:
         """Serve the queue with the workers until close()."""
-        connector = aiohttp.TCPConnector(limit=self.limits.workers, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        )
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._send is None:
+                self._send = await stack.enter_async_context(
+                    HttpSend(self.limits.workers, self.limits.max_response_bytes)
+                )
             await asyncio.gather(
                 *(self._worker() for _ in range(self.limits.workers)), self.comparisons.run()
             )
-        finally:
-            await self._session.close()
 
     async def _worker(self) -> None:
         while True:
@@ -195,12 +180,15 @@ class ShadowDispatcher:
                 self._queue.task_done()
                 return
             try:
-                result = await self._call(job)
+                # same queue, workers and circuit for every protocol: `via` makes a gRPC copy's call
+                send = job.via or self._send
+                assert send is not None  # set by run()
+                result = await send(job)
                 self.results["ok" if result.error is None else result.error] += 1
                 breaker = self._breakers.setdefault(
                     job.variant, Breaker(self.limits.breaker_failures, self.limits.breaker_open_s)
                 )
-                breaker.record(result.status != 0, time.monotonic())
+                breaker.record(result.status != 0, self.clock())
                 job.pair.shadow_done(job.variant, result)
             except asyncio.CancelledError:
                 job.pair.shadow_done(job.variant, ShadowResult(0, "dropped:shutdown", 0.0))
@@ -210,45 +198,6 @@ class ShadowDispatcher:
                 job.pair.shadow_done(job.variant, ShadowResult(0, "internal", 0.0))
             finally:
                 self._queue.task_done()
-
-    async def _call(self, job: ShadowJob) -> ShadowResult:
-        if job.via is not None:  # same queue, workers and circuit, another protocol
-            return await job.via(job)
-        assert self._session is not None
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(job.timeout_s):
-                # encoded=True: the target goes out as the primary's does (already normalised by `route`),
-                # not re-quoted by yarl (which would decode `%2e%2e` in the query, for one).
-                url = yarl.URL(job.url, encoded=True)
-                async with self._session.request(
-                    job.method, url, headers=job.headers, data=job.body, allow_redirects=False
-                ) as resp:
-                    body = await self._read(resp, job.max_bytes or self.limits.max_response_bytes)
-        except _TooLarge as err:  # the shadow did answer: not a failure for its circuit, just not compared
-            return ShadowResult(err.status, "response_too_large", _ms(started))
-        except TimeoutError:
-            return ShadowResult(0, "timeout", _ms(started))
-        except aiohttp.ClientConnectorError:
-            return ShadowResult(0, "connect_error", _ms(started))
-        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError):
-            return ShadowResult(0, "invalid_response", _ms(started))
-        except (aiohttp.ClientError, ConnectionError):
-            return ShadowResult(0, "upstream_reset", _ms(started))
-        error = "upstream_5xx" if resp.status >= 500 else None
-        return ShadowResult(resp.status, error, _ms(started), body, answer_headers(resp.headers))
-
-    async def _read(self, resp: aiohttp.ClientResponse, cap: int) -> bytes:
-        if resp.content_length is not None and resp.content_length > cap:
-            raise _TooLarge(resp.status)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_any():
-            size += len(chunk)
-            if size > cap:
-                raise _TooLarge(resp.status)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def close(self, timeout: float) -> None:
         """Take no more copies; wait up to `timeout` for queued ones and their comparisons; stop the workers
@@ -284,15 +233,3 @@ class ShadowDispatcher:
             "compare_max_backlog": self.comparisons.max_backlog,
             "comparisons": dict(self.comparisons.counts),
         }
-
-
-class _TooLarge(Exception):
-    """A shadow answer over `max_response_bytes` (it is not read further)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"shadow answer over the cap (status {status})")
-        self.status = status
-
-
-def _ms(started: float) -> float:
-    return (time.monotonic() - started) * 1000.0

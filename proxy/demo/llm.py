@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
 from experiments.openai_stream import CompletionStream
 from proxy.demo.load import Load, Tally
 from proxy.demo.report import quantile
@@ -38,34 +39,21 @@ SCENARIO = Scenario(
     ("--ttft-ms", "70", "--itl-ms", f"{130 / 15:.4f}"),
     "rolled_back",
 )
-CONFIG = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: llm-canary
-spec:
-  match:
-    pathPrefix: /v1
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: llm-demo
-  strategy:
-    canary:
-      steps: [50]
-      minRequestsPerStep: 500
-  analysis:
-    interval: 500ms
-    alpha: 0.05
-    maxRequests: 20000
-    onInconclusive: rollback
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-      - {{metric: latency_gmean, margin: 1.10}}
-      - {{metric: ttft_gmean, margin: 1.10}}
-"""
+CONFIG = ExperimentDoc(
+    NAME,
+    (),
+    Canary((50,), min_requests_per_step=500),
+    prefix="/v1",
+    salt="llm-demo",
+    analysis=Analysis(
+        (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.10), Guardrail("ttft_gmean", 1.10)),
+        interval="500ms",
+        alpha=0.05,
+        max_requests=20000,
+        on_inconclusive="rollback",
+    ),
+)
+"""The LLM canary, between the two servers it adds."""
 
 
 @dataclass
@@ -181,7 +169,8 @@ async def run_llm_scenario(args: argparse.Namespace, tmp: Path) -> bool:
             cmd = [exe, "serve-model", "--port", "0", "--name", "tiny-llm", *knobs]
             children.append(await Child.start(cmd, tmp / f"llm-{role}.log"))
         config = tmp / "llm.yaml"
-        config.write_text(CONFIG.format(stable=children[0].url, candidate=children[1].url))
+        variants = (Variant.stable(children[0].url), Variant.candidate(children[1].url))
+        config.write_text(CONFIG.adding(*variants).yaml())
         data_dir = Path(args.data_dir) / SCENARIO.name
         await asyncio.to_thread(shutil.rmtree, data_dir, True)
         run = [exe, "run", "-c", str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]

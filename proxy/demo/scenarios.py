@@ -22,38 +22,27 @@ from typing import Any
 
 import aiohttp
 
+from experiments.builder import Analysis, Canary, Compare, ExperimentDoc, Guardrail, Shadow, Variant
 from modelserver.testset import read_test_set
 from proxy.demo.load import Load, Tally, drive
 from proxy.demo.report import offline_agreement, print_progress, print_scorecard, print_shadow
 from proxy.runtime.children import Child, outrider_exe
 
-CONFIG = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: digits-{scenario}
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: digits-demo-{scenario}
-  strategy:
-    canary:
-      steps: [5, 10, 25, 50]
-      minRequestsPerStep: 500
-  analysis:
-    interval: 500ms
-    alpha: 0.05
-    maxRequests: 60000
-    onInconclusive: rollback
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-      - {{metric: latency_gmean, margin: 1.10}}
-"""
+STEPS = (5, 10, 25, 50)
+CONFIG = ExperimentDoc(
+    "digits",
+    (),
+    Canary(STEPS, min_requests_per_step=500),
+    prefix="/v2/models/digits",
+    analysis=Analysis(
+        (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.10)),
+        interval="500ms",
+        alpha=0.05,
+        max_requests=60000,
+        on_inconclusive="rollback",
+    ),
+)
+"""The demo's canary, named and salted per scenario, between the variants it adds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +101,17 @@ SCENARIOS = {
     )
 }
 
-SHADOW_SECTION = """\
-  shadow:
-    sample: 1.0
-    timeout: 1s
-    compare: {kind: oip-top1, agreementMin: 0.99}
-"""
+SHADOW_SECTION = Shadow(sample=1.0, timeout="1s", compare=Compare("oip-top1", agreement_min=0.99))
 
 
 def experiment_text(scenario: Scenario, urls: list[str]) -> str:
     """The demo's experiment file; the shadow scenario adds its shadow and never advances the canary."""
-    text = CONFIG.format(scenario=scenario.name, stable=urls[0], candidate=urls[1])
+    doc = CONFIG.with_(name=f"digits-{scenario.name}", salt=f"digits-demo-{scenario.name}")
+    doc = doc.adding(Variant.stable(urls[0]), Variant.candidate(urls[1]))
     if scenario.shadow is None:
-        return text
-    text = text.replace(
-        "  assignment:", f'    - {{name: int8, role: shadow, upstream: "{urls[2]}"}}\n  assignment:'
-    )
-    text = text.replace("minRequestsPerStep: 500", "minRequestsPerStep: 10000000")
-    return text.replace("  analysis:", SHADOW_SECTION + "  analysis:")
+        return doc.yaml()
+    never = Canary(STEPS, min_requests_per_step=10000000)
+    return doc.adding(Variant.shadow(urls[2], "int8")).with_(strategy=never, shadow=SHADOW_SECTION).yaml()
 
 
 def finished(view: Mapping[str, Any], scenario: Scenario) -> bool:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from experiments.model import Experiment
 from experiments.openai_stream import CompletionStream, completion_facts
 from experiments.outcome import OutcomeRecord
 from experiments.protocol_paths import is_completion_call, outcome_wanted
-from experiments.sink import OutcomeSink
 from proxy.dataplane.chain import Stage
 from proxy.dataplane.errors import OutriderError, UpstreamError
 from proxy.dataplane.exchange import Exchange, Reply
@@ -49,12 +48,18 @@ def is_event_stream(reply: Reply) -> bool:
     return reply.headers.get("Content-Type", "").lower().startswith(EVENT_STREAM)
 
 
+class Submits(Protocol):
+    """Where records go (`experiments.sink.OutcomeSink`): it takes one without waiting."""
+
+    def submit(self, record: OutcomeRecord) -> bool: ...
+
+
 class Record:
     """Writes the outcome of every request that `route` assigned to an experiment."""
 
     def __init__(
         self,
-        sink: OutcomeSink,
+        sink: Submits,
         clock: Callable[[], float] = time.monotonic,
         tokens: FeedbackTokens | None = None,
     ) -> None:

@@ -23,32 +23,20 @@ from analysis.offline import analyze_records, report_doc
 from analysis.report import render_markdown, write_report
 from analysis.report_html import fmt, render_html
 from analysis.report_series import decision_marks
+from experiments.builder import Analysis, Canary, Compare, ExperimentDoc, Guardrail, Shadow, Variant
 from experiments.config import load_experiment_text
 from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
 from experiments.state import initial_state, transition
 
-YAML = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata: {{name: exp}}
-spec:
-  match: {{pathPrefix: /v2}}
-  variants:
-    - {{name: stable, role: stable, upstream: "http://127.0.0.1:1"}}
-    - {{name: candidate, role: candidate, upstream: "http://127.0.0.1:2"}}
-{shadow_variant}  assignment: {{unit: header:x-user-id, salt: s}}
-  strategy:
-    canary: {{steps: [50]}}
-{shadow}  analysis:
-    alpha: 0.05
-    maxRequests: {max_requests}
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-      - {{metric: latency_gmean, margin: 1.1}}
-"""
-SHADOW_VARIANT = '    - {name: int8, role: shadow, upstream: "http://127.0.0.1:3"}\n'
-SHADOW = "  shadow:\n    compare: {kind: oip-top1, agreementMin: 0.99}\n"
+EXPERIMENT = ExperimentDoc(
+    "exp",
+    (Variant.stable("http://127.0.0.1:1"), Variant.candidate("http://127.0.0.1:2")),
+    Canary((50,)),
+    salt="s",
+)
+GUARDRAILS = (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.1))
+SHADOW = Shadow(compare=Compare("oip-top1", agreement_min=0.99))
 # (stable error rate, candidate error rate, candidate latency factor, records, maxRequests)
 SCENARIOS = {
     "PROMOTE": (0.05, 0.005, 0.7, 6000, 100_000),
@@ -61,12 +49,10 @@ PLOTS = ("plot-evalues", "plot-intervals", "plot-weights", "plot-latency")
 
 
 def make_experiment(shadow: bool, max_requests: int) -> Experiment:
-    text = YAML.format(
-        shadow_variant=SHADOW_VARIANT if shadow else "",
-        shadow=SHADOW if shadow else "",
-        max_requests=max_requests,
-    )
-    return load_experiment_text(text, "exp.yaml")
+    doc = EXPERIMENT.with_(analysis=Analysis(GUARDRAILS, alpha=0.05, max_requests=max_requests))
+    if shadow:
+        doc = doc.adding(Variant.shadow("http://127.0.0.1:3", "int8")).with_(shadow=SHADOW)
+    return load_experiment_text(doc.yaml(), "exp.yaml")
 
 
 def make_records(scenario: str, shadow: bool, seed: int = 7) -> list[OutcomeRecord]:

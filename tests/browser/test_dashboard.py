@@ -62,7 +62,7 @@ def start_three(upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_pat
     return outrider(
         canary_yaml(stable.url, candidate.url),
         canary_yaml(stable.url, candidate.url, name="other", prefix="/v3"),
-        canary_yaml(stable.url, candidate.url, name="markup", prefix=f"'{MARKUP}'"),
+        canary_yaml(stable.url, candidate.url, name="markup", prefix=MARKUP),
         args=("--admin-token-file", str(token_file)),
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
+from experiments.builder import Analysis, Canary, Compare, ExperimentDoc, Guardrail, Shadow, Variant
 from tests.browser.conftest import Watched
 from tests.integration.conftest import OutriderFactory
 from tests.integration.test_decisions import drive_until, model_server
@@ -20,33 +21,15 @@ from tests.support.procs import Proc
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: regression
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-    - {{name: int8-shadow, role: shadow, upstream: "{shadow}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: browser-report
-  strategy:
-    canary:
-      steps: [20, 50]
-  shadow:
-    sample: 1.0
-    compare: {{kind: oip-top1, agreementMin: 0.99}}
-  analysis:
-    interval: 200ms
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-      - {{metric: latency_gmean, margin: 1.5}}
-"""
+EXPERIMENT = ExperimentDoc(
+    "regression",
+    (),
+    Canary((20, 50)),
+    prefix="/v2/models/digits",
+    salt="browser-report",
+    shadow=Shadow(sample=1.0, compare=Compare("oip-top1", agreement_min=0.99)),
+    analysis=Analysis((Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.5)), interval="200ms"),
+)
 PLOTS = ("plot-evalues", "plot-intervals", "plot-weights", "plot-latency", "plot-shadow")
 DECISION_BUDGET_S = 2.0
 # When the card's phase first reads rolled_back, by the browser's clock (the same host clock as the state's).
@@ -94,9 +77,12 @@ async def test_a_rollback_shows_on_the_dashboard_and_in_the_html_report(
 ) -> None:
     stable, candidate, shadow = servers
     data_dir = tmp_path / "data"
-    proxy = outrider(
-        EXPERIMENT.format(stable=stable.url, candidate=candidate.url, shadow=shadow.url), data_dir=data_dir
+    variants = (
+        Variant.stable(stable.url),
+        Variant.candidate(candidate.url),
+        Variant.shadow(shadow.url, "int8-shadow"),
     )
+    proxy = outrider(EXPERIMENT.adding(*variants).yaml(), data_dir=data_dir)
     await page.page.goto(f"{proxy.admin_url}/dashboard")
     card = page.page.locator('[data-experiment="regression"]')
     await expect(card).to_have_attribute("data-phase", "progressing")

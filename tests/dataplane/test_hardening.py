@@ -51,7 +51,7 @@ async def test_100_stalled_bodies_stay_within_the_memory_cap_and_are_cut_at_thei
     stable, candidate = upstreams
     cap = 16 * MIB
     proxy = outrider(
-        canary_yaml(stable.url, candidate.url, max_body=MIB),
+        canary_yaml(stable.url, candidate.url, max_body_bytes=MIB),
         args=(*NATIVE, "--max-buffered-body-bytes", str(cap), "--body-timeout", "3"),
     )
     before = rss_bytes(proxy)
@@ -83,7 +83,7 @@ async def test_a_burst_then_a_trickle_is_cut_after_one_window(
 ) -> None:
     stable, candidate = upstreams
     proxy = outrider(
-        canary_yaml(stable.url, candidate.url, max_body=10 * MIB),
+        canary_yaml(stable.url, candidate.url, max_body_bytes=10 * MIB),
         args=(*NATIVE, "--body-rate-window", "2"),
     )
     # 10 MiB − 1000 B at once, then a byte every 0.2 s: its average stays over 1 KiB/s for ~3 hours
@@ -107,7 +107,7 @@ async def test_an_unauthenticated_10_mib_body_is_refused_before_it_is_read(
         )
     )
     auth = ("--auth-issuer", "https://issuer.test", "--auth-audience", "outrider", "--auth-keys", str(pem))
-    proxy = outrider(canary_yaml(stable.url, candidate.url, max_body=10 * MIB), args=(*NATIVE, *auth))
+    proxy = outrider(canary_yaml(stable.url, candidate.url, max_body_bytes=10 * MIB), args=(*NATIVE, *auth))
     reader, writer = await connect(proxy.address)
     writer.write(post_head(10 * MIB) + b"x" * 1024)  # 10 MiB announced; 1 KiB sent, the rest held back
     status, headers, _body = await response(reader)

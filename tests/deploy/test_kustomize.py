@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from experiments.validate import validate_main
-from proxy.cli import build_parser
+from proxy.cli.command import build_parser
 from proxy.settings.fields import FIELDS
 from proxy.settings.load import Resolved, resolve
 from proxy.settings.model import SidecarFile

@@ -3,59 +3,39 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from experiments.builder import Canary, ExperimentDoc, Variant
 from tests.support.procs import Proc, run_cmd, start
 
-CANARY = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: {name}
-spec:
-  match:
-    pathPrefix: {prefix}
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: {salt}
-  strategy:
-    canary:
-      steps: {steps}
-  timeout: {timeout}
-  maxBodyBytes: {max_body}
-{spec_extra}"""
 
-
-def canary_yaml(
+def canary_doc(
     stable: str,
     candidate: str,
     *,
     name: str = "split",
-    prefix: str = "/v2",
-    steps: str = "[10, 25, 50]",
-    salt: str = "salt-1",
-    timeout: str = "30s",
-    max_body: int = 1_048_576,
-    spec: Mapping[str, str] | None = None,
-) -> str:
-    """A canary experiment file between two upstream URLs (`spec`: more keys of `spec`, as YAML scalars)."""
-    return CANARY.format(
-        name=name,
-        prefix=prefix,
-        stable=stable,
-        candidate=candidate,
-        steps=steps,
-        salt=salt,
-        timeout=timeout,
-        max_body=max_body,
-        spec_extra="".join(f"  {key}: {value}\n" for key, value in (spec or {}).items()),
+    steps: tuple[float, ...] = (10, 25, 50),
+    **changes: Any,
+) -> ExperimentDoc:
+    """A canary experiment between two upstream URLs on `/v2`, sticky by `x-user-id`, bodies up to 1 MiB;
+    `changes`: any other field of the file (`experiments.builder.ExperimentDoc`)."""
+    doc = ExperimentDoc(
+        name,
+        (Variant.stable(stable), Variant.candidate(candidate)),
+        Canary(steps),
+        salt="salt-1",
+        max_body_bytes=1_048_576,
     )
+    return doc.with_(**changes)
+
+
+def canary_yaml(stable: str, candidate: str, **changes: Any) -> str:
+    """The text of `canary_doc(stable, candidate, **changes)`."""
+    return canary_doc(stable, candidate, **changes).yaml()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from tests.support.procs import Proc, outrider_cmd
 
 async def test_admin_endpoints(upstreams: tuple[Proc, Proc], outrider: OutriderFactory) -> None:
     stable, candidate = upstreams
-    proxy = outrider(canary_yaml(stable.url, candidate.url, name="digits-canary", steps="[5, 10, 25, 50]"))
+    proxy = outrider(canary_yaml(stable.url, candidate.url, name="digits-canary", steps=(5, 10, 25, 50)))
     assert proxy.ready["runtime"]["http_parser"] == "c"
     assert proxy.ready["runtime"]["loop"] == "uvloop"
     async with aiohttp.ClientSession() as session:
@@ -65,11 +65,29 @@ async def test_admin_endpoints(upstreams: tuple[Proc, Proc], outrider: OutriderF
     assert any(k.startswith("outrider_request_duration_seconds_bucket{") for k in samples)
 
 
+BAD = """\
+apiVersion: outrider.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: split
+spec:
+  match:
+    pathPrefix: /v2
+  variants:
+    - {name: stable, role: stable, upstream: "ftp://nowhere"}
+    - {name: candidate, role: candidate, upstream: "http://127.0.0.1:1"}
+  assignment:
+    unit: header:x-user-id
+    sal: salt-1
+  strategy:
+    canary:
+      steps: [50, 10]
+"""
+
+
 async def test_run_refuses_a_bad_config_with_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        canary_yaml("ftp://nowhere", "http://127.0.0.1:1", steps="[50, 10]").replace("salt:", "sal:")
-    )
+    bad.write_text(BAD)  # literal: the positions of its problems are the subject
     proc = await asyncio.to_thread(
         subprocess.run,
         outrider_cmd("run", "-c", str(bad), "--data-dir", str(tmp_path / "d")),

@@ -8,16 +8,12 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from experiments.builder import Analysis, Goal
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.cli import exported
 from tests.support.procs import Proc
 
 TOKEN = "s3cret-admin-token"
-REWARD_GOAL = """\
-  analysis:
-    goals:
-      - {metric: reward_mean, direction: increase, range: [0, 1]}
-"""
 
 
 async def shares(session: aiohttp.ClientSession, proxy: Proc, n: int = 200) -> dict[str, int]:
@@ -77,7 +73,8 @@ async def test_feedback_joins_a_reward_to_the_outcome(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    config = canary_yaml(stable.url, candidate.url) + REWARD_GOAL + "    feedbackWindow: 1s\n"
+    goal = Goal("reward_mean", "increase", range=(0, 1))
+    config = canary_yaml(stable.url, candidate.url, analysis=Analysis(goals=(goal,), feedback_window="1s"))
     proxy = outrider(config, data_dir=tmp_path / "fb")
     url = f"{proxy.url}/outrider/v1/feedback"
     async with aiohttp.ClientSession() as session:

@@ -16,37 +16,26 @@ import aiohttp
 import orjson
 import pytest
 
+from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
 from modelserver.testset import infer_body, read_test_set
 from tests.integration.conftest import OutriderFactory
 from tests.support.procs import Proc, outrider_cmd, start
+from tests.support.wait import wait_until
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: {name}
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: {name}
-  strategy:
-    canary:
-      steps: [{steps}]
-      minRequestsPerStep: {per_step}
-  analysis:
-    interval: 200ms
-    alpha: 0.05
-    maxRequests: 100000
-    onInconclusive: rollback
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-      - {{metric: latency_gmean, margin: 1.5}}
-"""
+JUDGED = Analysis(
+    (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.5)),
+    interval="200ms",
+    alpha=0.05,
+    max_requests=100000,
+    on_inconclusive="rollback",
+)
+
+
+def digits_canary(name: str, stable: str, candidate: str, steps: tuple[float, ...], per_step: int = 0) -> str:
+    """A canary of the digits model judged on errors and latency every 200 ms (salt: its name)."""
+    variants = (Variant.stable(stable), Variant.candidate(candidate))
+    strategy = Canary(steps, min_requests_per_step=per_step)
+    return ExperimentDoc(name, variants, strategy, prefix="/v2/models/digits", analysis=JUDGED).yaml()
 
 
 def model_server(models: Path, log: Path, model: str, error_rate: float, seed: int) -> Proc:
@@ -137,9 +126,7 @@ async def test_a_5x_error_regression_is_rolled_back_and_analyze_agrees(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     stable, candidate = servers
-    text = EXPERIMENT.format(
-        name="regression", stable=stable.url, candidate=candidate.url, steps="20, 50", per_step=0
-    )
+    text = digits_canary("regression", stable.url, candidate.url, (20, 50))
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir)
     state, answers = await drive_until(proxy, models_dir, "rolled_back")
@@ -150,9 +137,8 @@ async def test_a_5x_error_regression_is_rolled_back_and_analyze_agrees(
     late = [variant for at, variant in answers if at > decision["at"] + 1.0]
     assert late
     assert set(late) == {"stable"}  # no traffic to the candidate within one second of the decision
-    await asyncio.sleep(0.5)
     report = data_dir / "reports" / "regression" / "report.md"
-    assert "ROLLBACK" in report.read_text()
+    await wait_until(lambda: report.exists() and "ROLLBACK" in report.read_text(), 10.0)
     proxy.stop()
 
     config = tmp_path / "regression.yaml"
@@ -170,9 +156,7 @@ async def test_a_better_candidate_is_promoted_through_every_step(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     stable, candidate = servers
-    text = EXPERIMENT.format(
-        name="better", stable=stable.url, candidate=candidate.url, steps="10, 30", per_step=300
-    )
+    text = digits_canary("better", stable.url, candidate.url, (10, 30), per_step=300)
     proxy = outrider(text, data_dir=tmp_path / "data")
     state, answers = await drive_until(proxy, models_dir, "promoted")
     assert state["phase"] == "promoted", state

@@ -57,7 +57,7 @@ async def test_auth_and_rate_limits(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    config = canary_yaml(stable.url, candidate.url).replace("unit: header:x-user-id", "unit: claim:sub")
+    config = canary_yaml(stable.url, candidate.url, unit="claim:sub")
     proxy = outrider(
         config,
         args=(

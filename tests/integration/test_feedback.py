@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from multidict import CIMultiDictProxy
 
 from experiments.assignment import unit_hash
+from experiments.builder import Analysis, Goal
 from proxy.feedback.token import FeedbackTokens, read_secret
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.cli import exported
@@ -34,19 +35,11 @@ VARIANT = "x-outrider-variant"
 TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
 ISSUER, AUDIENCE = "https://issuer.test", "outrider-tests"
 
-REWARDS = """\
-  analysis:
-    feedbackWindow: 1h
-    goals:
-      - {{metric: reward_mean, direction: increase, range: [{low}, {high}]}}
-"""
 
-
-def rewarded(
-    stable: str, candidate: str, *, name: str = "split", prefix: str = "/v2", low: float = 0, high: float = 1
-) -> str:
-    """A canary experiment judged on rewards within [low, high]."""
-    return canary_yaml(stable, candidate, name=name, prefix=prefix) + REWARDS.format(low=low, high=high)
+def rewarded(stable: str, candidate: str, *, low: float = 0, high: float = 1, **changes: Any) -> str:
+    """A canary experiment judged on rewards within [low, high] (`changes`: as for `canary_yaml`)."""
+    goal = Goal("reward_mean", "increase", range=(low, high))
+    return canary_yaml(stable, candidate, analysis=Analysis(goals=(goal,), feedback_window="1h"), **changes)
 
 
 async def ask(
@@ -178,7 +171,7 @@ async def test_with_auth_only_the_same_subject_may_post(
 ) -> None:
     stable, candidate = upstreams
     key, pem = rsa_key(tmp_path)
-    config = rewarded(stable.url, candidate.url).replace("unit: header:x-user-id", "unit: claim:sub")
+    config = rewarded(stable.url, candidate.url, unit="claim:sub")
     auth = ("--auth-issuer", ISSUER, "--auth-audience", AUDIENCE, "--auth-keys", str(pem))
     proxy = outrider(config, args=auth)
     alice, bob = bearer(key, "alice"), bearer(key, "bob")
@@ -282,7 +275,7 @@ async def leaky_upstream() -> AsyncIterator[str]:
 async def test_expose_variant_false_hides_the_arm(
     leaky_upstream: str, outrider: OutriderFactory, tmp_path: Path
 ) -> None:
-    hidden = rewarded(leaky_upstream, leaky_upstream, name="hidden") + "  exposeVariant: false\n"
+    hidden = rewarded(leaky_upstream, leaky_upstream, name="hidden", expose_variant=False)
     shown = canary_yaml(leaky_upstream, leaky_upstream, name="shown", prefix="/v3")
     proxy = outrider(hidden, shown)
     async with aiohttp.ClientSession() as session:

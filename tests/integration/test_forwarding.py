@@ -36,7 +36,7 @@ async def post(
 @pytest.fixture
 def proxy(upstreams: tuple[Proc, Proc], outrider: OutriderFactory) -> Proc:
     stable, candidate = upstreams
-    return outrider(canary_yaml(stable.url, candidate.url, timeout="500ms", max_body=2_000))
+    return outrider(canary_yaml(stable.url, candidate.url, timeout="500ms", max_body_bytes=2_000))
 
 
 async def test_upstream_reset_is_502_fast_and_recorded(proxy: Proc) -> None:

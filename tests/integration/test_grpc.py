@@ -20,39 +20,19 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
 from modelserver.testset import read_test_set
 from tests.integration.conftest import OutriderFactory
 from tests.support.cli import exported
 from tests.support.procs import Proc, outrider_cmd, start
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: grpc-split
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable_http}", grpcUpstream: "{stable_grpc}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate_http}", grpcUpstream: "{candidate_grpc}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: grpc
-  strategy:
-    canary:
-      steps: [{steps}]
-      minRequestsPerStep: 0
-{analysis}"""
-ANALYSIS = """\
-  analysis:
-    interval: 200ms
-    alpha: 0.05
-    maxRequests: 100000
-    onInconclusive: rollback
-    guardrails:
-      - {metric: error_rate, margin: 1.2}
-"""
+ANALYSIS = Analysis(
+    (Guardrail("error_rate", 1.2),),
+    interval="200ms",
+    alpha=0.05,
+    max_requests=100000,
+    on_inconclusive="rollback",
+)
 
 
 def grpc_model_server(models: Path, log: Path, model: str, error_rate: float, seed: int) -> Proc:
@@ -74,19 +54,26 @@ def servers(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) ->
         proc.stop()
 
 
-def experiment(stable: Proc, candidate: Proc, steps: str, analysis: str = "") -> str:
-    return EXPERIMENT.format(
-        stable_http=stable.url,
-        stable_grpc=stable.ready["grpc"],
-        candidate_http=candidate.url,
-        candidate_grpc=candidate.ready["grpc"],
-        steps=steps,
-        analysis=analysis,
+def experiment(
+    stable: Proc, candidate: Proc, steps: tuple[float, ...], analysis: Analysis | None = None
+) -> str:
+    variants = (
+        Variant.stable(stable.url, grpc_upstream=stable.ready["grpc"]),
+        Variant.candidate(candidate.url, grpc_upstream=candidate.ready["grpc"]),
     )
+    strategy = Canary(steps, min_requests_per_step=0)
+    doc = ExperimentDoc(
+        "grpc-split", variants, strategy, prefix="/v2/models/digits", salt="grpc", analysis=analysis
+    )
+    return doc.yaml()
 
 
 def grpc_proxy(
-    outrider: OutriderFactory, servers: tuple[Proc, Proc], data_dir: Path, steps: str, analysis: str = ""
+    outrider: OutriderFactory,
+    servers: tuple[Proc, Proc],
+    data_dir: Path,
+    steps: tuple[float, ...],
+    analysis: Analysis | None = None,
 ) -> Proc:
     """outrider with a gRPC port in front of the two servers."""
     text = experiment(*servers, steps, analysis)
@@ -109,7 +96,7 @@ async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
 ) -> None:
     stable, _ = servers
     data_dir = tmp_path / "data"
-    proxy = grpc_proxy(outrider, servers, data_dir, "50")
+    proxy = grpc_proxy(outrider, servers, data_dir, (50,))
     address = proxy.ready["grpc"]
     test_set = read_test_set(models_dir / "test_set.json")
 
@@ -155,7 +142,7 @@ async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
 async def test_a_grpc_candidate_failing_5x_is_rolled_back(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
-    proxy = grpc_proxy(outrider, servers, tmp_path / "data", "20, 50", ANALYSIS)
+    proxy = grpc_proxy(outrider, servers, tmp_path / "data", (20, 50), ANALYSIS)
     address = proxy.ready["grpc"]
     test_set = read_test_set(models_dir / "test_set.json")
     answers: list[tuple[float, str]] = []
@@ -210,7 +197,7 @@ async def test_model_stream_infer_passes_through_to_stable_unrecorded(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    proxy = grpc_proxy(outrider, servers, data_dir, "50")
+    proxy = grpc_proxy(outrider, servers, data_dir, (50,))
     test_set = read_test_set(models_dir / "test_set.json")
 
     def stream() -> list[tuple[str, int]]:

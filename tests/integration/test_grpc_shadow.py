@@ -18,34 +18,28 @@ import orjson
 import pytest
 import tritonclient.grpc as grpcclient
 
+from experiments.builder import Compare, ExperimentDoc, Shadow, ShadowOnly, Variant
 from modelserver.testset import read_test_set
 from tests.integration.conftest import OutriderFactory
 from tests.support.cli import analyzed, exported
 from tests.support.procs import Proc, outrider_cmd, start
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: grpc-shadow
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable.url}", grpcUpstream: "{stable.ready[grpc]}"}}
-    - {{name: weak, role: shadow, upstream: "{weak.url}", grpcUpstream: "{weak.ready[grpc]}"}}
-    - {{name: int8, role: shadow, upstream: "{int8.url}", grpcUpstream: "{int8.ready[grpc]}"}}
-    - {{name: restonly, role: shadow, upstream: "{int8.url}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: grpc-shadow
-  strategy:
-    shadow: {{}}
-  shadow:
-    sample: 1.0
-    timeout: 3s
-    compare: {{kind: oip-top1}}
-"""
+
+def experiment(servers: dict[str, Proc]) -> str:
+    """Shadow-only: stable serves, two shadows over gRPC and HTTP, one (`restonly`) over HTTP alone."""
+    stable, weak, int8 = servers["stable"], servers["weak"], servers["int8"]
+    variants = (
+        Variant.stable(stable.url, grpc_upstream=stable.ready["grpc"]),
+        Variant.shadow(weak.url, "weak", grpc_upstream=weak.ready["grpc"]),
+        Variant.shadow(int8.url, "int8", grpc_upstream=int8.ready["grpc"]),
+        Variant.shadow(int8.url, "restonly"),
+    )
+    copies = Shadow(sample=1.0, timeout="3s", compare=Compare("oip-top1"))
+    return ExperimentDoc(
+        "grpc-shadow", variants, ShadowOnly(), prefix="/v2/models/digits", shadow=copies
+    ).yaml()
+
+
 MODELS = {"stable": "digits.onnx", "weak": "digits-weak.onnx", "int8": "digits-int8.onnx"}
 SLOW_MS = {"weak": 150}
 """The weak shadow answers this much later than stable: the client must not wait for it."""
@@ -125,7 +119,7 @@ def through_outrider(address: str, inputs: list[np.ndarray]) -> list[float]:
 async def test_grpc_calls_are_mirrored_and_compared_without_waiting_for_the_shadows(
     servers: dict[str, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
-    text = EXPERIMENT.format(**servers)
+    text = experiment(servers)
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir, args=("--grpc-listen", "127.0.0.1:0"))
     inputs = batches(models_dir)

@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from multidict import CIMultiDictProxy
 
-from tests.integration.conftest import OutriderFactory, canary_yaml
+from experiments.builder import Compare, Shadow, Variant
+from tests.integration.conftest import OutriderFactory, canary_doc, canary_yaml
 from tests.shadow.test_compare_pool import alive, children_of
 from tests.support.cli import exported
 from tests.support.http import scrape
@@ -168,13 +169,7 @@ async def test_paths_are_normalised_and_escapes_refused(
     assert samples[refused] == len(REFUSED)
 
 
-SHADOW = """\
-  shadow:
-    sample: 1.0
-    timeout: 2s
-    forwardHeaders: [X-Tenant-Token]
-    compare: {kind: json-exact}
-"""
+SHADOW = Shadow(sample=1.0, timeout="2s", forward_headers=("X-Tenant-Token",), compare=Compare("json-exact"))
 CREDENTIALS = (
     "Authorization: Bearer the-users-jwt\r\nCookie: session=abc\r\nX-Api-Key: k-123\r\n"
     "Proxy-Authorization: Basic dXNlcjpwYXNz\r\nX-Tenant-Token: tenant-1\r\n"
@@ -183,11 +178,8 @@ CREDENTIALS = (
 
 
 def with_shadow(stable: str, shadow_url: str) -> str:
-    text = canary_yaml(stable, stable, prefix=PREFIX)
-    text = text.replace(
-        "  assignment:", f'    - {{name: int8, role: shadow, upstream: "{shadow_url}"}}\n  assignment:'
-    )
-    return text + SHADOW
+    doc = canary_doc(stable, stable, prefix=PREFIX, shadow=SHADOW)
+    return doc.adding(Variant.shadow(shadow_url, "int8")).yaml()
 
 
 async def test_shadows_get_no_credentials_unless_declared(
@@ -297,12 +289,9 @@ asyncio.run(main())
 json-exact, ~0.25 s) and `/ready` with a few bytes; a process of its own, so serving it costs the test
 nothing."""
 
-BIG_SHADOW = """\
-  shadow:
-    sample: 1.0
-    timeout: 5s
-    compare: {{kind: {kind}}}
-"""
+
+def big_shadow(kind: str) -> Shadow:
+    return Shadow(sample=1.0, timeout="5s", compare=Compare(kind))
 
 
 def cmdline(pid: int) -> str:
@@ -373,11 +362,9 @@ async def test_large_comparisons_do_not_hold_the_primary_latency(
     primary = start([sys.executable, "-c", BIG_UPSTREAM], tmp_path / "primary.log")
     copy = start([sys.executable, "-c", BIG_UPSTREAM], tmp_path / "shadow.log")
     try:
-        text = canary_yaml(primary.url, primary.url, prefix=PREFIX).replace(
-            "  assignment:", f'    - {{name: int8, role: shadow, upstream: "{copy.url}"}}\n  assignment:'
-        )
-        control = outrider(text + BIG_SHADOW.format(kind="none"), data_dir=tmp_path / "control")
-        comparing = outrider(text + BIG_SHADOW.format(kind="json-exact"), data_dir=tmp_path / "data")
+        doc = canary_doc(primary.url, primary.url, prefix=PREFIX).adding(Variant.shadow(copy.url, "int8"))
+        control = outrider(doc.with_(shadow=big_shadow("none")).yaml(), data_dir=tmp_path / "control")
+        comparing = outrider(doc.with_(shadow=big_shadow("json-exact")).yaml(), data_dir=tmp_path / "data")
         proxies = [control, comparing]
         await small_burst(proxies, 0.5)  # connections, caches
         addresses = [p.address for p in proxies]

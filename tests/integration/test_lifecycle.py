@@ -66,7 +66,7 @@ async def readiness_lost(admin_url: str, since: float) -> float:
 async def test_sigterm_drains_in_flight_requests(upstreams: tuple[Proc, Proc], tmp_path: Path) -> None:
     stable, candidate = upstreams
     config = tmp_path / "experiment.yaml"
-    config.write_text(canary_yaml(stable.url, candidate.url, steps="[50]"))
+    config.write_text(canary_yaml(stable.url, candidate.url, steps=(50,)))
     data = tmp_path / "data"
     proc = run_outrider(
         tmp_path, config, data, "--drain-delay", str(DRAIN_DELAY_S), "--drain-timeout", str(DRAIN_TIMEOUT_S)
@@ -103,7 +103,7 @@ async def test_sigterm_drains_in_flight_requests(upstreams: tuple[Proc, Proc], t
 async def test_kill_9_loses_no_acknowledged_record(upstreams: tuple[Proc, Proc], tmp_path: Path) -> None:
     stable, candidate = upstreams
     config = tmp_path / "experiment.yaml"
-    config.write_text(canary_yaml(stable.url, candidate.url, steps="[50]"))
+    config.write_text(canary_yaml(stable.url, candidate.url, steps=(50,)))
     data = tmp_path / "data"
     proc = run_outrider(tmp_path, config, data)
     ok_ids: list[str] = []

@@ -17,29 +17,25 @@ import aiohttp
 import orjson
 import pytest
 
+from experiments.builder import Analysis, Compare, Guardrail, Mirror, Shadow, Variant
 from experiments.openai_stream import CompletionStream
 from proxy.demo.llm import LlmTally, drive_llm
 from proxy.demo.load import Load
-from tests.integration.conftest import OutriderFactory, canary_yaml
+from tests.integration.conftest import OutriderFactory, canary_doc, canary_yaml
 from tests.support.cli import analyzed, exported
 from tests.support.procs import Proc, outrider_cmd, start
 
-SHADOW = """\
-  shadow:
-    sample: 1.0
-    timeout: 5s
-    mirror: {pathSuffixes: [/v1/chat/completions, /v1/completions]}
-    compare: {kind: text}
-"""
-GUARDS = """\
-  analysis:
-    interval: 200ms
-    maxRequests: 20000
-    guardrails:
-      - {metric: error_rate, margin: 1.2}
-      - {metric: latency_gmean, margin: 1.10}
-      - {metric: ttft_gmean, margin: 1.10}
-"""
+SHADOW = Shadow(
+    sample=1.0,
+    timeout="5s",
+    mirror=Mirror(path_suffixes=("/v1/chat/completions", "/v1/completions")),
+    compare=Compare("text"),
+)
+GUARDS = Analysis(
+    (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.10), Guardrail("ttft_gmean", 1.10)),
+    interval="200ms",
+    max_requests=20000,
+)
 
 
 def text_server(log: Path, ttft_ms: float, itl_ms: float) -> Proc:
@@ -87,11 +83,8 @@ async def test_streams_pass_through_and_records_carry_the_token_fields(
     servers: list[Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate, shadow = servers
-    text = canary_yaml(stable.url, candidate.url, name="llm", prefix="/v1", steps="[50]")
-    text = text.replace(
-        "  assignment:", f'    - {{name: twin, role: shadow, upstream: "{shadow.url}"}}\n  assignment:'
-    )
-    proxy = outrider(text + SHADOW, data_dir=tmp_path / "data")
+    doc = canary_doc(stable.url, candidate.url, name="llm", prefix="/v1", steps=(50,), shadow=SHADOW)
+    proxy = outrider(doc.adding(Variant.shadow(shadow.url, "twin")).yaml(), data_dir=tmp_path / "data")
     calls = [
         ("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}}),
         ("/v1/completions", {"prompt": "once", "max_tokens": 8, "stream": True}),
@@ -130,8 +123,9 @@ async def test_a_ttft_guardrail_rolls_back_a_late_first_token_and_analyze_agrees
     servers: list[Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = servers
-    text = canary_yaml(stable.url, candidate.url, name="ttft", prefix="/v1", steps="[50]") + GUARDS
-    text = text.replace("unit: header:x-user-id", "unit: request")
+    text = canary_yaml(
+        stable.url, candidate.url, name="ttft", prefix="/v1", steps=(50,), analysis=GUARDS, unit="request"
+    )
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir)
     tally, stop = LlmTally(), asyncio.Event()

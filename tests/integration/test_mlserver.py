@@ -37,6 +37,7 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
+from experiments.builder import Compare, ExperimentDoc, Shadow, ShadowOnly, Variant
 from tests.integration.conftest import OutriderFactory
 from tests.support.cli import analyzed, exported
 from tests.support.procs import BIN, Proc
@@ -54,27 +55,16 @@ REQUESTS = 100
 """`outrider analyze` looks at records 100 at a time; the last GRPC_CALLS of them over gRPC."""
 GRPC_CALLS = 20
 TRAIN = 1000
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: mlserver
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{http}", grpcUpstream: "{grpc}", model: clf-a}}
-    - {{name: tree, role: shadow, upstream: "{http}", grpcUpstream: "{grpc}", model: clf-b}}
-  assignment:
-    unit: header:x-user-id
-    salt: mlserver
-  strategy:
-    shadow: {{}}
-  shadow:
-    sample: 1.0
-    timeout: 5s
-    compare: {{kind: oip-top1}}
-"""
+
+
+def experiment(http: str, grpc: str) -> str:
+    """Shadow-only between two models of one MLServer, over HTTP and gRPC."""
+    variants = (
+        Variant.stable(http, grpc_upstream=grpc, model="clf-a"),
+        Variant.shadow(http, "tree", grpc_upstream=grpc, model="clf-b"),
+    )
+    copies = Shadow(sample=1.0, timeout="5s", compare=Compare("oip-top1"))
+    return ExperimentDoc("mlserver", variants, ShadowOnly(), prefix="/v2/models/digits", shadow=copies).yaml()
 
 
 @dataclass
@@ -197,7 +187,7 @@ def drive(http: str, grpc: str, x: np.ndarray[Any, Any]) -> dict[str, bool]:
 async def test_mlserver_label_agreement_equals_the_offline_one(
     mlserver: Served, outrider: OutriderFactory, tmp_path: Path
 ) -> None:
-    text = EXPERIMENT.format(http=f"http://{mlserver.http}", grpc=mlserver.grpc)
+    text = experiment(f"http://{mlserver.http}", mlserver.grpc)
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir, args=("--grpc-listen", "127.0.0.1:0"))
     health = await asyncio.to_thread(drive, proxy.address, proxy.ready["grpc"], mlserver.x)

@@ -115,7 +115,7 @@ async def test_tritonclient_gzip_and_binary_tensors_through_outrider(
 ) -> None:
     httpclient = pytest.importorskip("tritonclient.http.aio")
     url, seen = oip_binary
-    proxy = outrider(canary_yaml(url, url).replace("unit: header:x-user-id", "unit: request"))
+    proxy = outrider(canary_yaml(url, url, unit="request"))
     data = np.arange(12, dtype=np.float32).reshape(3, 4)
     client = httpclient.InferenceServerClient(url=proxy.address)
     try:

@@ -6,10 +6,12 @@ server knows the model under another name or version gets the path rewritten."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 
+from experiments.builder import Canary, ExperimentDoc, Outcomes, Variant
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.cli import exported
 from tests.support.procs import Proc
@@ -27,8 +29,8 @@ async def test_only_inference_is_recorded_with_its_method_and_path(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    v2 = canary_yaml(stable.url, candidate.url, name="v2", prefix="/v2/models/digits", steps="[50]")
-    v1 = canary_yaml(stable.url, candidate.url, name="v1", prefix="/v1/models/digits", steps="[50]")
+    v2 = canary_yaml(stable.url, candidate.url, name="v2", prefix="/v2/models/digits", steps=(50,))
+    v1 = canary_yaml(stable.url, candidate.url, name="v1", prefix="/v1/models/digits", steps=(50,))
     data_dir = tmp_path / "data"
     proxy = outrider(v2, v1, data_dir=data_dir)
     base = proxy.url
@@ -61,31 +63,16 @@ async def test_only_inference_is_recorded_with_its_method_and_path(
     )
 
 
-RENAMED = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: renamed
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}", version: "1"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}", model: digits-int8, version: "2"}}
-  assignment:
-    unit: header:x-user-id
-    salt: renamed
-  strategy:
-    canary:
-      steps: [50]
-"""
-
-
 async def test_each_variant_is_asked_for_its_own_model_name_and_version(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    proxy = outrider(RENAMED.format(stable=stable.url, candidate=candidate.url), data_dir=tmp_path / "data")
+    variants = (
+        Variant.stable(stable.url, version="1"),
+        Variant.candidate(candidate.url, model="digits-int8", version="2"),
+    )
+    renamed = ExperimentDoc("renamed", variants, Canary((50,)), prefix="/v2/models/digits")
+    proxy = outrider(renamed.yaml(), data_dir=tmp_path / "data")
     seen: dict[str, set[str]] = {}
     async with aiohttp.ClientSession() as s:
         for i in range(40):
@@ -104,36 +91,20 @@ async def test_each_variant_is_asked_for_its_own_model_name_and_version(
     }  # the record keeps what the client asked
 
 
-BY_HEADER = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: {name}
-spec:
-  match:
-    pathPrefix: /api/v1.0/predictions
-    {condition}
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: {name}
-  strategy:
-    canary:
-      steps: [{steps}]
-  outcomes:
-    errorStatuses: [5xx, "404"]
-"""
+def by_header(stable: str, candidate: str, name: str, steps: tuple[float, ...], **match: Any) -> str:
+    """A Seldon-style route on a shared prefix, told apart by `host` or `headers`; 404s count as errors."""
+    variants = (Variant.stable(stable), Variant.candidate(candidate))
+    outcomes = Outcomes(error_statuses=("5xx", "404"))
+    doc = ExperimentDoc(name, variants, Canary(steps), prefix="/api/v1.0/predictions", outcomes=outcomes)
+    return doc.with_(**match).yaml()
 
 
 async def test_experiments_share_a_prefix_by_header_or_host_and_404s_count_as_errors(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    urls = {"stable": stable.url, "candidate": candidate.url}
-    iris = BY_HEADER.format(name="iris", condition="headers: {seldon-model: iris}", steps="100", **urls)
-    wine = BY_HEADER.format(name="wine", condition="host: wine.example", steps="1", **urls)
+    iris = by_header(stable.url, candidate.url, "iris", (100,), headers={"seldon-model": "iris"})
+    wine = by_header(stable.url, candidate.url, "wine", (1,), host="wine.example")
     proxy = outrider(iris, wine, data_dir=tmp_path / "data")
     path = "/api/v1.0/predictions"
     async with aiohttp.ClientSession() as s:

@@ -22,9 +22,9 @@ import pytest
 from redis import Redis
 
 from analysis.checkpoint import decode
+from experiments.builder import Analysis, Canary, ExperimentDoc, Goal, Guardrail, Variant
 from experiments.config import load_experiment
 from loadtests.redis_server import RedisServer, running_redis
-from tests.integration.test_decisions import EXPERIMENT
 from tests.integration.test_redis_fleet import export_store, state_of
 from tests.support.cli import analyzed
 from tests.support.fleet import eventually
@@ -35,18 +35,6 @@ from tests.support.redis_fleet import LEASE_S, SECRET, Load, leader_of, start_re
 NAME = "fleet"
 TOKEN = "x-outrider-feedback-token"
 FEEDBACK = "/outrider/v1/feedback"
-ANALYSIS = """\
-  analysis:
-    interval: 200ms
-    alpha: 0.05
-    feedbackWindow: 2s
-    guardrails:
-      - {metric: latency_gmean, margin: 1.5}
-"""
-REWARD_GOAL = """\
-    goals:
-      - {metric: reward_mean, direction: increase, range: [0, 1]}
-"""
 REWARD_P = {"stable": 0.3, "candidate": 0.8}
 
 
@@ -58,11 +46,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 def experiment(upstreams: tuple[Proc, Proc], tmp_path: Path, *, rewards: bool) -> Path:
     """One canary step of 50%, judged on latency (and on rewards)."""
-    head = EXPERIMENT.format(
-        name=NAME, stable=upstreams[0].url, candidate=upstreams[1].url, steps="50", per_step=0
+    goals = (Goal("reward_mean", "increase", range=(0.0, 1.0)),) if rewards else ()
+    analysis = Analysis(
+        (Guardrail("latency_gmean", 1.5),), goals, interval="200ms", alpha=0.05, feedback_window="2s"
     )
+    variants = (Variant.stable(upstreams[0].url), Variant.candidate(upstreams[1].url))
+    doc = ExperimentDoc(NAME, variants, Canary((50,)), prefix="/v2/models/digits", analysis=analysis)
     path = tmp_path / "fleet.yaml"
-    path.write_text(head[: head.index("  analysis:")] + ANALYSIS + (REWARD_GOAL if rewards else ""))
+    path.write_text(doc.yaml())
     return path
 
 

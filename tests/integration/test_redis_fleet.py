@@ -25,7 +25,7 @@ from redis import Redis
 from analysis.checkpoint import decode
 from experiments.config import load_experiment
 from loadtests.redis_server import RedisServer, running_redis
-from tests.integration.test_decisions import EXPERIMENT
+from tests.integration.test_decisions import digits_canary
 from tests.support.cli import analyzed
 from tests.support.fleet import eventually
 from tests.support.http import outcome_invariant, scrape
@@ -46,9 +46,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def config(upstreams: tuple[Proc, Proc], tmp_path: Path) -> Path:
     stable, candidate = upstreams
     path = tmp_path / "fleet.yaml"
-    path.write_text(
-        EXPERIMENT.format(name=NAME, stable=stable.url, candidate=candidate.url, steps="50", per_step=0)
-    )
+    path.write_text(digits_canary(NAME, stable.url, candidate.url, (50,)))
     return path
 
 

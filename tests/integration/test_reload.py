@@ -18,6 +18,7 @@ import pytest
 from tests.integration.conftest import canary_yaml
 from tests.support.http import scrape
 from tests.support.procs import Proc, echo_upstream, run_cmd, start
+from tests.support.wait import wait_until
 
 URL_PATH = "/v2/models/m/infer"
 
@@ -72,7 +73,7 @@ async def test_bad_configs_keep_the_last_good_one_and_good_ones_apply(
     upstreams: tuple[Proc, Proc], third: Proc, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    good = canary_yaml(stable.url, candidate.url, steps="[50]")
+    good = canary_yaml(stable.url, candidate.url, steps=(50,))
     config = tmp_path / "experiment.yaml"
     config.write_text(good)
     proc = start_outrider(tmp_path, config, "0.2")
@@ -88,14 +89,14 @@ async def test_bad_configs_keep_the_last_good_one_and_good_ones_apply(
             await wait_for_count(session, proc, "rejected", 1)
             write_atomically(config, good[: len(good) // 2])  # a half-written file
             await wait_for_count(session, proc, "rejected", 2)
-            write_atomically(config, good.replace("steps: [50]", "steps: [10, 50]"))
+            write_atomically(config, canary_yaml(stable.url, candidate.url, steps=(10, 50)))
             await wait_for_count(session, proc, "rejected", 3)
             assert await reloads(session, proc, "applied") == 0
             before = sum(statuses.values())
-            write_atomically(config, canary_yaml(stable.url, third.url, steps="[50]"))
+            write_atomically(config, canary_yaml(stable.url, third.url, steps=(50,)))
             await wait_for_count(session, proc, "applied", 1)
             served_by.clear()
-            await asyncio.sleep(0.5)
+            await wait_until(lambda: served_by["candidate=candidate2"] >= 20, 10.0)
         finally:
             stop.set()
             await asyncio.gather(*loads)
@@ -114,11 +115,11 @@ async def test_bad_configs_keep_the_last_good_one_and_good_ones_apply(
 async def test_sighup_reloads_at_once(upstreams: tuple[Proc, Proc], third: Proc, tmp_path: Path) -> None:
     stable, candidate = upstreams
     config = tmp_path / "experiment.yaml"
-    config.write_text(canary_yaml(stable.url, candidate.url, steps="[50]"))
+    config.write_text(canary_yaml(stable.url, candidate.url, steps=(50,)))
     proc = start_outrider(tmp_path, config, "0")  # 0: no polling, SIGHUP only
     async with aiohttp.ClientSession() as session:
-        write_atomically(config, canary_yaml(stable.url, third.url, steps="[50]"))
-        await asyncio.sleep(0.5)
+        write_atomically(config, canary_yaml(stable.url, third.url, steps=(50,)))
+        await asyncio.sleep(0.5)  # the subject: without polling, nothing is applied however long one waits
         assert await reloads(session, proc, "applied") == 0
         proc.signal(signal.SIGHUP)
         await wait_for_count(session, proc, "applied", 1)

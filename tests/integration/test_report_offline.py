@@ -16,37 +16,18 @@ import aiohttp
 import orjson
 import pytest
 
+from experiments.builder import Analysis, Canary, Compare, ExperimentDoc, Guardrail, Shadow, Variant
 from proxy.cli import main as outrider_main
 from tests.integration.conftest import OutriderFactory
 from tests.support.procs import Proc, outrider_cmd, start
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: reported
-spec:
-  match:
-    pathPrefix: /v2
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{candidate}"}}
-    - {{name: mirror, role: shadow, upstream: "{stable}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: reported
-  strategy:
-    canary:
-      steps: [50]
-  shadow:
-    sample: 0.2
-    compare: {{kind: json-exact}}
-  analysis:
-    interval: 200ms
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-      - {{metric: latency_gmean, margin: 1.5}}
-"""
+EXPERIMENT = ExperimentDoc(
+    "reported",
+    (),
+    Canary((50,)),
+    shadow=Shadow(sample=0.2, compare=Compare("json-exact")),
+    analysis=Analysis((Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.5)), interval="200ms"),
+)
 FILES = ("report.json", "report.md", "report.html")
 PLOT_IDS = ('id="plot-evalues"', 'id="plot-intervals"', 'id="plot-weights"', 'id="plot-latency"')
 
@@ -105,7 +86,10 @@ def export_and_report(data_dir: Path, config: Path, out: Path) -> subprocess.Com
 async def test_offline_report_from_an_export_matches_the_live_one(
     upstreams: tuple[Proc, Proc], broken_candidate: Proc, outrider: OutriderFactory, tmp_path: Path
 ) -> None:
-    text = EXPERIMENT.format(stable=upstreams[0].url, candidate=broken_candidate.url)
+    stable, candidate = upstreams[0].url, broken_candidate.url
+    text = EXPERIMENT.adding(
+        Variant.stable(stable), Variant.candidate(candidate), Variant.shadow(stable, "mirror")
+    ).yaml()
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir)
     state = await drive_until_rolled_back(proxy)

@@ -12,16 +12,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from experiments.builder import Analysis, Guardrail
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.procs import Proc, outrider_cmd
 
-ANALYSIS = """\
-  analysis:
-    interval: 100ms
-    maxRequests: 1000000
-    guardrails:
-      - {metric: error_rate, margin: 1.2}
-"""
+ANALYSIS = Analysis((Guardrail("error_rate", 1.2),), interval="100ms", max_requests=1000000)
 # Only the error rate is judged: its outcomes depend on the users alone (every 7th fails on both arms), so the
 # test is deterministic; latency would differ between two upstream processes and could legitimately decide.
 
@@ -64,7 +59,7 @@ async def test_restart_continues_the_same_evalues(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    text = canary_yaml(stable.url, candidate.url, steps="[50]") + ANALYSIS
+    text = canary_yaml(stable.url, candidate.url, steps=(50,), analysis=ANALYSIS)
     data_dir = tmp_path / "data"
     first = outrider(text, data_dir=data_dir)
     await send(first, range(1000))

@@ -43,7 +43,7 @@ async def test_refused_candidate_is_a_fast_502_retried_within_budget_until_it_co
 ) -> None:
     stable, _ = upstreams
     port = closed_port()
-    proxy = outrider(canary_yaml(stable.url, f"http://127.0.0.1:{port}", steps="[50]"))
+    proxy = outrider(canary_yaml(stable.url, f"http://127.0.0.1:{port}", steps=(50,)))
     url = f"{proxy.url}/v2/models/m/infer"
     users = [f"user-{i}" for i in range(40)]
     async with aiohttp.ClientSession() as session:

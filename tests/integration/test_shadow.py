@@ -11,28 +11,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.conftest import OutriderFactory, canary_yaml
+from experiments.builder import Compare, Shadow, Variant
+from tests.integration.conftest import OutriderFactory, canary_doc
 from tests.support.cli import exported
 from tests.support.http import scrape
 from tests.support.procs import Proc, outrider_cmd, start
 
-SHADOW = """\
-  shadow:
-    sample: 1.0
-    timeout: 300ms
-    compare: {{kind: {kind}}}
-"""
 REQUESTS = 20
 
 
 def with_shadow(stable: str, candidate: str, shadow: str | None, kind: str = "none") -> str:
-    text = canary_yaml(stable, candidate, steps="[10]")
+    doc = canary_doc(stable, candidate, steps=(10,))
     if shadow is None:
-        return text
-    text = text.replace(
-        "  assignment:", f'    - {{name: shadow, role: shadow, upstream: "{shadow}"}}\n  assignment:'
-    )
-    return text + SHADOW.format(kind=kind)
+        return doc.yaml()
+    copies = Shadow(sample=1.0, timeout="300ms", compare=Compare(kind))
+    return doc.adding(Variant.shadow(shadow)).with_(shadow=copies).yaml()
 
 
 async def client_view(proxy: Proc) -> list[tuple[int, str, bytes]]:

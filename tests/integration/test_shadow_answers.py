@@ -17,33 +17,26 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.integration.conftest import OutriderFactory, canary_yaml
+from experiments.builder import Analysis, Canary, Compare, Guardrail, Shadow, Variant
+from tests.integration.conftest import OutriderFactory, canary_doc
 from tests.support.cli import analyzed, exported
 from tests.support.http import scrape
 from tests.support.oip_labels import labels
 from tests.support.procs import Proc, start
 
-SHADOW_AND_ANALYSIS = """\
-  shadow:
-    sample: 1.0
-    timeout: 2s
-    maxBodyBytes: 4096
-    compare: {kind: oip-top1}
-  analysis:
-    interval: 200ms
-    guardrails:
-      - {metric: error_rate, margin: 1.2}
-"""
-
 
 def experiment(urls: dict[str, str]) -> str:
     """A canary at 50% that never advances, the shadow beside it, judged."""
-    steps = "[50]\n      minRequestsPerStep: 1000000"
-    text = canary_yaml(
-        urls["stable"], urls["candidate"], name="labels", prefix="/v2/models/labels", steps=steps
+    doc = canary_doc(
+        urls["stable"],
+        urls["candidate"],
+        name="labels",
+        prefix="/v2/models/labels",
+        strategy=Canary((50,), min_requests_per_step=1000000),
+        shadow=Shadow(sample=1.0, timeout="2s", max_body_bytes=4096, compare=Compare("oip-top1")),
+        analysis=Analysis((Guardrail("error_rate", 1.2),), interval="200ms"),
     )
-    shadow = f'    - {{name: shadow, role: shadow, upstream: "{urls["shadow"]}"}}\n'
-    return text.replace("  assignment:", shadow + "  assignment:") + SHADOW_AND_ANALYSIS
+    return doc.adding(Variant.shadow(urls["shadow"])).yaml()
 
 
 FLIPS = {"stable": 0, "candidate": 5, "shadow": 8}

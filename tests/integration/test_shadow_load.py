@@ -84,7 +84,7 @@ async def test_a_hung_shadow_under_load_costs_the_primary_nothing(
         tmp_path / "shadow.log",
     )
     try:
-        plain = outrider(canary_yaml(stable.url, candidate.url, steps="[10]"), data_dir=tmp_path / "plain")
+        plain = outrider(canary_yaml(stable.url, candidate.url, steps=(10,)), data_dir=tmp_path / "plain")
         shadowed = outrider(with_shadow(stable.url, candidate.url, hung.url), data_dir=tmp_path / "shadowed")
         await interleaved_load(plain, shadowed, 2.0)  # warm-up: pools, caches, the queue filling up
         rss_before = rss_kib(shadowed.popen.pid)

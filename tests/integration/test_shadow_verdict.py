@@ -5,6 +5,7 @@ live anytime interval."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import subprocess
 import time
@@ -16,39 +17,33 @@ import aiohttp
 import orjson
 import pytest
 
+from experiments.builder import (
+    Analysis,
+    Canary,
+    Compare,
+    ExperimentDoc,
+    Guardrail,
+    Mirror,
+    Shadow,
+    ShadowOnly,
+    Variant,
+)
 from modelserver.testset import infer_body, read_test_set
 from tests.integration.conftest import OutriderFactory
 from tests.support.cli import exported
 from tests.support.procs import Proc, outrider_cmd, start
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: digits-shadow
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: candidate, role: candidate, upstream: "{stable}"}}
-    - {{name: int8, role: shadow, upstream: "{shadow}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: shadow-test
-  strategy:
-    canary:
-      steps: [10, 50]
-      minRequestsPerStep: 1000000
-  shadow:
-    sample: 1.0
-    timeout: 1s
-    compare: {{kind: oip-top1, agreementMin: 0.99}}
-  analysis:
-    interval: 200ms
-    guardrails:
-      - {{metric: error_rate, margin: 1.2}}
-"""
+COPIES = Shadow(sample=1.0, timeout="1s", compare=Compare("oip-top1", agreement_min=0.99))
+EXPERIMENT = ExperimentDoc(
+    "digits-shadow",
+    (),
+    Canary((10, 50), min_requests_per_step=1000000),
+    prefix="/v2/models/digits",
+    salt="shadow-test",
+    shadow=COPIES,
+    analysis=Analysis((Guardrail("error_rate", 1.2),), interval="200ms"),
+)
+"""A canary that never advances, an int8 shadow beside it (add the variants)."""
 
 
 def offline_agreement(models_dir: Path) -> float:
@@ -114,7 +109,8 @@ async def test_int8_shadow_agrees_with_fp32_and_the_verdict_is_everywhere(
     models: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     stable, shadow = models
-    text = EXPERIMENT.format(stable=stable.url, shadow=shadow.url)
+    variants = (Variant.stable(stable.url), Variant.candidate(stable.url), Variant.shadow(shadow.url, "int8"))
+    text = EXPERIMENT.adding(*variants).yaml()
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir)
     view = await drive(proxy, models_dir, time.monotonic() + 90)
@@ -153,25 +149,19 @@ async def test_int8_shadow_agrees_with_fp32_and_the_verdict_is_everywhere(
     assert "| int8 | **OK** |" in markdown
 
 
-GATED = (
-    EXPERIMENT.replace(
-        '    - {{name: candidate, role: candidate, upstream: "{stable}"}}',
-        '    - {{name: candidate, role: candidate, upstream: "{shadow}"}}',
-    )
-    .replace(
-        "    sample: 1.0\n",
-        "    sample: 1.0\n    requireOk: true\n    mirror: {{methods: [POST], pathSuffixes: [/infer]}}\n",
-    )
-    .replace("minRequestsPerStep: 1000000", "minRequestsPerStep: 1000000")
-    .replace("name: digits-shadow", "name: digits-gated")
+GATED = EXPERIMENT.with_(
+    name="digits-gated",
+    shadow=dataclasses.replace(COPIES, require_ok=True, mirror=Mirror(("POST",), ("/infer",))),
 )
+"""The same, with the canary held until the shadow's verdict is OK (the candidate is the int8 model too)."""
 
 
 async def test_the_canary_waits_for_the_shadow_verdict(
     models: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     stable, int8 = models
-    proxy = outrider(GATED.format(stable=stable.url, shadow=int8.url), data_dir=tmp_path / "data")
+    variants = (Variant.stable(stable.url), Variant.candidate(int8.url), Variant.shadow(int8.url, "int8"))
+    proxy = outrider(GATED.adding(*variants).yaml(), data_dir=tmp_path / "data")
     test_set = read_test_set(models_dir / "test_set.json")
     seen: list[tuple[str, str]] = []  # (phase at the time, variant)
     async with aiohttp.ClientSession() as session:
@@ -209,34 +199,21 @@ async def test_the_canary_waits_for_the_shadow_verdict(
     assert "candidate" in after
 
 
-SHADOW_ONLY = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: digits-shadow
-spec:
-  match:
-    pathPrefix: /v2/models/digits
-  variants:
-    - {{name: stable, role: stable, upstream: "{stable}"}}
-    - {{name: int8, role: shadow, upstream: "{shadow}"}}
-  assignment:
-    unit: header:x-user-id
-    salt: shadow-only
-  strategy:
-    shadow: {{}}
-  shadow:
-    sample: 1.0
-    timeout: 1s
-    compare: {{kind: oip-top1, agreementMin: 0.95}}
-"""
+SHADOW_ONLY = ExperimentDoc(
+    "digits-shadow",
+    (),
+    ShadowOnly(),
+    prefix="/v2/models/digits",
+    salt="shadow-only",
+    shadow=dataclasses.replace(COPIES, compare=Compare("oip-top1", agreement_min=0.95)),
+)
 
 
 async def test_a_shadow_only_experiment_ends_on_its_verdict_with_a_report(
     models: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     stable, shadow = models
-    text = SHADOW_ONLY.format(stable=stable.url, shadow=shadow.url)
+    text = SHADOW_ONLY.adding(Variant.stable(stable.url), Variant.shadow(shadow.url, "int8")).yaml()
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir)
     view = await drive(proxy, models_dir, time.monotonic() + 90)

@@ -87,15 +87,15 @@ async def test_units_stay_sticky_across_restart_and_a_raise_only_moves_stable_un
 ) -> None:
     stable, candidate = upstreams
     users = [f"sticky-{i}" for i in range(1_000)]
-    first = outrider(canary_yaml(stable.url, candidate.url, steps="[10, 50]"))
+    first = outrider(canary_yaml(stable.url, candidate.url, steps=(10, 50)))
     before = [v for v, _, _ in await variants_of(first, users)]
     first.stop()
 
-    again = outrider(canary_yaml(stable.url, candidate.url, steps="[10, 50]"))
+    again = outrider(canary_yaml(stable.url, candidate.url, steps=(10, 50)))
     assert [v for v, _, _ in await variants_of(again, users)] == before
     again.stop()
 
-    raised = outrider(canary_yaml(stable.url, candidate.url, steps="[25, 50]"))
+    raised = outrider(canary_yaml(stable.url, candidate.url, steps=(25, 50)))
     after = [v for v, _, _ in await variants_of(raised, users)]
     moved = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
     assert moved
@@ -110,7 +110,7 @@ async def test_replicas_agree_on_every_unit_without_sharing_anything(
     # Assignment is a pure function of (salt, unit): two sidecars with their own data directories (two pods)
     # send each user to the same variant, so a user who is balanced between replicas keeps the arm.
     stable, candidate = upstreams
-    config = canary_yaml(stable.url, candidate.url, steps="[30, 50]")
+    config = canary_yaml(stable.url, candidate.url, steps=(30, 50))
     replicas = [outrider(config, data_dir=tmp_path / f"replica-{i}") for i in range(2)]
     users = [f"replica-user-{i}" for i in range(600)]
     seen = [[v for v, _, _ in await variants_of(proxy, users)] for proxy in replicas]

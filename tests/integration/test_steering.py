@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from experiments.assignment import bucket_of
+from experiments.builder import Analysis, Guardrail
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.integration.test_restart import analyze
 from tests.support.procs import Proc, echo_upstream
@@ -42,13 +43,10 @@ def own_upstreams(tmp_path: Path) -> Iterator[tuple[Proc, Proc]]:
         proc.stop()
 
 
-def experiment(stable: Proc, candidate: Proc, guardrails: str, unit_cap: int = 1000) -> str:
-    return canary_yaml(stable.url, candidate.url, steps="[50]", salt=SALT, max_body=4_194_304) + (
-        "  analysis:\n"
-        "    interval: 100ms\n"
-        f"    unitCap: {unit_cap}\n"
-        "    maxRequests: 1000000\n"
-        f"    guardrails:\n{guardrails}"
+def experiment(stable: Proc, candidate: Proc, guardrails: tuple[Guardrail, ...], unit_cap: int = 1000) -> str:
+    analysis = Analysis(guardrails, interval="100ms", unit_cap=unit_cap, max_requests=1000000)
+    return canary_yaml(
+        stable.url, candidate.url, steps=(50,), salt=SALT, max_body_bytes=4_194_304, analysis=analysis
     )
 
 
@@ -87,7 +85,7 @@ async def test_candidate_hashed_heavy_users_cannot_force_a_rollback(
     own_upstreams: tuple[Proc, Proc], outrider: OutriderFactory
 ) -> None:
     stable, candidate = own_upstreams
-    rules = "      - {metric: error_rate, margin: 1.2}\n      - {metric: latency_gmean, margin: 1.05}\n"
+    rules = (Guardrail("error_rate", 1.2), Guardrail("latency_gmean", 1.05))
     proxy = outrider(experiment(stable, candidate, rules, unit_cap=20))
     attackers = users_on("candidate", 5, "evil")
     heavy = b"x" * 262_144
@@ -112,7 +110,7 @@ async def test_srm_latch_survives_a_restart_and_never_blocks_a_rollback(
     own_upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = own_upstreams
-    text = experiment(stable, candidate, "      - {metric: error_rate, margin: 1.2}\n")
+    text = experiment(stable, candidate, (Guardrail("error_rate", 1.2),))
     data_dir = tmp_path / "data"
     first = outrider(text, data_dir=data_dir)
     # A client mints candidate-hashed user ids: the units' split is no longer the planned 50/50.

@@ -199,8 +199,8 @@ async def read_all(url: str, headers: dict[str, str]) -> tuple[int, bytes, bool]
 async def test_a_stream_outlives_the_route_timeout_and_is_cut_when_silent_or_too_long(
     sse: SseUpstream, outrider: OutriderFactory, tmp_path: Path
 ) -> None:
-    spec = {"streamIdleTimeout": "400ms", "streamTimeout": "2s"}
-    proxy = outrider(canary_yaml(sse.url, sse.url, timeout="500ms", spec=spec), data_dir=tmp_path / "data")
+    limits = {"timeout": "500ms", "stream_idle_timeout": "400ms", "stream_timeout": "2s"}
+    proxy = outrider(canary_yaml(sse.url, sse.url, **limits), data_dir=tmp_path / "data")
     base = f"{proxy.url}/v2/sse"
     # 12 events 100 ms apart: 1.2 s, past the 500 ms route timeout, never silent for 400 ms
     status, body, clean = await read_all(f"{base}?n=12&gap=0.1", {"x-user-id": "u1", "x-request-id": "long"})

@@ -23,9 +23,10 @@ import aiohttp
 import orjson
 import pytest
 
+from experiments.builder import Analysis
 from modelserver.testset import infer_body, read_test_set
 from tests.integration.conftest import OutriderFactory, canary_yaml
-from tests.integration.test_decisions import EXPERIMENT, model_pair
+from tests.integration.test_decisions import digits_canary, model_pair
 from tests.integration.test_feedback import TOKEN, rewarded
 from tests.support.cli import exported
 from tests.support.fleet import eventually, monotonic_samples, started_workers, summed
@@ -34,7 +35,7 @@ from tests.support.procs import Proc
 
 WORKERS = ("--workers", "2")
 ADMIN_TOKEN = "fleet-admin-token"
-JUDGED = "  analysis:\n    interval: 200ms\n"
+JUDGED = Analysis(interval="200ms")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ async def test_two_workers_roll_a_failing_candidate_back_once(
     failing_candidate: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
 ) -> None:
     stable, candidate = failing_candidate
-    text = EXPERIMENT.format(name="fleet", stable=stable.url, candidate=candidate.url, steps="50", per_step=0)
+    text = digits_canary("fleet", stable.url, candidate.url, (50,))
     data_dir = tmp_path / "data"
     proxy = outrider(text, data_dir=data_dir, args=WORKERS)
     assert proxy.ready["workers"] == 2
@@ -143,7 +144,7 @@ async def test_host_metrics_sum_the_workers_and_survive_a_killed_worker(
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory
 ) -> None:
     stable, candidate = upstreams
-    proxy = outrider(canary_yaml(stable.url, candidate.url, steps="[50]"), args=WORKERS)
+    proxy = outrider(canary_yaml(stable.url, candidate.url, steps=(50,)), args=WORKERS)
 
     async def send(n: int) -> None:
         connector = aiohttp.TCPConnector(force_close=True)  # a new connection each: both workers get some
@@ -205,7 +206,7 @@ async def test_a_second_supervisor_on_the_data_dir_runs_no_controllers_and_follo
     token_file = tmp_path / "token"
     token_file.write_text(ADMIN_TOKEN)
     args = (*WORKERS, "--admin-token-file", str(token_file))
-    config = canary_yaml(stable.url, candidate.url) + JUDGED
+    config = canary_yaml(stable.url, candidate.url, analysis=JUDGED)
     data_dir = tmp_path / "shared"
     leader = outrider(config, data_dir=data_dir, args=args)
     follower = outrider(config, data_dir=data_dir, args=args)

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from experiments.config import load_experiment_text
 from proxy.admin.api import OPENAPI_FILE, admin_app
-from proxy.cli import build_parser
+from proxy.cli.command import build_parser
 from proxy.control.router import Router
 from proxy.settings.build import sidecar_settings
 from proxy.settings.load import resolve

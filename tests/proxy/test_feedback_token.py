@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import build_parser
+from proxy.cli.command import build_parser
 from proxy.dataplane.errors import BadRequest
 from proxy.feedback import parse
 from proxy.feedback.token import FeedbackTokens, data_dir_secret, read_secret, subject_of

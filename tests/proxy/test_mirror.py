@@ -1,6 +1,6 @@
 """`mirror` with a real dispatcher and a real shadow server on 127.0.0.1:0: what a copy carries (no client
-credentials unless declared), the compare pool's bound (dropped as compare_busy, the invariant kept), and a
-circuit that closes again once its shadow recovers."""
+credentials unless declared), the compare pool's bound (dropped as compare_busy, the invariant kept), and
+answers over the cap. The circuit's recovery, which needs time to pass, is in test_mirror_copies (a clock)."""
 
 from __future__ import annotations
 
@@ -210,26 +210,6 @@ async def test_a_full_compare_pool_drops_copies_that_need_a_comparison(
     assert ok.shadows[0]["agree"] is True
     assert invariant(dispatcher)
     assert dispatcher.snapshot()["compare_max_backlog"] == 2
-
-
-async def test_the_circuit_closes_again_when_the_shadow_recovers(
-    shadow: ShadowServer, dispatcher: ShadowDispatcher
-) -> None:
-    mirror = Mirror(dispatcher)
-    exp = experiment(shadow.url, ShadowSpec(timeout_s=0.05))
-    shadow.failing = True
-    for _ in range(5):
-        await mirrored(mirror, exchange(exp))  # 5 timeouts open the circuit
-    shadow.failing = False
-    dropped = await mirrored(mirror, exchange(exp))
-    assert dropped.shadows[0]["error"] == "dropped:circuit_open"
-    await asyncio.sleep(0.25)  # past breaker_open_s: the next copy is the probe, and it must be sent
-    probe = await mirrored(mirror, exchange(exp))
-    assert probe.shadows[0]["status"] == 200
-    after = await mirrored(mirror, exchange(exp))
-    assert after.shadows[0]["status"] == 200
-    assert len(shadow.seen) == 7
-    assert invariant(dispatcher)
 
 
 async def test_an_answer_over_the_cap_is_not_compared_and_does_not_open_the_circuit(

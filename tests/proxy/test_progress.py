@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
 from proxy.cli.progress import REDRAW_S, Bar, human, tracked
 from tests.support.procs import outrider_cmd
 
@@ -109,27 +110,12 @@ def test_analyze_draws_on_a_terminal_only_and_stdout_is_unchanged(tmp_path: Path
     assert orjson.loads(tty_out)["records"] == 400
 
 
-EXPERIMENT = """\
-apiVersion: outrider.dev/v1alpha1
-kind: Experiment
-metadata:
-  name: bar
-spec:
-  match:
-    pathPrefix: /v2
-  variants:
-    - {name: stable, role: stable, upstream: "http://127.0.0.1:9"}
-    - {name: candidate, role: candidate, upstream: "http://127.0.0.1:9"}
-  assignment:
-    unit: header:x-user-id
-    salt: bar
-  strategy:
-    canary:
-      steps: [50]
-  analysis:
-    guardrails:
-      - {metric: error_rate, margin: 1.2}
-"""
+EXPERIMENT = ExperimentDoc(
+    "bar",
+    (Variant.stable("http://127.0.0.1:9"), Variant.candidate("http://127.0.0.1:9")),
+    Canary((50,)),
+    analysis=Analysis((Guardrail("error_rate", 1.2),)),
+).yaml()
 RECORD = {
     "ts": 1.0,
     "experiment": "bar",

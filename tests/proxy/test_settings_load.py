@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import build_parser
+from proxy.cli.command import build_parser
 from proxy.settings.cli import settings_markdown
 from proxy.settings.fields import FIELDS
 from proxy.settings.load import SettingsError, resolve

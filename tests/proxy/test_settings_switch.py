@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import build_parser
+from proxy.cli.command import build_parser
 from proxy.settings.load import SettingsError, resolve
 
 

@@ -1,21 +1,17 @@
-"""Helpers for tests of `outrider run --workers N`: the workers a supervisor started, their private metrics,
-and waiting on a condition with a deadline.
+"""Helpers for tests of `outrider run --workers N`: the workers a supervisor started and their private metrics
+(`eventually`, waiting on a condition with a deadline, is in `tests.support.wait`).
 
 Usage: workers = started_workers(proc); samples = await scrape(session, workers[0].admin_url)
-       value = await eventually(lambda: check(...), seconds=10)
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from tests.support.procs import Proc
+from tests.support.wait import eventually
 
-T = TypeVar("T")
+__all__ = ["MONOTONIC_SUFFIXES", "Started", "eventually", "monotonic_samples", "started_workers", "summed"]
 MONOTONIC_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 
@@ -40,18 +36,6 @@ def started_workers(proc: Proc) -> dict[int, Started]:
         if item.get("event") == "worker started":
             out[int(item["worker"])] = Started(int(item["worker"]), int(item["pid"]), str(item["admin"]))
     return out
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], seconds: float = 10.0) -> T:
-    """Poll `check` until it returns something other than None or False; AssertionError at the deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        got = await check()
-        if got is not None and got is not False:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {seconds}s (last: {got!r})")
-        await asyncio.sleep(0.05)
 
 
 def monotonic_samples(samples: dict[str, float], prefix: str = "") -> dict[str, float]:

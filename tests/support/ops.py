@@ -15,28 +15,28 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.conftest import canary_yaml
+from experiments.builder import Analysis, Compare, Guardrail, Shadow, Variant
+from tests.integration.conftest import canary_doc
 from tests.support.procs import Proc
 
-MIRROR_AND_ANALYSIS = """\
-  shadow:
-    sample: 0.2
-    timeout: 1s
-    compare: {kind: json-exact}
-  analysis:
-    interval: 100ms
-    guardrails:
-      - {metric: error_rate, margin: 1.2}
-"""
+MIRROR = Shadow(sample=0.2, timeout="1s", compare=Compare("json-exact"))
+ANALYSIS = Analysis((Guardrail("error_rate", 1.2),), interval="100ms")
 INFER = "/v2/models/m/infer"
 """A path the shadow mirrors (POST .../infer)."""
 
 
 def ops_yaml(upstream: str, name: str = "ops") -> str:
     """The experiment file: 50% canary on a candidate that always answers 500, a shadow, fast looks."""
-    text = canary_yaml(upstream, f"{upstream}/status/500", name=name, steps="[50]", salt=name)
-    mirror = f'    - {{name: mirror, role: shadow, upstream: "{upstream}"}}\n'
-    return text.replace("  assignment:", mirror + "  assignment:") + MIRROR_AND_ANALYSIS
+    doc = canary_doc(
+        upstream,
+        f"{upstream}/status/500",
+        name=name,
+        steps=(50,),
+        salt=name,
+        shadow=MIRROR,
+        analysis=ANALYSIS,
+    )
+    return doc.adding(Variant.shadow(upstream, "mirror")).yaml()
 
 
 async def state_of(session: aiohttp.ClientSession, proxy: Proc, name: str) -> dict[str, Any]:
