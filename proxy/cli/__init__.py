@@ -1,5 +1,5 @@
 """The `outrider` command (`proxy.cli.command`), its sub-commands and terminal helpers. Importing
-loads nothing else: `main` imports the parser when it is called.
+this package loads nothing else: `main` imports the parser when it is called.
 """
 
 from __future__ import annotations
