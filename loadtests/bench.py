@@ -134,7 +134,10 @@ async def bench(args: argparse.Namespace) -> int:
         update_doc(args.doc, render_markdown(cells, facts, prof))
     if not args.no_workers:
         print("workers and stores: --workers 1 vs 2, Redis vs SQLite ...", flush=True)
-        await run_workers(args.rounds, args.seconds, args.out, None if args.no_docs else args.doc)
+        command = f"python -m loadtests.bench --rounds {args.rounds} --seconds {args.seconds:g}"
+        await run_workers(
+            args.rounds, args.seconds, args.out, None if args.no_docs else args.doc, command=command
+        )
     print(
         f"\nwall time {facts['wall_s']:.0f} s; wrote {args.out / 'bench.json'}"
         + ("" if args.no_docs else f" and the figures in {args.doc}")

@@ -65,9 +65,11 @@ class Bed:
     def groups(self, target: str) -> dict[str, list[int]]:
         """Process ids whose CPU is measured around a run of `target` (wrk's is read after it exits)."""
         root = self.outriders[target].proc.pid
+        workers = descendants(root)
         assert self.redis.popen is not None
         return {
-            "outrider": [root, *descendants(root)],
+            "outrider": [root, *workers],
+            "supervisor": [root] if workers else [],
             "nginx": list(self.nginx.pids()),
             "redis": [self.redis.popen.pid],
         }
@@ -192,10 +194,13 @@ def missing_tools() -> list[str]:
 
 
 async def run(
-    rounds: int, seconds: float, out: Path, doc: Path | None, connections: int = 32
+    rounds: int, seconds: float, out: Path, doc: Path | None, connections: int = 32, command: str = ""
 ) -> dict[str, Any]:
-    """Measure, print, and rewrite the generated section of `doc` (unless None); the summary."""
+    """Measure, print, and rewrite the generated section of `doc` (unless None); the summary. `command`: how
+    the run was started, for the doc (this module's own command line by default)."""
     summary, facts = await bench_workers(rounds, seconds, connections, out)
+    own = f"--rounds {rounds} --seconds {seconds:g} --connections {connections}"
+    facts["command"] = command or f"python -m loadtests.bench_workers {own}"
     print(render_text(summary), flush=True)
     if doc is not None:
         update_doc(doc, render_markdown(summary, facts), BEGIN, END)

@@ -21,7 +21,8 @@ TITLES = {
     "redis": "`--workers 1 --store redis://…`",
 }
 GROUPS = ("outrider", "wrk", "nginx", "redis")
-"""Process groups whose CPU is read around every run (redis-server is idle but in the redis runs)."""
+"""Process groups whose CPU is read around every run (redis-server is idle but in the redis runs); outrider's
+`supervisor` (its first process, when it has workers) is read too, as a part of outrider's."""
 CPU_RATIO_TARGET = 1.1
 REDIS_ADDED_TARGET_US = 10.0
 BEGIN = (
@@ -67,7 +68,9 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
             "rps_range": [min(s.result.rps for s in runs), max(s.result.rps for s in runs)],
             "p99_ms": _median(s.result.p99_ms for s in runs),
             "errors": sum(s.result.errors for s in runs),
-            "us_per_request": {g: _median(s.us_per_request(g) for s in runs) for g in GROUPS},
+            "us_per_request": {
+                g: _median(s.us_per_request(g) for s in runs) for g in (*GROUPS, "supervisor")
+            },
             "outrider_range": [
                 min(s.us_per_request("outrider") for s in runs),
                 max(s.us_per_request("outrider") for s in runs),
@@ -127,6 +130,7 @@ def _rows(s: dict[str, Any]) -> list[list[str]]:
                 f"{t['rps']:,.0f} ({lo:,.0f}–{hi:,.0f})",
                 f"{t['p99_ms']:.2f}",
                 f"**{us['outrider']:.1f}** ({olo:.1f}–{ohi:.1f})",
+                f"{us['supervisor']:.1f}" if name == "workers-2" else "—",
                 f"{us['wrk']:.1f}",
                 f"{us['nginx']:.1f}",
                 f"{us['redis']:.1f}",
@@ -142,6 +146,7 @@ HEADER = [
     "req/s (range)",
     "p99 ms",
     "outrider CPU µs/req (range)",
+    "of it, supervisor",
     "wrk µs/req",
     "nginx µs/req",
     "redis-server µs/req",
@@ -166,8 +171,8 @@ def render_markdown(s: dict[str, Any], facts: dict[str, Any]) -> str:
         [
             f"### Latest run: {facts['date']}",
             "",
-            "- Command: `python -m loadtests.bench_workers` (also run by `make bench`); "
-            f"{s['rounds']} interleaved rounds of `{facts['load']}` per target, "
+            f"- Command: `{facts['command']}` (`make bench` runs it too); {s['rounds']} interleaved rounds "
+            f"of `{facts['load']}` per target, "
             f"wall time {facts['wall_s']:.0f} s.",
             f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), Linux {m['kernel']}; load average at start "
             f"{m['loadavg_at_start']}. wrk, nginx (one worker), redis-server and outrider share these cores.",

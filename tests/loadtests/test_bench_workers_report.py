@@ -15,6 +15,7 @@ def sample(round_no: int, target: str, rps: float, outrider_us: float, redis_us:
     requests = int(rps * 10)
     per = requests / 1e6  # CPU seconds for 1 µs per request
     cpu = {"outrider": outrider_us * per, "wrk": 10 * per, "nginx": 12 * per, "redis": redis_us * per}
+    cpu["supervisor"] = 1 * per if target == "workers-2" else 0.0
     return Sample(round_no, target, LoadResult(rps, 1.0, 5.0, requests, 0), 10.0, {**cpu, "machine": 20.0})
 
 
@@ -38,6 +39,7 @@ def test_medians_ratios_and_what_the_redis_store_adds() -> None:
     assert s["redis_added_us"] == pytest.approx(4)
     assert s["redis_added_us_rounds"] == pytest.approx([4, 3, 4])
     assert s["redis_server_us"] == pytest.approx(2)
+    assert s["targets"]["workers-2"]["us_per_request"]["supervisor"] == pytest.approx(1)
     # `other`: the machine's busy time (20 s of 10 s wall) less what the measured groups spent
     assert one["cores"]["other"] == pytest.approx((20 - 100_000 * (75 + 10 + 12) / 1e6) / 10)
     first, second = verdicts(s)
@@ -48,7 +50,7 @@ def test_medians_ratios_and_what_the_redis_store_adds() -> None:
 def test_its_section_leaves_the_other_generated_section_alone(tmp_path: Path) -> None:
     doc = tmp_path / "benchmarks.md"
     bench_doc.update_doc(doc, "main figures")
-    facts = {"date": "today", "wall_s": 90.0, "load": "wrk -t1 -c32 -d7s", "machine": {}}
+    facts = {"date": "today", "wall_s": 90.0, "load": "wrk -t1 -c32 -d7s", "command": "x", "machine": {}}
     facts["machine"] = {"nproc": 2, "cpu_model": "x", "kernel": "6", "loadavg_at_start": [0.1]}
     bench_doc.update_doc(doc, render_markdown(summarize(SAMPLES), facts), BEGIN, END)
     bench_doc.update_doc(doc, "main figures, again")
