@@ -52,11 +52,11 @@ schema: $(STAMP)  ## regenerate experiments/schema.json and docs/settings.md aft
 
 bench-deps:
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null && \
-	  { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey haproxy >/dev/null; }
+	  { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } && test -x /usr/bin/redis-server || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey haproxy redis-server >/dev/null; }
 	$(BIN)/pip install -q -e '.[dev,bench]'
 
-bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder; figures in docs/benchmarks.md
+bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder, then --workers 1 vs 2 and the Redis store; figures in docs/benchmarks.md
 	$(BIN)/python -m loadtests.bench
 
 reliability: $(MODELS) browser-deps  ## the slow suites (load, soak, long calibration): `-m slow`, not in the default run

@@ -3,8 +3,11 @@
 Two upstreams (the digits model server; nginx answering a fixed body) × four targets × two loads (wrk
 saturating; hey at a fixed 400 req/s), in interleaved rounds; prints medians, the ratios outrider/direct and
 outrider/nginx, each proxy's CPU time per request, and a py-spy profile of outrider. Writes
-bench-out/bench.json and the generated section of docs/benchmarks.md. Everything runs on 127.0.0.1.
-Usage: python -m loadtests.bench [--rounds 3] [--seconds 7] [--no-profile | --profile] [--no-docs]
+bench-out/bench.json and the generated section of docs/benchmarks.md. Then `--workers 1` vs `--workers 2` and
+the Redis store vs the embedded one (loadtests/bench_workers.py; `--no-workers` skips it). Everything runs on
+127.0.0.1.
+Usage: python -m loadtests.bench [--rounds 3] [--seconds 7] [--no-profile | --profile] [--no-workers]
+       [--no-docs]
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from loadtests.bench_machine import machine
 from loadtests.bench_profile import Profile, profile, render_profile
 from loadtests.bench_report import Run, render_text, summarize, write_json
 from loadtests.bench_sse import sse_case
+from loadtests.bench_workers import missing_tools
+from loadtests.bench_workers import run as run_workers
 from loadtests.haproxy import haproxy_exe
 from loadtests.nginx import nginx_exe
 from modelserver.testset import infer_body, read_test_set
@@ -50,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the figures in --doc")
+    parser.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="skip `--workers 1` vs `--workers 2` and the Redis store (loadtests/bench_workers.py)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--profile", action="store_true", help="only profile outrider with py-spy (no rounds)")
     mode.add_argument("--no-profile", action="store_true", help="skip the py-spy profile after the rounds")
@@ -122,6 +132,12 @@ async def bench(args: argparse.Namespace) -> int:
     write_json(args.out / "bench.json", runs, cells, facts)
     if not args.no_docs:
         update_doc(args.doc, render_markdown(cells, facts, prof))
+    if not args.no_workers:
+        print("workers and stores: --workers 1 vs 2, Redis vs SQLite ...", flush=True)
+        command = f"python -m loadtests.bench --rounds {args.rounds} --seconds {args.seconds:g}"
+        await run_workers(
+            args.rounds, args.seconds, args.out, None if args.no_docs else args.doc, command=command
+        )
     print(
         f"\nwall time {facts['wall_s']:.0f} s; wrote {args.out / 'bench.json'}"
         + ("" if args.no_docs else f" and the figures in {args.doc}")
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [tool for tool in ("wrk", "hey") if shutil.which(tool) is None]
     missing += [] if nginx_exe() else ["nginx"]
     missing += [] if haproxy_exe() else ["haproxy"]
+    missing += [] if args.no_workers or args.profile else [t for t in missing_tools() if t not in missing]
     if missing:
         print(f"missing {', '.join(missing)}: `make bench` installs them (apt-get)", file=sys.stderr)
         return 2

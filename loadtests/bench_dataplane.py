@@ -32,6 +32,23 @@ EXPERIMENT = ExperimentDoc("bench", (), Canary((10, 25, 50)), prefix="/v2")
 PLANES = ("aiohttp", "native")
 
 
+def outrider_run(config: Path, data_dir: Path, *args: str) -> list[str]:
+    """`outrider run` with `config` on ephemeral 127.0.0.1 ports, no drain delay, and `args`."""
+    ports = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+    return [
+        outrider_exe(),
+        "run",
+        "-c",
+        str(config),
+        *ports,
+        "--data-dir",
+        str(data_dir),
+        "--drain-delay",
+        "0",
+        *args,
+    ]
+
+
 async def wrk(url: str, body: Path, seconds: float, connections: int) -> LoadResult:
     """One wrk run with the infer script; its parsed figures."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", "loadtests/infer.lua"]
@@ -60,17 +77,7 @@ async def bench(rounds: int, seconds: float, out: Path) -> None:
         upstream = ngx.url("model")
         config.write_text(EXPERIMENT.adding(Variant.stable(upstream), Variant.candidate(upstream)).yaml())
         for plane in PLANES:
-            cmd = [
-                outrider_exe(),
-                "run",
-                "-c",
-                str(config),
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-            ]
-            cmd += ["--data-dir", str(out / plane), "--data-plane", plane, "--drain-delay", "0"]
+            cmd = outrider_run(config, out / plane, "--data-plane", plane)
             children[plane] = await Child.start(cmd, out / f"{plane}.log")
             await wrk(children[plane].url + PATH, body, 1.0, 8)  # warm-up
         cpu: dict[str, list[float]] = {p: [] for p in PLANES}

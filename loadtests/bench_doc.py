@@ -151,11 +151,11 @@ def render_markdown(cells: dict[Key, Cell], facts: dict[str, Any], prof: Profile
     return "\n".join(lines)
 
 
-def update_doc(path: Path, section: str) -> None:
+def update_doc(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the text between the markers (the markers are appended first if the file has none)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    path.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+    if begin not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    path.write_text(f"{head}{begin}\n{section}\n{end}{tail}")

@@ -1,5 +1,5 @@
-"""Processes of the benchmark: CPU time spent so far and children (from /proc), where a system server's
-executable is, and waiting until a started server accepts on its ports.
+"""Processes of the benchmark: CPU time spent so far and children (from /proc), the machine's busy time, where
+a system server's executable is, and waiting until a started server accepts on its ports.
 
 Usage: before = cpu_seconds(pids); ...; used = cpu_seconds(pids) - before
 """
@@ -43,6 +43,23 @@ def children_of(pid: int) -> list[int]:
         except (OSError, ValueError):  # the process ended while we looked
             continue
     return sorted(found)
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`'s children, their children, and so on (a supervisor's workers and anything they started)."""
+    found, todo = [], [pid]
+    while todo:
+        kids = children_of(todo.pop())
+        found += kids
+        todo += kids
+    return sorted(found)
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core; /proc/stat), so far."""
+    fields = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / TICKS
 
 
 def system_exe(name: str) -> str | None:
