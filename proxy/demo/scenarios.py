@@ -159,6 +159,17 @@ async def outcome_counters(admin_url: str) -> dict[str, float]:
     return out
 
 
+async def start_servers(scenario: Scenario, models: Path, exe: str, tmp: Path, into: list[Child]) -> None:
+    """Start the scenario's model servers (stable, candidate, and its shadow if any), each on a free port,
+    into `into` as each starts (so that the caller stops those that did if a later one fails)."""
+    servers = [("stable", scenario.stable), ("candidate", scenario.candidate)]
+    if scenario.shadow is not None:
+        servers.append(("shadow", scenario.shadow))
+    for role, (model, *knobs) in servers:
+        cmd = [exe, "serve-model", "--model", str(models / model), "--name", "digits", "--port", "0", *knobs]
+        into.append(await Child.start(cmd, tmp / f"{scenario.name}-{role}.log"))
+
+
 async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) -> bool:
     """One scenario end to end; True when outrider decided as expected."""
     models = Path(args.models_dir)
@@ -166,41 +177,15 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, tmp: Path) 
     children: list[Child] = []
     print(f"\n=== {scenario.name}: {scenario.story}")
     try:
-        servers = [("stable", scenario.stable), ("candidate", scenario.candidate)]
-        if scenario.shadow is not None:
-            servers.append(("shadow", scenario.shadow))
-        for role, (model, *knobs) in servers:
-            cmd = [
-                exe,
-                "serve-model",
-                "--model",
-                str(models / model),
-                "--name",
-                "digits",
-                "--port",
-                "0",
-                *knobs,
-            ]
-            children.append(await Child.start(cmd, tmp / f"{scenario.name}-{role}.log"))
+        await start_servers(scenario, models, exe, tmp, children)
         config = tmp / f"{scenario.name}.yaml"
         config.write_text(experiment_text(scenario, [c.url for c in children]))
         data_dir = Path(args.data_dir) / scenario.name
         # Each run is a new experiment: an earlier run's outcomes and state would be replayed as history.
         await asyncio.to_thread(shutil.rmtree, data_dir, True)
-        run = [
-            exe,
-            "run",
-            "-c",
-            str(config),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-            "--drain-delay",
-            "0",  # the demo stops its own sidecar once the load is over: no balancer to wait for
-        ]
+        run = [exe, "run", "-c", str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+        # the demo stops its own sidecar once the load is over: no balancer to wait for
+        run += ["--data-dir", str(data_dir), "--drain-delay", "0"]
         sidecar = await Child.start(run, tmp / f"{scenario.name}-outrider.log")
         children.append(sidecar)
         test_set = await asyncio.to_thread(read_test_set, models / "test_set.json")
