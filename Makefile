@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 MODELS  := models/digits.onnx
 
-.PHONY: install models demo test check lint typecheck fmt bench bench-deps browser-deps stats-bench reliability schema clean
+.PHONY: install models demo test check lint typecheck fmt bench bench-deps browser-deps stats-bench reliability schema clean interop
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ browser-deps:  ## Debian's chromium (tests/browser: playwright drives it, never 
 
 test: $(MODELS) browser-deps  ## the default test run (< 10 min)
 	$(BIN)/pytest
+
+interop: $(MODELS)  ## MLServer (the `mlserver` extra) behind outrider: label agreement, versioned paths, health
+	$(BIN)/pip install -q -e '.[dev,mlserver]'
+	$(BIN)/pytest -m interop tests/integration/test_mlserver.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

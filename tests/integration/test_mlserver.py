@@ -1,4 +1,5 @@
-"""MLServer behind outrider (the `mlserver` test extra: `pip install -e '.[mlserver]'`; skipped without it).
+"""MLServer behind outrider: `make interop` installs the `mlserver` extra and runs it (marker `interop`, left
+out of the default run; skipped with its reason if MLServer is not installed).
 
 One MLServer process serves two scikit-learn models trained here, `clf-a` (k-nearest neighbours) and `clf-b`
 (a shallow decision tree), both at version v1; MLServer answers their class labels as an INT64 output of
@@ -50,7 +51,7 @@ ENV = "OUTRIDER_MLSERVER"
 # Looked up, not imported (pytest.importorskip would import it): mlserver registers the OIP messages
 # (`inference.*`) in protobuf's default pool, where tritonclient.grpc has already put its own.
 INSTALLED = ENV in os.environ or all(find_spec(name) for name in ("mlserver", "mlserver_sklearn"))
-pytestmark = pytest.mark.skipif(not INSTALLED, reason=SKIP)
+pytestmark = [pytest.mark.interop, pytest.mark.skipif(not INSTALLED, reason=SKIP)]
 REQUESTS = 100
 """`outrider analyze` looks at records 100 at a time; the last GRPC_CALLS of them over gRPC."""
 GRPC_CALLS = 20
