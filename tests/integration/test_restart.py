@@ -100,7 +100,7 @@ async def test_a_fresh_data_dir_starts_at_version_1_with_its_creation_and_a_rest
     upstreams: tuple[Proc, Proc], outrider: OutriderFactory, tmp_path: Path
 ) -> None:
     stable, candidate = upstreams
-    text = canary_yaml(stable.url, candidate.url, steps="[10, 50]")
+    text = canary_yaml(stable.url, candidate.url, steps=(10, 50))
     data_dir = tmp_path / "fresh"
     for _ in range(2):  # the same state after a restart: nothing is created twice
         proxy = outrider(text, data_dir=data_dir)
