@@ -24,6 +24,7 @@ from redis import Redis
 from analysis.checkpoint import decode
 from experiments.builder import Analysis, Canary, ExperimentDoc, Goal, Guardrail, Variant
 from experiments.config import load_experiment
+from experiments.redis_drops import fleet_key
 from loadtests.redis_server import RedisServer, running_redis
 from tests.integration.test_redis_fleet import export_store, state_of
 from tests.support.cli import analyzed
@@ -31,6 +32,7 @@ from tests.support.fleet import eventually
 from tests.support.http import outcome_invariant, scrape
 from tests.support.procs import Proc, run_cmd, start
 from tests.support.redis_fleet import LEASE_S, SECRET, Load, leader_of, start_replicas
+from tests.support.wait import wait_until
 
 NAME = "fleet"
 TOKEN = "x-outrider-feedback-token"
@@ -172,6 +174,15 @@ async def test_a_replica_dropping_records_makes_the_leader_hold_promotion(
             fleet.append(
                 start(run_cmd([config], tmp_path / "data-dropper", *args, *secret), tmp_path / "dropper.log")
             )
+            # First the dropper alone: its records never reach the stream, so nothing can be promoted before
+            # its drops are in the fleet's hash; then everyone, and the leader must hold.
+            async with Load([fleet[2]], users=6):
+                published = Redis.from_url(redis_server.url, decode_responses=True)
+                try:
+                    both_arms = lambda: len(published.hgetall(fleet_key(NAME))) == 2  # noqa: E731
+                    await wait_until(both_arms, 30.0, every=0.1)  # both arms' drops, counted fleet-wide
+                finally:
+                    published.close()
             async with Load(fleet, users=6):
 
                 async def held() -> dict[str, Any] | None:
