@@ -16,6 +16,7 @@ from tests.integration.conftest import OutriderFactory, canary_doc
 from tests.support.cli import exported
 from tests.support.http import scrape
 from tests.support.procs import Proc, outrider_cmd, start
+from tests.support.wait import eventually
 
 REQUESTS = 20
 
@@ -97,9 +98,17 @@ async def test_a_broken_shadow_never_changes_what_the_client_gets(
     try:
         proxy = outrider(with_shadow(stable.url, candidate.url, shadow.url), data_dir=tmp_path / "data")
         assert await client_view(proxy) == baseline
-        await asyncio.sleep(0.8)  # every shadow call ends within its 300 ms timeout
         async with aiohttp.ClientSession() as session:
-            samples = await scrape(session, proxy.admin_url)
+
+            async def settled() -> dict[str, float] | None:
+                """Every copy answered or dropped, every record stored."""
+                samples = await scrape(session, proxy.admin_url)
+                done = samples.get(f'outrider_shadow_results_total{{result="{result}"}}', 0.0)
+                done += samples.get('outrider_shadow_dropped_total{reason="circuit_open"}', 0.0)
+                stored = samples.get("outrider_outcomes_stored_total", 0.0)
+                return samples if done == REQUESTS and stored == REQUESTS else None
+
+            samples = await eventually(settled, 10.0)
         # A shadow that fails fast opens its circuit after 5 failures: later copies are dropped, not sent.
         called = samples[f'outrider_shadow_results_total{{result="{result}"}}']
         opened = samples['outrider_shadow_dropped_total{reason="circuit_open"}']

@@ -13,6 +13,7 @@ import orjson
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.http import bounded_map, outcome_invariant, scrape
 from tests.support.procs import Proc, outrider_cmd
+from tests.support.wait import eventually
 
 
 def export(data_dir: Path, *args: str) -> bytes:
@@ -52,10 +53,14 @@ async def test_ten_percent_canary_over_20000_units_and_every_outcome_exported(
         while not load.done():  # the invariant holds at every scrape, under load
             produced, stored, pending, dropped = outcome_invariant(await scrape(session, proxy.admin_url))
             assert produced == stored + pending + dropped
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the scrape interval, not a wait for something
         results = await load
-        await asyncio.sleep(0.3)
-        produced, stored, pending, dropped = outcome_invariant(await scrape(session, proxy.admin_url))
+
+        async def settled() -> tuple[float, float, float, float] | None:  # the last batch committed
+            counts = outcome_invariant(await scrape(session, proxy.admin_url))
+            return counts if counts[2] == 0 else None
+
+        produced, stored, pending, dropped = await eventually(settled, 10.0)
     assert all(variant == upstream for variant, upstream, _ in results)  # the header tells the truth
     share = sum(v == "candidate" for v, _, _ in results) / len(results)
     assert abs(share - 0.10) <= 0.006, share
