@@ -37,6 +37,7 @@ from tests.support.cli import exported
 from tests.support.http import scrape
 from tests.support.jwks_server import JwksServer
 from tests.support.procs import Proc, start
+from tests.support.wait import eventually
 
 PREFIX = "/v2/models/m"
 
@@ -374,9 +375,14 @@ async def test_large_comparisons_do_not_hold_the_primary_latency(
         await asyncio.sleep(1.0)  # comparisons under way (the first also starts the worker process)
         loaded = await small_burst(proxies, 3.5)
         statuses = await big
-        await asyncio.sleep(3.0)  # the last comparisons finish
         async with aiohttp.ClientSession() as session:
-            samples = await scrape(session, comparing.admin_url)
+
+            async def compared_all() -> dict[str, float] | None:
+                """Every mirrored request's record stored: its comparison finished (or was not needed)."""
+                samples = await scrape(session, comparing.admin_url)
+                return samples if samples["outrider_outcomes_stored_total"] >= len(statuses) // 2 else None
+
+            samples = await eventually(compared_all, 30.0)
         workers = [p for p in children_of(comparing.popen.pid) if "spawn_main" in cmdline(p)]
         assert len(workers) == 1  # the compare worker
         assert comparing.stop() == 0
