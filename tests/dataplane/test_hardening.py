@@ -63,9 +63,9 @@ async def test_100_stalled_bodies_stay_within_the_memory_cap_and_are_cut_at_thei
     during = await metrics(proxy)
     results = await watched
     print(f"\n100 stalled bodies: RSS +{held / MIB:.1f} MiB (cap {cap // MIB} MiB, offered 50 MiB)")
-    # Without the cap the process would hold the 50 MiB offered. With it: the cap, plus what the allocator keeps
-    # of the refused connections' reads (freed, not returned to the OS) and 100 connections' bookkeeping; a busy
-    # CI machine measured +24.5 MiB, so the margin is 16 MiB and still far below the 50 MiB an uncapped plane holds.
+    # Without the cap the process would hold the 50 MiB offered. With it: the cap, plus what the allocator
+    # keeps of the refused connections' reads (freed, not returned to the OS) and 100 connections'
+    # bookkeeping; a busy CI machine measured +24.5 MiB, so the margin is 16 MiB, still far below 50 MiB.
     assert held < cap + 16 * MIB
     assert during["outrider_body_buffered_bytes"] <= cap
     refused = [r for r in results if r.data.startswith(b"HTTP/1.1 503 ")]
