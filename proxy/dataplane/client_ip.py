@@ -62,11 +62,20 @@ class ClientAddress:
     peer_trusted: bool = False
 
 
+@lru_cache(maxsize=4096)
+def untrusted_client(peer: str | None) -> ClientAddress:
+    """The client that is its TCP peer (its address in canonical form): the same few peers every request."""
+    peer_ip = parse_ip(peer) if peer else None
+    return ClientAddress(str(peer_ip) if peer_ip is not None else peer)
+
+
 def resolve_client(peer: str | None, forwarded_for: Iterable[str], trusted: TrustedProxies) -> ClientAddress:
     """The client behind `peer`; `forwarded_for` (the header's values) is read only if `peer` is trusted."""
+    if not trusted.networks:  # the default
+        return untrusted_client(peer)
     peer_ip = parse_ip(peer) if peer else None
     if peer_ip is None or not trusted.trusts(peer_ip):
-        return ClientAddress(str(peer_ip) if peer_ip is not None else peer)
+        return untrusted_client(peer)
     last_trusted = peer_ip
     for entry in reversed([e for value in forwarded_for for e in value.split(",")]):
         hop = parse_ip(entry)

@@ -17,6 +17,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
+from proxy.dataplane import fastpath
 from proxy.dataplane.body import RequestBody
 from proxy.dataplane.errors import OutriderError, RequestTimeout
 from proxy.dataplane.reader import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_STOP, PAUSE_WRITE, RequestReader
@@ -104,10 +105,13 @@ class Connection(asyncio.Protocol):
         self._wake_drainer()
         self._body_lost()
         active = self.active
-        if active is not None and active.task is not None:
+        if active is not None:
             # as the aiohttp plane (handler_cancellation): the upstream exchange stops, a stream is closed,
             # and `record` writes `client_disconnect`
-            active.task.cancel()
+            if active.task is not None:
+                active.task.cancel()
+            else:
+                fastpath.cancel(active)
         self._drop_queue()
 
     def pause_writing(self) -> None:
@@ -201,6 +205,8 @@ class Connection(asyncio.Protocol):
                 self.resume(PAUSE_PIPELINE)
             if req.refusal is not None:
                 refuse(self, req)
+            elif req.fast is not None:
+                fastpath.start(self, req, req.fast)
             else:
                 req.task = self.plane.tasks.spawn(serve(self, req), name="request", loop=self.loop)
         if (

@@ -5,7 +5,7 @@ Each slot of `Exchange` is written by exactly one filter (noted beside it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +73,9 @@ class Exchange:
     pair: Pair | None = None  # mirror: the shadows' answers, joined to the outcome record by record
     rpc: Rpc | None = None
     """Set by the gRPC port (proxy.grpcfront): the call this exchange is; None over HTTP."""
+    cancel: Callable[[], object] | None = None
+    """Set by a terminal started on callbacks (proxy.dataplane.fastpath): stops the exchange when the
+    client goes away (the task path cancels its task instead)."""
     pending_body: PendingBody | None = None
     """The native data plane (proxy.dataplane): the body not read yet. Until the `body` stage
     (proxy.dataplane.body.ReadBody, after `route`) reads it into `inbound`, `inbound.body` is empty."""

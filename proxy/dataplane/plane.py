@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from proxy.dataplane.chain import Stage
+from proxy.dataplane import fastpath
+from proxy.dataplane.chain import FastChain, Stage
 from proxy.dataplane.client_ip import TrustedProxies, parse_ip
 from proxy.dataplane.connection import Connection
 from proxy.dataplane.ids import RequestIds
 from proxy.dataplane.limits import Admission, AdmissionCollector, PlaneLimits
+from proxy.dataplane.request import Request
 from proxy.runtime.ports import hostport
 from proxy.runtime.tasks import TaskGroup
 from proxy.settings import Settings
@@ -31,8 +33,14 @@ class DataPlane:
         metrics: Metrics,
         limits: PlaneLimits,
         trusted: TrustedProxies,
+        traffic_fast: FastChain | None = None,
     ) -> None:
         self.traffic = traffic
+        self.traffic_fast = traffic_fast
+        """The traffic chain on callbacks (proxy.dataplane.fastpath), when it has that form."""
+        self.in_flight: set[Request] = set()
+        """Requests whose exchange runs on callbacks (no task): shutdown waits for them too."""
+        self._idle: asyncio.Future[None] | None = None
         self.feedback = feedback
         """The chain of `POST /outrider/v1/feedback` (proxy.feedback)."""
         self.metrics = metrics
@@ -104,8 +112,10 @@ class DataPlane:
             conn.shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while len(self.tasks):  # answering a request may start the next one queued on its connection
+        # answering a request may start the next one queued on its connection, as a task or on callbacks
+        while len(self.tasks) or self.in_flight:
             await self.tasks.drain(timeout=max(0.0, deadline - loop.time()))
+            await self._callbacks_landed(deadline)
         for conn in list(self.connections):
             if conn.transport is None:
                 continue
@@ -116,6 +126,32 @@ class DataPlane:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    def begun(self, req: Request) -> None:
+        """An exchange started on callbacks."""
+        self.in_flight.add(req)
+
+    def landed(self, req: Request) -> None:
+        """An exchange on callbacks ended."""
+        self.in_flight.discard(req)
+        if not self.in_flight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def _callbacks_landed(self, deadline: float) -> None:
+        """Wait until the exchanges on callbacks have landed; at `deadline`, stop them (they land at once)."""
+        if not self.in_flight:
+            return
+        loop = asyncio.get_running_loop()
+        self._idle = loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._idle), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            for req in list(self.in_flight):
+                fastpath.cancel(req)
+            await asyncio.sleep(0)  # their `landed` callbacks run now
+            self.in_flight.clear()  # nothing is waited for past the deadline
+        finally:
+            self._idle = None
 
 
 def plane_limits(settings: Settings) -> PlaneLimits:

@@ -124,6 +124,7 @@ class RequestReader:
             keep_alive=parser.should_keep_alive(),
             version10=version == "1.0",
             chain=plane.feedback if feedback else plane.traffic,
+            fast=None if feedback else plane.traffic_fast,
             body=body,
         )
         if self.conn.peer_trusted:

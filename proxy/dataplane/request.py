@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from proxy.dataplane.body import RequestBody
-from proxy.dataplane.chain import Stage
+from proxy.dataplane.chain import FastChain, Stage
 from proxy.dataplane.errors import OutriderError
+from proxy.dataplane.exchange import Exchange
 from proxy.dataplane.head import Head
 
 
@@ -24,6 +25,8 @@ class Request:
         "body",
         "chain",
         "close",
+        "exchange",
+        "fast",
         "head",
         "keep_alive",
         "received_at",
@@ -44,6 +47,7 @@ class Request:
         keep_alive: bool = False,
         version10: bool = False,
         chain: Stage | None = None,
+        fast: FastChain | None = None,
         body: RequestBody | None = None,
         refusal: OutriderError | None = None,
     ) -> None:
@@ -52,6 +56,10 @@ class Request:
         self.keep_alive = keep_alive
         self.version10 = version10
         self.chain = chain
+        self.fast = fast
+        """The chain on callbacks (proxy.dataplane.fastpath), when it has one."""
+        self.exchange: Exchange | None = None
+        """The exchange in flight on callbacks (None before it starts, after it lands, or in a task)."""
         self.body = body
         self.refusal = refusal
         self.received_at = time.time()

@@ -99,8 +99,22 @@ def close_after(conn: Connection, req: Request, reply: Reply) -> bool:
     )
 
 
+def send_whole(conn: Connection, req: Request, ex: Exchange | None, reply: Reply) -> None:
+    """`send` for an answer without a stream (it never waits)."""
+    experiment, variant = finish(reply, ex, req.rid)
+    try:
+        if not conn.lost and not conn.closing:
+            req.close = close_after(conn, req, reply)
+            write_fixed(conn, req, reply)
+    finally:
+        conn.plane.metrics.observe(experiment, variant, reply.status, time.monotonic() - req.received_mono)
+
+
 async def send(conn: Connection, req: Request, ex: Exchange | None, reply: Reply) -> None:
     """Add the edge's headers, write the answer, count the request (a streamed one when its stream ends)."""
+    if reply.stream is None:
+        send_whole(conn, req, ex, reply)
+        return
     experiment, variant = finish(reply, ex, req.rid)
     try:
         if conn.lost or conn.closing:
@@ -108,10 +122,7 @@ async def send(conn: Connection, req: Request, ex: Exchange | None, reply: Reply
                 await reply.stream.aclose()
             return
         req.close = close_after(conn, req, reply)
-        if reply.stream is None:
-            write_fixed(conn, req, reply)
-        else:
-            await write_stream(conn, req, reply, reply.stream)
+        await write_stream(conn, req, reply, reply.stream)
     finally:
         conn.plane.metrics.observe(experiment, variant, reply.status, time.monotonic() - req.received_mono)
 

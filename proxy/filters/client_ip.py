@@ -7,7 +7,7 @@ see the same client.
 from __future__ import annotations
 
 from proxy.dataplane.chain import Stage
-from proxy.dataplane.client_ip import TrustedProxies, resolve_client
+from proxy.dataplane.client_ip import TrustedProxies, resolve_client, untrusted_client
 from proxy.dataplane.exchange import Exchange, Reply
 
 
@@ -20,7 +20,11 @@ class ClientIp:
     def enter(self, ex: Exchange) -> bool:
         """Set `ex.client` (always synchronous: the chain fuses it with its neighbours)."""
         inbound = ex.inbound
-        ex.client = resolve_client(inbound.peer, inbound.headers.getall("X-Forwarded-For", []), self.trusted)
+        if self.trusted.networks:
+            forwarded = inbound.headers.getall("X-Forwarded-For", [])
+            ex.client = resolve_client(inbound.peer, forwarded, self.trusted)
+        else:  # the default: nobody's forwarding headers are read
+            ex.client = untrusted_client(inbound.peer)
         return True
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:

@@ -21,6 +21,7 @@ import time
 from multidict import CIMultiDict
 
 from experiments.model import DEFAULT_STREAM_IDLE_TIMEOUT_S, DEFAULT_TIMEOUT_S
+from proxy.dataplane.chain import Landed
 from proxy.dataplane.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from proxy.dataplane.exchange import Exchange, Reply
 from proxy.upstream import Origin, UpstreamPool, UpstreamResponse, origin_of
@@ -142,7 +143,6 @@ class Forward:
         """Send; return the answer (whole, or streaming); map failures to 502/504."""
         url = ex.upstream_url
         assert url is not None
-        inbound = ex.inbound
         timeout = ex.assignment.experiment.timeout_s if ex.assignment else self.default_timeout_s
         origin = origin_of(url)
         head = request_head(ex, origin, self.preserve_host)
@@ -155,22 +155,11 @@ class Forward:
             if conn is None:
                 deadline = asyncio.get_running_loop().time() + timeout
                 conn, retried = await self._connect(origin, budget, deadline, timeout)
-            else:  # a pooled connection knows the running loop: no lookup (a getpid syscall on Python 3.11)
-                assert conn.loop is not None
-                deadline = conn.loop.time() + timeout
-            resp = conn.send(head, inbound.body, deadline, inbound.method == "HEAD")
-            if ex.assignment is not None:  # a streamed answer's deadlines, from its head on
-                resp.stream_idle_s = ex.assignment.experiment.stream_idle_timeout_s
-                resp.stream_limit_s = ex.assignment.experiment.stream_timeout_s
-            else:
-                resp.stream_idle_s = self.default_stream_idle_s
+            resp = self._send(ex, conn, head, timeout)
             try:
                 await resp.ready
             except BaseException as err:  # an upstream error, or the client gone (cancelled)
-                resp.abort()
-                if isinstance(err, UpstreamTimeout):
-                    raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
-                raise
+                raise self._failure(resp, err, timeout) from None
             reply = self._reply(ex, resp, started)
         except BaseException:
             if retried:
@@ -181,6 +170,64 @@ class Forward:
         if retried:
             self.retries["recovered"] += 1
         return reply
+
+    def start(self, ex: Exchange, landed: Landed) -> bool:
+        """`__call__` on callbacks, for a request whose upstream has an idle pooled connection (False, and
+        nothing done, when it has none). `landed` gets the reply or the error, as `__call__` would return or
+        raise it; `ex.cancel` then stops the exchange (the client went away)."""
+        url = ex.upstream_url
+        assert url is not None
+        origin = origin_of(url)
+        conn = self.pool.take(origin)
+        if conn is None:
+            return False
+        try:
+            head = request_head(ex, origin, self.preserve_host)
+        except BaseException:
+            self.pool.release(conn)
+            raise
+        self.budgets.of(url).record_request()
+        timeout = ex.assignment.experiment.timeout_s if ex.assignment else self.default_timeout_s
+        started = time.monotonic()
+        resp = self._send(ex, conn, head, timeout)
+
+        def ready(fut: asyncio.Future[None]) -> None:
+            ex.upstream_ms = (time.monotonic() - started) * 1000.0
+            err = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+            if err is not None:
+                landed(self._failure(resp, err, timeout))
+                return
+            try:
+                reply = self._reply(ex, resp, started)
+            except BaseException as failure:
+                landed(failure)
+            else:
+                landed(reply)
+
+        resp.ready.add_done_callback(ready)
+        ex.cancel = resp.ready.cancel
+        return True
+
+    def _send(self, ex: Exchange, conn: UpstreamConnection, head: bytes, timeout: float) -> UpstreamResponse:
+        """Write the request on `conn` with its deadlines (a pooled connection knows the running loop: no
+        lookup, which is a getpid syscall on Python 3.11)."""
+        assert conn.loop is not None
+        inbound = ex.inbound
+        resp = conn.send(head, inbound.body, conn.loop.time() + timeout, inbound.method == "HEAD")
+        if ex.assignment is not None:  # a streamed answer's deadlines, from its head on
+            resp.stream_idle_s = ex.assignment.experiment.stream_idle_timeout_s
+            resp.stream_limit_s = ex.assignment.experiment.stream_timeout_s
+        else:
+            resp.stream_idle_s = self.default_stream_idle_s
+        return resp
+
+    @staticmethod
+    def _failure(resp: UpstreamResponse, err: BaseException, timeout: float) -> BaseException:
+        """The error an unanswered request ends in (its upstream connection closed)."""
+        resp.abort()
+        if isinstance(err, UpstreamTimeout):
+            return UpstreamTimeout(f"upstream did not answer within {timeout:g}s")
+        return err
 
     def _reply(self, ex: Exchange, resp: UpstreamResponse, started: float) -> Reply:
         if resp.first_byte_at is not None:

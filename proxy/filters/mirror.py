@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 
 from experiments.model import ShadowSpec, Variant
 from experiments.model_paths import rewrite_path
-from proxy.dataplane.chain import Stage
+from proxy.dataplane.chain import SKIP, Stage, wrapped
 from proxy.dataplane.errors import OutriderError
 from proxy.dataplane.exchange import Exchange, Reply
 from proxy.dataplane.stream_tap import COMPLETE, Outcome, TappedStream
@@ -55,14 +55,23 @@ class Mirror:
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Enqueue the copies, run the primary, give the primary's answer to the pair."""
+        return await wrapped(self, ex, call_next)
+
+    def before(self, ex: Exchange) -> object:
+        """Enqueue the copies; their pair (SKIP: not mirrored)."""
         pair = self._mirror(ex)
-        if pair is None:
-            return await call_next(ex)
-        try:
-            reply = await call_next(ex)
-        except (OutriderError, asyncio.CancelledError):
-            pair.primary_done(0)
-            raise
+        return SKIP if pair is None else pair
+
+    def failed(self, ex: Exchange, state: object, err: BaseException) -> None:
+        """No answer to compare (an error, or the client went away)."""
+        if isinstance(err, (OutriderError, asyncio.CancelledError)):
+            assert isinstance(state, Pair)
+            state.primary_done(0)
+
+    def after(self, ex: Exchange, state: object, reply: Reply) -> Reply:
+        """Give the primary's answer to the pair (a stream's when it ends)."""
+        pair = state
+        assert isinstance(pair, Pair)
         if not pair.needs_primary:  # every copy was dropped or failed: nothing to compare the answer with
             pair.primary_done(reply.status)
         elif reply.stream is not None:

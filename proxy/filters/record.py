@@ -23,7 +23,7 @@ from experiments.model import Experiment
 from experiments.openai_stream import CompletionStream, completion_facts
 from experiments.outcome import OutcomeRecord
 from experiments.protocol_paths import is_completion_call, outcome_wanted
-from proxy.dataplane.chain import Stage
+from proxy.dataplane.chain import SKIP, Stage, wrapped
 from proxy.dataplane.errors import OutriderError, UpstreamError
 from proxy.dataplane.exchange import Exchange, Reply
 from proxy.dataplane.stream_tap import CLOSED, COMPLETE, Outcome, SseCounter, TappedStream
@@ -70,25 +70,35 @@ class Record:
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Run the rest of the chain and record its result (reply, error or client disconnect)."""
+        return await wrapped(self, ex, call_next)
+
+    def before(self, ex: Exchange) -> object:
+        """Whether this request is an outcome (SKIP: outside experiments, or a health/metadata read); issues
+        its feedback token."""
         a = ex.assignment
         inbound = ex.inbound
         if a is None or not outcome_wanted(a.experiment, inbound.method, inbound.path.partition("?")[0]):
-            return await call_next(ex)  # outside experiments, or a health/metadata read: not an outcome
+            return SKIP
         if self.tokens is not None and reward_range(a.experiment) is not None:
             ex.extra[FEEDBACK_TOKEN] = self.tokens.issue(
                 ex.inbound.request_id, a.experiment.name, a.unit, subject_of(ex.principal)
             )
-        try:
-            reply = await call_next(ex)
-        except UpstreamError as err:
+        return True
+
+    def failed(self, ex: Exchange, state: object, err: BaseException) -> None:
+        """An error before any answer: its record (an internal error is not an outcome: none)."""
+        if isinstance(err, UpstreamError):
             self._emit(ex, err.status, err.error_class)
-            raise
-        except OutriderError as err:
+        elif isinstance(err, OutriderError):
             self._emit(ex, err.status, err.code)
-            raise
-        except asyncio.CancelledError:
+        elif isinstance(err, asyncio.CancelledError):
             self._emit(ex, 0, "client_disconnect")
-            raise
+
+    def after(self, ex: Exchange, state: object, reply: Reply) -> Reply:
+        """The answer's record (a stream's when it ends)."""
+        a = ex.assignment
+        assert a is not None
+        inbound = ex.inbound
         if reply.stream is not None:
             reply.stream = self._recorded(ex, reply)
             return reply

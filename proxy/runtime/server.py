@@ -260,8 +260,9 @@ class Sidecar:
         assert data.server is not None  # set by setup()
         if self.settings.data_plane == "native":
             trusted = TrustedProxies(self.settings.trusted_proxies)
-            chains = self.data_app[WIRING].chains  # wired by setup()
-            plane = DataPlane(*chains, self.metrics, plane_limits(self.settings), trusted)
+            wiring = self.data_app[WIRING]  # wired by setup()
+            bounds = plane_limits(self.settings)
+            plane = DataPlane(*wiring.chains, self.metrics, bounds, trusted, wiring.traffic_fast)
             await plane.start(*self.settings.listen, reuse_port=self.worker is not None)
             return plane
         limits = GuardLimits(self.settings.header_timeout_s, self.settings.max_connections)

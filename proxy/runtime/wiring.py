@@ -22,7 +22,7 @@ from proxy.auth.jwks_fetch import JwksKeys
 from proxy.control.router import Router
 from proxy.control.webhook import Webhook
 from proxy.dataplane.body import ReadBody
-from proxy.dataplane.chain import Filter, Stage, build_chain
+from proxy.dataplane.chain import FastChain, Filter, Stage, build_chain, fast_chain
 from proxy.dataplane.client_ip import TrustedProxies
 from proxy.dataplane.edge import BodyPace, Edge
 from proxy.feedback import Feedback
@@ -78,6 +78,8 @@ class Wiring:
         self.traffic: Edge  # the three are made by `open`
         self.feedback: Edge
         self.chains: tuple[Stage, Stage]
+        self.traffic_fast: FastChain | None = None
+        """The traffic chain on callbacks (proxy.dataplane.fastpath), when every filter allows it."""
         """(traffic, feedback) for the native data plane."""
         self.shadows: ShadowDispatcher | None = None
         self.grpc: GrpcPort | None = None
@@ -106,7 +108,9 @@ class Wiring:
             filters.append(Mirror(self.shadows))
         if self.settings.grpc_listen is not None:  # the same filters, and the same shadow dispatcher
             self.grpc = grpc_port(edge, route, record, self.router, self.shadows)
-        chain = build_chain(filters, self._forward())
+        forward = self._forward()
+        chain = build_chain(filters, forward)
+        self.traffic_fast = fast_chain(filters, forward)
         pace = BodyPace(self.settings.header_timeout_s, self.settings.body_min_rate)
         self.traffic = Edge(chain, self.metrics, self.settings.max_body_bytes, pace)
         settings = self.settings

@@ -47,6 +47,8 @@ class RetryBudget:
         self._slots: deque[list[int]] = deque()  # [slot index, requests, retries], oldest first
         self._requests = 0
         self._retries = 0
+        self._slot_end = -math.inf
+        """When the newest slot ends (slot arithmetic in floats: a time just below it is in that slot)."""
 
     def slot_of(self, now: float) -> int:
         """The slot a time falls into; the window at `now` is the `slots` slots ending with this one."""
@@ -66,7 +68,10 @@ class RetryBudget:
 
     def record_request(self) -> None:
         """Count one original request (never a retry): it earns `ratio` of a retry."""
-        self._current()[1] += 1
+        if self.clock() < self._slot_end:  # still in the newest slot (every request: no lookup)
+            self._slots[-1][1] += 1
+        else:
+            self._current()[1] += 1
         self._requests += 1
 
     def try_retry(self) -> bool:
@@ -83,6 +88,7 @@ class RetryBudget:
         self._expire(index)
         if not self._slots or self._slots[-1][0] != index:
             self._slots.append([index, 0, 0])
+        self._slot_end = (index + 1) * self.resolution_s
         return self._slots[-1]
 
     def _expire(self, index: int) -> None:

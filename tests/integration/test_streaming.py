@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.support.cli import exported
+from tests.support.http import generating_server
 from tests.support.procs import Proc
 
 EVENTS, GAP_S = 20, 0.02
@@ -66,14 +67,9 @@ async def sse() -> AsyncIterator[SseUpstream]:
     up = SseUpstream()
     app = web.Application()
     app.router.add_get("/v2/sse", up.handle)
-    # cancelled as soon as its client (outrider) closes the connection, as a real generating server should be
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    up.port = int(runner.addresses[0][1])
-    yield up
-    await runner.cleanup()
+    async with generating_server(app) as port:
+        up.port = port
+        yield up
 
 
 @pytest.fixture

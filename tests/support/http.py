@@ -1,12 +1,14 @@
-"""HTTP helpers for tests: a bounded concurrent request loop and a /metrics reader."""
+"""HTTP helpers for tests: a bounded concurrent request loop, a /metrics reader, an in-process server."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import aiohttp
+from aiohttp import web
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -47,3 +49,17 @@ def outcome_invariant(samples: dict[str, float]) -> tuple[float, float, float, f
         samples["outrider_outcomes_pending"],
         dropped,
     )
+
+
+@contextlib.asynccontextmanager
+async def generating_server(app: web.Application) -> AsyncIterator[int]:
+    """`app` on an ephemeral 127.0.0.1 port in this process (yields the port), its handlers cancelled as soon
+    as their client closes the connection, as a real generating model server's work would be."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
