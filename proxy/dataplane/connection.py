@@ -89,13 +89,14 @@ class Connection(asyncio.Protocol):
         self._flush()
 
     def eof_received(self) -> bool | None:
-        """The client will send nothing more: answer what was received, then close."""
+        """The client closed its side: it has given up on what it asked (as nginx without
+        `proxy_ignore_client_abort`, and as the aiohttp plane): the transport closes itself after what is
+        already written, and `connection_lost` stops the exchange in flight, which stops the upstream's work
+        (an LLM's generation) and records `client_disconnect`."""
         self._eof = True
         self._body_lost()
         self.stop_reading()
-        if self.closing or (self.active is None and not self.queue):
-            return None  # the transport closes itself
-        return True  # keep the write side open for the answers
+        return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Forget the connection; stop a streamed answer; fail a body still arriving."""
