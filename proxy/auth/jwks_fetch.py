@@ -86,6 +86,14 @@ class JwksKeys:
         if self._session is not None:
             await self._session.close()
 
+    def peek(self, kid: str | None) -> KeyEntry | None:
+        """The cached key for `kid`, without a coroutine; None when `find` has more to do (the cache is due
+        for a refresh)."""
+        now = self.clock()
+        if self._may_fetch(now) and (self._fetched_at is None or now - self._fetched_at >= self.cache_s):
+            return None
+        return self.keys.find(kid)
+
     async def find(self, kid: str | None) -> KeyEntry | None:
         """The key for `kid`; an unknown one waits for a fetch only if the cooldown allows one."""
         now = self.clock()

@@ -55,6 +55,10 @@ class KeySource(Protocol):
         """The key for `kid`, or None when there is none."""
         ...
 
+    def peek(self, kid: str | None) -> KeyEntry | None:
+        """`find` when it can answer without waiting; None otherwise (then `find`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class KeySet:
@@ -140,4 +144,8 @@ class StaticKeys:
 
     async def find(self, kid: str | None) -> KeyEntry | None:
         """`KeySet.find`."""
+        return self.keys.find(kid)
+
+    def peek(self, kid: str | None) -> KeyEntry | None:
+        """`find` without a coroutine."""
         return self.keys.find(kid)

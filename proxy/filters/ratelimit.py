@@ -19,7 +19,7 @@ from proxy.dataplane.chain import Stage
 from proxy.dataplane.errors import BadPath, TooManyRequests
 from proxy.dataplane.exchange import Exchange, Reply
 from proxy.dataplane.paths import normalise
-from proxy.ratelimit.gcra import Gcra, LimiterStore, MemoryLimiterStore
+from proxy.ratelimit.gcra import Decision, Gcra, LimiterStore, MemoryLimiterStore
 from proxy.ratelimit.settings import RateLimitSettings, parse_key
 
 _MAX_KEY_CHARS = 200  # longer keys (client-chosen headers) are hashed: the store's memory stays bounded
@@ -43,8 +43,19 @@ class RateLimit:
 
     async def __call__(self, ex: Exchange, call_next: Stage) -> Reply:
         """Continue if the key has budget; otherwise refuse with a whole-second Retry-After."""
-        key = self.key_of(ex)
-        decision = await self.store.acquire(key, self.clock())
+        self._apply(await self.store.acquire(self.key_of(ex), self.clock()))
+        return await call_next(ex)
+
+    def enter(self, ex: Exchange) -> bool:
+        """The same, synchronously, when the budgets are in this process (False: they are in Redis)."""
+        store = self.store
+        if not isinstance(store, MemoryLimiterStore):
+            return False
+        self._apply(store.acquire_sync(self.key_of(ex), self.clock()))
+        return True
+
+    def _apply(self, decision: Decision) -> None:
+        """Count the decision; TooManyRequests when it refuses."""
         if not decision.allowed:
             self.limited += 1
             retry_after = max(1, math.ceil(decision.retry_after_s))
@@ -54,7 +65,6 @@ class RateLimit:
                 f"{why}; retry in {retry_after} s", headers={"Retry-After": str(retry_after)}
             )
         self.allowed += 1
-        return await call_next(ex)
 
     def key_of(self, ex: Exchange) -> str:
         """The store key for `ex`, prefixed by its kind so that different kinds never collide."""
