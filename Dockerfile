@@ -8,6 +8,7 @@ COPY proxy proxy
 COPY experiments experiments
 COPY shadow shadow
 COPY analysis analysis
+COPY plumbing plumbing
 COPY modelserver modelserver
 COPY loadtests loadtests
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

@@ -8,20 +8,21 @@ Usage:
 
 Invariant, true whenever the event loop is between callbacks (so on every /metrics scrape):
     produced == stored + pending + sum(dropped.values())
-The writer runs batches in a thread (group commit); all counters change on the loop thread only.
+The writer runs batches in a thread (group commit); all counters change on the loop thread only. The queue,
+its drops by reason and the drain on close are `plumbing.workqueue.WorkQueue`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from experiments.outcome import OutcomeRecord
+from plumbing.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -52,66 +53,61 @@ class SinkLimits:
 class OutcomeSink:
     """Accepts records without blocking and writes them in batches off the event loop."""
 
+    submit: Callable[[OutcomeRecord], bool]
+    """Queue a record; False (and counted as dropped) if the queue is full or the sink closed. On the request
+    path: it is the queue's own `offer`, bound in `__init__` (no call in between)."""
+
     def __init__(self, backend: OutcomeBackend, limits: SinkLimits | None = None) -> None:
         self.backend = backend
-        self.limits = limits or SinkLimits()
-        self.produced = 0
+        self.limits = limits = limits or SinkLimits()
         self.stored = 0
-        self.dropped: Counter[str] = Counter()
         self.dropped_by_variant: Counter[tuple[str, str]] = Counter()
-        self._queue: deque[OutcomeRecord] = deque()
-        self._inflight = 0
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._stopped = asyncio.Event()
-        self.failing = False
-        """True from a failed write until the next one that succeeds."""
+        self._queue = WorkQueue[OutcomeRecord](
+            limits.max_pending,
+            batch=limits.batch_max,
+            linger=limits.flush_interval_s,
+            wake_at=limits.batch_max,
+            on_drop=self._count_variant,
+        )
+        self.submit = self._queue.offer
+        self.dropped = self._queue.dropped
+        self._failing = False
+
+    @property
+    def produced(self) -> int:
+        """Records submitted (stored, pending or dropped)."""
+        return self._queue.offered
 
     @property
     def pending(self) -> int:
         """Records accepted but not yet stored (queued or being written)."""
-        return len(self._queue) + self._inflight
+        return self._queue.pending
 
-    def submit(self, record: OutcomeRecord) -> bool:
-        """Queue `record`; False (and counted as dropped) if the queue is full or the sink closed."""
-        self.produced += 1
-        if self._closing:
-            return self._drop(record, "shutdown")
-        if len(self._queue) >= self.limits.max_pending:
-            return self._drop(record, "store_unavailable" if self.failing else "queue_full")
-        self._queue.append(record)
-        if len(self._queue) >= self.limits.batch_max:
-            self._wake.set()
-        return True
+    @property
+    def failing(self) -> bool:
+        """True from a failed write until the next one that succeeds (a full queue then drops records as
+        `store_unavailable`, not `queue_full`)."""
+        return self._failing
 
-    def _drop(self, record: OutcomeRecord, reason: str) -> bool:
-        self.dropped[reason] += 1
+    @failing.setter
+    def failing(self, value: bool) -> None:
+        self._failing = value
+        self._queue.full = "store_unavailable" if value else "queue_full"
+
+    def _count_variant(self, record: OutcomeRecord, reason: str) -> None:
         self.dropped_by_variant[record.experiment, record.variant] += 1
-        return False
 
     def drops_for(self, experiment: str) -> dict[str, int]:
         """Dropped records of `experiment` per variant (the engine refuses to promote past 0.1% of an arm)."""
         return {v: n for (e, v), n in self.dropped_by_variant.items() if e == experiment}
 
     async def run(self) -> None:
-        """The writer loop: wake on a full batch or every flush interval; exit after close() drained."""
-        try:
-            while True:
-                if not self._queue:
-                    if self._closing:
-                        return
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.limits.flush_interval_s)
-                    self._wake.clear()
-                    continue
-                await self._write_one_batch()
-        finally:
-            self._stopped.set()
+        """The writer: a batch as soon as records wait (woken early by a full one, else every flush
+        interval); exits after close() drained the queue."""
+        await self._queue.serve(self._write_one_batch)
 
-    async def _write_one_batch(self) -> None:
-        n = min(len(self._queue), self.limits.batch_max)
-        batch = [self._queue.popleft() for _ in range(n)]
-        self._inflight = n
+    async def _write_one_batch(self, batch: list[OutcomeRecord]) -> None:
+        n = len(batch)
         attempts = self.limits.write_attempts
         try:
             attempt = 0
@@ -127,7 +123,7 @@ class OutcomeSink:
                     self.failing = True
                     if attempt == attempts:
                         for record in batch:
-                            self._drop(record, "write_error")
+                            self._queue.drop(record, "write_error")
                         return
                     await asyncio.sleep(
                         min(self.limits.retry_backoff_s * attempt, self.limits.retry_backoff_max_s)
@@ -141,21 +137,13 @@ class OutcomeSink:
         except asyncio.CancelledError:
             # Cancelled mid-write at shutdown: the thread may still finish; count the batch as not stored.
             for record in batch:
-                self._drop(record, "shutdown")
+                self._queue.drop(record, "shutdown")
             raise
-        finally:
-            self._inflight = 0
 
     async def close(self, timeout: float) -> None:
         """Refuse new records, flush the queue within `timeout`, count what could not be written."""
-        self._closing = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(self._stopped.wait(), timeout)
-        except TimeoutError:
-            left = len(self._queue)
-            while self._queue:
-                self._drop(self._queue.popleft(), "shutdown")
+        left = await self._queue.close(timeout)
+        if left is not None:
             log.error("outcome sink: %d records not flushed within %.1fs", left, timeout)
 
     def balance(self) -> dict[str, object]:

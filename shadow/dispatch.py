@@ -6,10 +6,10 @@ Usage:
     dispatcher.offer(job)            # on the request path: O(1), never waits; a full queue drops the copy
     await dispatcher.close(timeout)  # stop taking copies, let the workers finish, close the pools
 
-A fixed set of workers serves one bounded queue, so a hung or slow shadow can only fill the queue — never
-hold client requests, memory or connections of the primary (docs/reliability.md: shadow isolation). Large
-answers are compared in `comparisons` (`shadow.compare.pool`), off the event loop; while it is full, copies
-that would need a comparison are dropped (`compare_busy`). Counters obey
+A fixed set of workers serves one bounded queue (`plumbing.workqueue`), so a hung or slow shadow can only
+fill the queue — never hold client requests, memory or connections of the primary (docs/reliability.md:
+shadow isolation). Large answers are compared in `comparisons` (`shadow.compare.pool`), off the event loop;
+while it is full, copies that would need a comparison are dropped (`compare_busy`). Counters obey
 `eligible == enqueued + dropped + sampled_out` exactly (the mirror filter counts eligible and sampled_out).
 Copies go out through a `Send` (`shadow.transport`): HTTP on the dispatcher's own pool unless one is given.
 """
@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from plumbing.workqueue import WorkQueue
 from shadow.compare.pool import CompareLimits, ComparePool
 from shadow.pairing import Pair, ShadowResult
 from shadow.transport import HttpSend, Send, ShadowJob
@@ -109,24 +110,23 @@ class ShadowDispatcher:
         """Sends a copy (a test's function); None: HTTP on the dispatcher's own pool (`HttpSend`)."""
         self.clock = clock
         """Time for the circuit breakers (a test's clock moves without sleeping)."""
-        # Unbounded as a data structure, bounded by offer(): close() must always be able to post the stop
-        # markers (None) for the workers.
-        self._queue: asyncio.Queue[ShadowJob | None] = asyncio.Queue()
+        self._queue = WorkQueue[ShadowJob](
+            self.limits.queue, workers=self.limits.workers, on_drop=self._complete_dropped
+        )
         self.eligible = 0
         self.sampled_out = 0
         self.enqueued = 0
-        self.dropped: Counter[str] = Counter()
+        self.dropped = self._queue.dropped
         self.results: Counter[str] = Counter()
         """Completed shadow calls by outcome class (`ok`, `timeout`, `upstream_5xx`, ...)."""
         self.max_depth = 0
         self._breakers: dict[str, Breaker] = {}
-        self._closing = False
         self.comparisons = ComparePool(self.limits.compare)
 
     @property
     def depth(self) -> int:
         """Jobs waiting in the queue."""
-        return self._queue.qsize()
+        return self._queue.depth
 
     def refusal(self, variant: str, compared: bool = False) -> str | None:
         """Why a copy for `variant` would be dropped right now (None: it would be queued). Cheap, so the
@@ -134,10 +134,9 @@ class ShadowDispatcher:
 
         Admitting a copy may let it through a half-open circuit as the probe: a copy checked here must be
         offered with `checked=True`, not checked again."""
-        if self._closing:
-            return "shutdown"
-        if self._queue.qsize() >= self.limits.queue:
-            return "queue_full"
+        reason = self._queue.refusal()  # `shutdown`, `queue_full`
+        if reason is not None:
+            return reason
         if compared and self.comparisons.busy:
             return "compare_busy"
         breaker = self._breakers.get(variant)
@@ -150,6 +149,9 @@ class ShadowDispatcher:
         self.dropped[reason] += 1
         pair.shadow_done(variant, ShadowResult(0, f"dropped:{reason}", 0.0))
 
+    def _complete_dropped(self, job: ShadowJob, reason: str) -> None:
+        job.pair.shadow_done(job.variant, ShadowResult(0, f"dropped:{reason}", 0.0))
+
     def offer(self, job: ShadowJob, *, checked: bool = False) -> bool:
         """Enqueue without waiting; a full queue or compare pool, an open circuit or closing drops the copy
         and says so. `checked`: `refusal` just admitted it (nothing can have changed since: no await)."""
@@ -157,9 +159,9 @@ class ShadowDispatcher:
         if reason is not None:
             self.drop(job.pair, job.variant, reason)
             return False
-        self._queue.put_nowait(job)
+        self._queue.put(job)
         self.enqueued += 1
-        self.max_depth = max(self.max_depth, self._queue.qsize())
+        self.max_depth = max(self.max_depth, self._queue.depth)
         return True
 
     async def run(self) -> None:
@@ -169,16 +171,10 @@ class ShadowDispatcher:
                 self._send = await stack.enter_async_context(
                     HttpSend(self.limits.workers, self.limits.max_response_bytes)
                 )
-            await asyncio.gather(
-                *(self._worker() for _ in range(self.limits.workers)), self.comparisons.run()
-            )
+            await asyncio.gather(self._queue.serve(self._serve), self.comparisons.run())
 
-    async def _worker(self) -> None:
-        while True:
-            job = await self._queue.get()
-            if job is None:  # close() posted the stop marker
-                self._queue.task_done()
-                return
+    async def _serve(self, jobs: list[ShadowJob]) -> None:
+        for job in jobs:  # one at a time (the queue's batches are of one)
             try:
                 # same queue, workers and circuit for every protocol: `via` makes a gRPC copy's call
                 send = job.via or self._send
@@ -196,28 +192,16 @@ class ShadowDispatcher:
             except Exception:  # a bug here must not kill the worker or lose the record
                 log.exception("shadow worker failed on %s", job.variant)
                 job.pair.shadow_done(job.variant, ShadowResult(0, "internal", 0.0))
-            finally:
-                self._queue.task_done()
 
     async def close(self, timeout: float) -> None:
-        """Take no more copies; wait up to `timeout` for queued ones and their comparisons; stop the workers
-        (the compare pool is shut down when `run` ends)."""
-        self._closing = True
+        """Take no more copies; wait up to `timeout` for queued ones and their comparisons; the workers stop
+        once the queue is empty (the compare pool is shut down when `run` ends)."""
         deadline = asyncio.get_running_loop().time() + timeout
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
+        # Copies still queued at the deadline are dropped (`shutdown`): their records must still be written.
+        if await self._queue.close(timeout) is not None:
             log.warning("shadow queue not drained within %.1fs", timeout)
-            while not self._queue.empty():  # their records must still be written: count the copies dropped
-                job = self._queue.get_nowait()
-                self._queue.task_done()
-                if job is not None:
-                    self.dropped["shutdown"] += 1
-                    job.pair.shadow_done(job.variant, ShadowResult(0, "dropped:shutdown", 0.0))
         # Every copy is done, so every comparison is queued: what remains of the time is theirs.
         await self.comparisons.close(max(0.0, deadline - asyncio.get_running_loop().time()))
-        for _ in range(self.limits.workers):
-            self._queue.put_nowait(None)
 
     def snapshot(self) -> dict[str, object]:
         """Counters for /metrics and tests."""

@@ -18,6 +18,7 @@ import aiohttp
 import yarl
 from multidict import CIMultiDict
 
+from plumbing.http_client import TooLarge, http_session, read_capped
 from shadow.compare.answer import answer_headers
 from shadow.pairing import Pair, ShadowResult
 
@@ -53,11 +54,11 @@ class HttpSend:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpSend:
-        connector = aiohttp.TCPConnector(limit=self.workers, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
+        self._session = http_session(
+            timeout_s=None,  # each copy has its own deadline (`ShadowJob.timeout_s`)
+            limit=self.workers,
+            keepalive_s=30,
+            decompress=False,  # the bytes as sent (shadow.compare.answer decodes them)
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
         return self
@@ -79,8 +80,8 @@ class HttpSend:
                 async with self._session.request(
                     job.method, url, headers=job.headers, data=job.body, allow_redirects=False
                 ) as resp:
-                    body = await _read(resp, job.max_bytes or self.max_bytes)
-        except _TooLarge as err:  # the shadow did answer: not a failure for its circuit, just not compared
+                    body = await read_capped(resp, job.max_bytes or self.max_bytes)
+        except TooLarge as err:  # the shadow did answer: not a failure for its circuit, just not compared
             return ShadowResult(err.status, "response_too_large", _ms(started))
         except TimeoutError:
             return ShadowResult(0, "timeout", _ms(started))
@@ -92,27 +93,6 @@ class HttpSend:
             return ShadowResult(0, "upstream_reset", _ms(started))
         error = "upstream_5xx" if resp.status >= 500 else None
         return ShadowResult(resp.status, error, _ms(started), body, answer_headers(resp.headers))
-
-
-async def _read(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    if resp.content_length is not None and resp.content_length > cap:
-        raise _TooLarge(resp.status)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > cap:
-            raise _TooLarge(resp.status)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class _TooLarge(Exception):
-    """A shadow answer over the cap (it is not read further)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"shadow answer over the cap (status {status})")
-        self.status = status
 
 
 def _ms(started: float) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from plumbing.http_client import TooLarge, http_session, read_capped
 from proxy.auth.jwt_keys import KeyEntry, KeySet
 from proxy.runtime.tasks import TaskGroup
 from proxy.telemetry.logs import event
@@ -75,9 +76,7 @@ class JwksKeys:
 
     async def start(self) -> None:
         """Open the session and fetch once; on failure tokens get 401 until a later fetch succeeds."""
-        self._session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=self.timeout_s)
-        )
+        self._session = http_session(timeout_s=self.timeout_s)
         await self._refresh()
 
     async def close(self) -> None:
@@ -154,24 +153,14 @@ class JwksKeys:
                 if resp.status != 200:
                     raise FetchFailed("error", f"HTTP {resp.status}")
                 body = await read_capped(resp, self.max_bytes)
+        except TooLarge as err:
+            raise FetchFailed("too_large", f"JWKS {err}") from None
         except TimeoutError:
             raise FetchFailed("timeout", f"no JWKS within {self.timeout_s:g} s") from None
         except aiohttp.ClientError as err:
             raise FetchFailed("error", f"{type(err).__name__}: {err}") from None
         # Building keys costs CPU per key (RSA/EC math): off the loop, since the document is not ours.
         return await asyncio.to_thread(parse_jwks, body, self.algorithms)
-
-
-async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The whole body, or FetchFailed("too_large") as soon as it is known to exceed `cap`."""
-    if resp.content_length is not None and resp.content_length > cap:
-        raise FetchFailed("too_large", f"JWKS of {resp.content_length} bytes is over {cap}")
-    body = bytearray()
-    async for chunk in resp.content.iter_any():
-        body += chunk
-        if len(body) > cap:
-            raise FetchFailed("too_large", f"JWKS is over {cap} bytes")
-    return bytes(body)
 
 
 def parse_jwks(body: bytes, algorithms: tuple[str, ...]) -> KeySet:

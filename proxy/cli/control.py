@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from analysis.wording import evalue, figure, step_of
+from plumbing.http_client import http_session
 from proxy.runtime import loop
 from proxy.settings.build import admin_token
 
@@ -75,9 +76,8 @@ async def call(method: str, url: str, token: str | None = None) -> tuple[int, An
     """(status, decoded JSON body) of one admin call; Failed(UNREACHABLE) when there is no answer."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            http_session(timeout_s=TIMEOUT_S) as session,
             session.request(method, url, headers=headers) as resp,
         ):
             body = await resp.read()

@@ -5,16 +5,18 @@ Usage:
     hook.offer(decision_event(experiment, decision, change, time.time()))   # never waits
     await hook.close(deadline_s=3.0)
 
-One owned sender task serves a bounded queue (a full queue drops the event and counts it). An attempt
-that fails by connect error, timeout, reset, 5xx or 429 is retried with exponential backoff and jitter;
-other 4xx are final. Counters obey `offered == delivered + failed + dropped + shutdown + pending` at all
-times. With a secret, `X-Outrider-Signature: sha256=HEX` is the HMAC-SHA256 of the exact body bytes; `id`
-lets receivers drop the duplicates that a retry after a lost answer can cause.
+One owned sender task serves a bounded queue (`plumbing.workqueue`: a full queue drops the event and
+counts it). An attempt that fails by connect error, timeout, reset, 5xx or 429 is retried with exponential
+backoff and jitter; other 4xx are final. Counters obey
+`offered == delivered + failed + dropped + shutdown + pending` at all times. With a secret,
+`X-Outrider-Signature: sha256=HEX` is the HMAC-SHA256 of the exact body bytes; `id` lets receivers drop the
+duplicates that a retry after a lost answer can cause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -30,6 +32,8 @@ import aiohttp
 import orjson
 
 from experiments.state import Phase, planned_weights
+from plumbing.http_client import http_session
+from plumbing.workqueue import WorkQueue
 from proxy.runtime.tasks import TaskGroup
 
 if TYPE_CHECKING:
@@ -115,32 +119,26 @@ class Webhook:
         self.url, self.secret = check_url(url), secret
         self.limits = limits or WebhookLimits()
         self.rng = rng or random.Random()
-        # Unbounded as a structure, bounded by offer(): close() must always be able to post its stop marker.
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._tasks = TaskGroup()
-        self._closing = False
-        self.queued = 0
-        self.in_flight = 0
-        self.offered = 0
         self.deliveries: Counter[str] = Counter()
         """Events by final result: delivered, failed (gave up), dropped (queue full), shutdown (not sent)."""
         self.attempts: Counter[str] = Counter()
         """HTTP attempts by result (ok, connect_error, timeout, reset, http_5xx, http_429, http_4xx, ...)."""
+        self._queue = WorkQueue[bytes](self.limits.queue, full="dropped", counts=self.deliveries)
+        self._tasks = TaskGroup()
+
+    @property
+    def offered(self) -> int:
+        """Events offered (delivered, failed, dropped, shutdown or pending)."""
+        return self._queue.offered
 
     @property
     def pending(self) -> int:
         """Events queued or being delivered."""
-        return self.queued + self.in_flight
+        return self._queue.pending
 
     def offer(self, event: Mapping[str, Any]) -> bool:
         """Queue `event` without waiting; False (counted as dropped, or shutdown) when full or closing."""
-        self.offered += 1
-        if self._closing or self._queue.qsize() >= self.limits.queue:
-            self.deliveries["dropped" if not self._closing else "shutdown"] += 1
-            return False
-        self._queue.put_nowait(orjson.dumps(event))
-        self.queued += 1
-        return True
+        return self._queue.offer(orjson.dumps(event))
 
     def start(self) -> None:
         """Spawn the one sender task (owned here, so close() can bound how long it may keep sending)."""
@@ -148,21 +146,20 @@ class Webhook:
 
     async def run(self) -> None:
         """Deliver queued events one at a time until close()."""
-        timeout = aiohttp.ClientTimeout(total=self.limits.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-            while (body := await self._queue.get()) is not None:
-                self.queued, self.in_flight = self.queued - 1, 1
-                try:
-                    delivered = await self._deliver(session, body)
-                    self.deliveries["delivered" if delivered else "failed"] += 1
-                except asyncio.CancelledError:
-                    self.deliveries["shutdown"] += 1
-                    raise
-                except Exception:  # a bug here must not stop later deliveries
-                    log.exception("webhook delivery failed")
-                    self.deliveries["failed"] += 1
-                finally:
-                    self.in_flight = 0
+        async with http_session(timeout_s=self.limits.timeout_s) as session:
+            await self._queue.serve(functools.partial(self._deliver_all, session))
+
+    async def _deliver_all(self, session: aiohttp.ClientSession, bodies: list[bytes]) -> None:
+        for body in bodies:  # one (the queue's batches are of one)
+            try:
+                delivered = await self._deliver(session, body)
+                self.deliveries["delivered" if delivered else "failed"] += 1
+            except asyncio.CancelledError:
+                self.deliveries["shutdown"] += 1
+                raise
+            except Exception:  # a bug here must not stop later deliveries
+                log.exception("webhook delivery failed")
+                self.deliveries["failed"] += 1
 
     async def _deliver(self, session: aiohttp.ClientSession, body: bytes) -> bool:
         headers = {"Content-Type": "application/json", "User-Agent": "outrider-webhook"}
@@ -200,10 +197,6 @@ class Webhook:
 
     async def close(self, deadline_s: float) -> None:
         """Take no more events; deliver queued ones for up to `deadline_s`; cancel and count the rest."""
-        self._closing = True
-        self._queue.put_nowait(None)
-        await self._tasks.drain(timeout=deadline_s)
-        while not self._queue.empty():
-            if self._queue.get_nowait() is not None:
-                self.queued -= 1
-                self.deliveries["shutdown"] += 1
+        started = len(self._tasks) > 0  # no sender: nothing would deliver what is queued, so no wait
+        await self._queue.close(deadline_s if started else 0.0, cancel=True)
+        await self._tasks.drain(timeout=deadline_s)  # the sender has stopped: let its session close

@@ -25,6 +25,7 @@ import orjson
 
 from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
 from experiments.openai_stream import CompletionStream
+from plumbing.http_client import http_session
 from proxy.demo.load import Load, Tally
 from proxy.demo.report import quantile
 from proxy.demo.scenarios import Scenario, outcome_counters, watch
@@ -104,7 +105,7 @@ async def drive_llm(url: str, load: Load, stop: asyncio.Event, tally: LlmTally) 
         while not stop.is_set() and tally.sent < load.max_requests and time.monotonic() < deadline:
             await _one(session, url, rng, load, tally)
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with http_session() as session:
         await asyncio.gather(*(worker(session) for _ in range(load.concurrency)))
     return time.perf_counter() - started
 

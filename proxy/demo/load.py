@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 
 from modelserver.testset import TestSet, infer_body
+from plumbing.http_client import http_session
 
 
 @dataclass
@@ -80,6 +81,6 @@ async def drive(url: str, test_set: TestSet, load: Load, stop: asyncio.Event, ta
         while not stop.is_set() and tally.sent < load.max_requests and time.monotonic() < deadline:
             await _one(session, url, test_set, rng, load, tally)
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with http_session() as session:
         await asyncio.gather(*(worker(session) for _ in range(load.concurrency)))
     return time.perf_counter() - started

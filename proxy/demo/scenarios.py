@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from experiments.builder import Analysis, Canary, Compare, ExperimentDoc, Guardrail, Shadow, Variant
 from modelserver.testset import read_test_set
+from plumbing.http_client import http_session
 from proxy.demo.load import Load, Tally, drive
 from proxy.demo.report import offline_agreement, print_progress, print_scorecard, print_shadow
 from proxy.runtime.children import Child, outrider_exe
@@ -135,7 +134,7 @@ async def watch(
 ) -> dict[str, Any]:
     """Poll the admin API, print progress, set `stop` when the scenario is decided; returns the last view."""
     view: dict[str, Any] = {}
-    async with aiohttp.ClientSession() as session:
+    async with http_session() as session:
         while not stop.is_set():
             async with session.get(f"{admin}/experiments/{name}") as r:
                 view = await r.json()
@@ -149,7 +148,7 @@ async def watch(
 
 async def outcome_counters(admin_url: str) -> dict[str, float]:
     """The outcome counters from outrider's /metrics."""
-    async with aiohttp.ClientSession() as session, session.get(f"{admin_url}/metrics") as resp:
+    async with http_session() as session, session.get(f"{admin_url}/metrics") as resp:
         text = await resp.text()
     out: dict[str, float] = {}
     for line in text.splitlines():

@@ -20,6 +20,7 @@ import aiohttp
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 
+from plumbing.http_client import http_session
 from proxy.fleet.metrics_merge import Snapshot, add, parse, render, retired_part
 from proxy.fleet.worker import DROPS_BY_VARIANT
 from proxy.telemetry.metrics import Metrics
@@ -69,7 +70,7 @@ class FleetMetrics(Metrics):
             if self._closed:
                 return
             if self._session is None:
-                self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S))
+                self._session = http_session(timeout_s=SCRAPE_TIMEOUT_S)
             targets = dict(self.targets())
             scraped = await asyncio.gather(*(self._scrape(pid, admin) for pid, admin in targets.items()))
             serving = self.targets()

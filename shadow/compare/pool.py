@@ -42,6 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Literal
 
+from plumbing.workqueue import WorkQueue
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparator, Comparison, not_comparable
 from shadow.compare.none import NoComparison
@@ -104,16 +105,18 @@ def _exit_with(parent: int) -> None:
 
 
 class ComparePool:
-    """A bounded queue of comparison jobs served by `workers` coroutines, each awaiting one pool call."""
+    """A bounded queue of comparison jobs (`plumbing.workqueue`) served by `workers` coroutines, each
+    awaiting one pool call."""
 
     def __init__(self, limits: CompareLimits | None = None) -> None:
         self.limits = limits or CompareLimits()
-        # Unbounded as a data structure, bounded by `busy` (checked by the mirror before a copy is sent):
-        # close() must always be able to post the stop markers.
-        self._queue: asyncio.Queue[CompareJob | None] = asyncio.Queue()
+        # Bounded by `busy` (checked by the mirror before a copy is sent), not by the queue: `put` is
+        # unchecked, so a copy admitted earlier is always compared.
+        self._queue = WorkQueue[CompareJob](
+            self.limits.queue, workers=self.limits.workers, on_drop=self._not_compared
+        )
         self._executor: Executor | None = None
         self._running = False
-        self._closing = False
         self.backlog = 0
         """Comparisons queued or running in the pool."""
         self.max_backlog = 0
@@ -127,7 +130,7 @@ class ComparePool:
 
     def offloads(self, compare: Comparator, primary: Answer, shadows: Collection[Answer]) -> bool:
         """Whether these answers go to the pool; False: the caller compares them inline, now."""
-        if not self._running or self._closing or self.limits.mode == "inline":
+        if not self._running or self._queue.closing or self.limits.mode == "inline":
             return False  # nothing would serve the queue: compare where we are
         if isinstance(compare, NoComparison):
             return False
@@ -140,7 +143,7 @@ class ComparePool:
 
     def put(self, job: CompareJob) -> None:
         """Queue a job (after `offloads` said so); never waits."""
-        self._queue.put_nowait(job)
+        self._queue.put(job)
         self.backlog += len(job.shadows)
         self.max_backlog = max(self.max_backlog, self.backlog)
 
@@ -148,7 +151,7 @@ class ComparePool:
         """Serve the queue until close(); then shut the pool down (its processes exit)."""
         self._running = True
         try:
-            await asyncio.gather(*(self._worker() for _ in range(self.limits.workers)))
+            await self._queue.serve(self._compare_all)
         finally:
             self._running = False
             executor, self._executor = self._executor, None
@@ -158,27 +161,17 @@ class ComparePool:
 
     async def close(self, timeout: float) -> None:
         """Take no more jobs (later pairs compare inline); wait up to `timeout` for the queued ones; jobs
-        still waiting then are finished as not compared. Stops the workers."""
-        self._closing = True
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
+        still waiting then are finished as not compared. The workers stop once the queue is empty."""
+        if await self._queue.close(timeout) is not None:
             log.warning("shadow comparisons not drained within %.1fs", timeout)
-            while not self._queue.empty():
-                job = self._queue.get_nowait()
-                self._queue.task_done()
-                if job is not None:
-                    self.backlog -= len(job.shadows)
-                    _finish(job, dict.fromkeys(job.shadows, not_comparable(SHUTDOWN)))
-        for _ in range(self.limits.workers):
-            self._queue.put_nowait(None)
 
-    async def _worker(self) -> None:
-        while True:
-            job = await self._queue.get()
-            if job is None:  # close() posted the stop marker
-                self._queue.task_done()
-                return
+    def _not_compared(self, job: CompareJob, reason: str) -> None:
+        """A job dropped from the queue (at the deadline of `close`): its pair is finished without them."""
+        self.backlog -= len(job.shadows)
+        _finish(job, dict.fromkeys(job.shadows, not_comparable(SHUTDOWN)))
+
+    async def _compare_all(self, jobs: list[CompareJob]) -> None:
+        for job in jobs:  # one (the queue's batches are of one)
             results: dict[str, Comparison] = {}
             try:
                 for variant, body in job.shadows.items():
@@ -188,8 +181,6 @@ class ComparePool:
                 self.backlog -= len(job.shadows) - len(results)
                 _finish(job, {v: results.get(v, not_comparable(SHUTDOWN)) for v in job.shadows})
                 raise
-            finally:
-                self._queue.task_done()
             _finish(job, results)
 
     async def _pooled(self, compare: Comparator, primary: Answer, shadow: Answer) -> Comparison:
