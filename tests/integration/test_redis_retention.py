@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
+from experiments.builder import Analysis, Canary, ExperimentDoc, Goal, Guardrail, Variant
 from loadtests.redis_server import RedisServer, running_redis
 from tests.support.procs import Proc, run_cmd, start
 from tests.support.redis_fleet import SECRET, Load
@@ -29,8 +29,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def experiment(upstreams: tuple[Proc, Proc], tmp_path: Path) -> Path:
-    """A canary that stays undecided for a long while (the candidate may be at most 1% slower)."""
-    analysis = Analysis((Guardrail("latency_gmean", 1.01),), interval="200ms")
+    """A canary that stays undecided: it is promoted only on rewards, and none are posted (a decision would
+    stop its controller, and with it the checkpoints that trim)."""
+    goals = (Goal("reward_mean", "increase", range=(0.0, 1.0)),)
+    analysis = Analysis((Guardrail("latency_gmean", 50.0),), goals, interval="200ms")  # no rollback either
     variants = (Variant.stable(upstreams[0].url), Variant.candidate(upstreams[1].url))
     doc = ExperimentDoc(NAME, variants, Canary((50,)), prefix="/v2/models/digits", analysis=analysis)
     path = tmp_path / f"{NAME}.yaml"
