@@ -41,8 +41,9 @@ class Mark:
 class CheckpointStore(Protocol):
     """Where checkpoints are kept (experiments.redis_state.RedisStateStore; writes are fenced)."""
 
-    def save_checkpoint(self, experiment: str, blob: bytes) -> None:
-        """Store (raises when the writer no longer leads)."""
+    def save_checkpoint(self, experiment: str, blob: bytes, consumed: tuple[int, int] = (0, 0)) -> None:
+        """Store (raises when the writer no longer leads); `consumed`: the mark's positions, up to which the
+        store may trim its streams (less its retention)."""
         ...
 
     def load_checkpoint(self, experiment: str) -> bytes | None:
@@ -78,7 +79,7 @@ class Checkpoints:
     def save(self, name: str, mark: Mark, looker: Looker) -> int:
         """Store a checkpoint; its size in bytes."""
         blob = encode(mark, looker, self.key)
-        self.store.save_checkpoint(name, blob)
+        self.store.save_checkpoint(name, blob, (mark.outcome_seq, mark.feedback_seq))
         return len(blob)
 
     def load(self, name: str, experiment: Experiment) -> tuple[Mark, Looker] | None:

@@ -6,21 +6,25 @@ Usage:
     found = store.find(request_id)                              # (position, record) or None
     stored = store.add_feedback(position, record, reward, ts, late)   # False: that outcome has one already
     rows = read_rewards(client, PREFIX, "exp", after, 10_000)  # the controller: (position, rewarded record)
+    joined = timely_rewards(client, PREFIX, "exp")             # the export: outcome position → reward
 
-Keys (PREFIX `outrider:`):
+Keys (PREFIX `outrider:`), each bounded:
 - `request:RID` — the index: `ENTRY INDEX RECORD` (the outcome's stream entry, its index there, the record's
   JSON), set by the outcome append script (`SET NX`: the first record of an id wins) for the records of
   experiments with a `reward_mean` goal only, expiring `feedbackWindow` + INDEX_GRACE_S after it was stored.
-- `rewards:NAME` — a hash, outcome position → reward (`late:REWARD` for a late one); `HSETNX` makes each
-  outcome's reward once, atomically, whichever replica took it; never expires (the export joins from it).
+- `reward:NAME:POSITION` — the reward of one outcome (`late:REWARD` for a late one): `SET NX` makes it once,
+  atomically, whichever replica took it; it expires with the outcome's index (after which no post can find
+  the outcome, so none can be stored twice).
 - `feedback:NAME` — a Stream of the timely rewards in the order they were stored (fields `p` position,
-  `r` reward, `o` the record): the controller's read order, and its checkpoint's `feedback_seq`.
+  `r` reward, `o` the record): the controller's read order, its checkpoint's `feedback_seq`, and what the
+  export joins in; trimmed with the outcome stream when `storeRetention` is set (experiments.redis_state).
 - `feedback-counts:NAME` — a hash: `timely`, `late`.
+- `rewards:NAME` — the hash of outcome position → reward that versions before 2026-12-08 kept (never
+  expiring): still consulted so that a reward stored there is not taken twice; nothing is added to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -34,17 +38,21 @@ INDEX_GRACE_S = 60
 """Seconds the index outlives a request's feedback window: late feedback is still recognised (422, counted)
 for a minute, and replicas' clocks may differ a little."""
 
-# KEYS: rewards hash, feedback stream, counts hash; ARGV: position, reward, late (0/1), record JSON.
+# KEYS: the outcome's reward key, its index key, feedback stream, counts hash, the old rewards hash; ARGV:
+# position, reward, late (0/1), record JSON, TTL (s) if the index has expired meanwhile.
 # 1: stored; 0: that outcome has a reward already (a duplicate, whichever replica took the first).
 ADD_REWARD = """
+if redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then return 0 end
 local value = ARGV[2]
 if ARGV[3] == '1' then value = 'late:' .. ARGV[2] end
-if redis.call('HSETNX', KEYS[1], ARGV[1], value) == 0 then return 0 end
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl <= 0 then ttl = tonumber(ARGV[5]) * 1000 end
+if not redis.call('SET', KEYS[1], value, 'NX', 'PX', ttl) then return 0 end
 if ARGV[3] == '1' then
-  redis.call('HINCRBY', KEYS[3], 'late', 1)
+  redis.call('HINCRBY', KEYS[4], 'late', 1)
 else
-  redis.call('XADD', KEYS[2], '*', 'p', ARGV[1], 'r', ARGV[2], 'o', ARGV[4])
-  redis.call('HINCRBY', KEYS[3], 'timely', 1)
+  redis.call('XADD', KEYS[3], '*', 'p', ARGV[1], 'r', ARGV[2], 'o', ARGV[4])
+  redis.call('HINCRBY', KEYS[4], 'timely', 1)
 end
 return 1
 """
@@ -55,8 +63,13 @@ def index_key(request_id: str, prefix: str = PREFIX) -> str:
     return f"{prefix}request:{request_id}"
 
 
+def reward_key(experiment: str, position: int, prefix: str = PREFIX) -> str:
+    """The reward of the outcome of `experiment` at `position` (expires with its index)."""
+    return f"{prefix}reward:{experiment}:{position}"
+
+
 def rewards_key(experiment: str, prefix: str = PREFIX) -> str:
-    """Outcome position → reward of `experiment`."""
+    """The old, never expiring hash of outcome position → reward of `experiment` (read, never written)."""
     return f"{prefix}rewards:{experiment}"
 
 
@@ -84,14 +97,15 @@ def read_rewards(
     return out
 
 
-def joined_rewards(redis: Any, prefix: str, experiment: str, positions: Iterable[int]) -> dict[int, float]:
-    """The timely rewards of the outcomes at `positions` (the export joins them in)."""
-    wanted = list(positions)
-    key = rewards_key(experiment, prefix)
-    if not wanted or not redis.exists(key):
-        return {}
-    values = redis.hmget(key, [str(p) for p in wanted])
-    return {p: float(v) for p, v in zip(wanted, values, strict=True) if v is not None and v[:1] != b"l"}
+def timely_rewards(redis: Any, prefix: str, experiment: str, page: int = 10_000) -> dict[int, float]:
+    """Outcome position → timely reward of every reward the feedback stream holds (the export joins them)."""
+    out: dict[int, float] = {}
+    start, key = "-", feedback_key(experiment, prefix)
+    while rows := redis.xrange(key, start, "+", count=page):
+        for _, fields in rows:
+            out.setdefault(int(fields[b"p"]), float(fields[b"r"]))
+        start = "(" + rows[-1][0].decode()
+    return out
 
 
 def counts(redis: Any, prefix: str, experiment: str) -> dict[str, int]:
@@ -124,12 +138,22 @@ class RedisFeedbackStore:
     ) -> bool:
         """Store `reward` for the outcome at `outcome_seq`; False if it has one already (atomic, fleet-wide).
         `ts` (when it arrived) is not kept: the statistics use the record's own clock."""
+        name = record.experiment
         keys = [
-            rewards_key(record.experiment, self.prefix),
-            feedback_key(record.experiment, self.prefix),
-            counts_key(record.experiment, self.prefix),
+            reward_key(name, outcome_seq, self.prefix),
+            index_key(record.request_id, self.prefix),
+            feedback_key(name, self.prefix),
+            counts_key(name, self.prefix),
+            rewards_key(name, self.prefix),
         ]
-        args: list[bytes | str | int] = [outcome_seq, repr(float(reward)), int(late), orjson.dumps(record)]
+        reward_text = repr(float(reward))
+        args: list[bytes | str | int] = [
+            outcome_seq,
+            reward_text,
+            int(late),
+            orjson.dumps(record),
+            INDEX_GRACE_S,
+        ]
         try:
             return int(self._add(keys=keys, args=args)) == 1
         except RedisError as err:

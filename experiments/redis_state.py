@@ -9,7 +9,9 @@ Usage:
 Blocking (callers on an event loop use a thread). The lease's value is `TOKEN:OWNER`, TOKEN from
 `INCR outrider:fence` (it only grows). Every write of the leader (state, checkpoint, lease renewal) is a Lua
 script that first compares the lease's value with the writer's: a leader paused past its lease wakes up with
-a value that is no longer there, so nothing it writes lands, whatever it believes.
+a value that is no longer there, so nothing it writes lands, whatever it believes. With `retention_s`
+(`storeRetention`) the checkpoint's script also trims what the controller has consumed from the streams:
+    store = RedisStateStore(url, retention_s=86_400.0); store.save_checkpoint(name, blob, (outcome, feedback))
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from experiments.redis_store import PREFIX, client
+from experiments.redis_feedback import feedback_key
+from experiments.redis_store import PREFIX, client, stream_key
 from experiments.state import ExperimentState
 from experiments.state_store import state_from_json
 
@@ -54,6 +57,17 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('PUBLISH', ARGV[5], ARGV[2] .. ' ' .. ARGV[3])
 return 1
 """
+# KEYS: lease, checkpoint key, outcome stream, feedback stream; ARGV: lease value, the checkpoint, then the
+# MINID of each stream ('': keep it whole). -1: fenced; else the stream entries trimmed (`~`: whole nodes).
+CHECKPOINT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[2], ARGV[2])
+local n = 0
+for i = 3, 4 do
+  if ARGV[i] ~= '' then n = n + redis.call('XTRIM', KEYS[i], 'MINID', '~', ARGV[i]) end
+end
+return n
+"""
 # KEYS: lease, the key to set; ARGV: lease value, the value.
 FENCED_SET = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
@@ -69,8 +83,13 @@ class Fenced(Exception):
 class RedisStateStore:
     """Latest state per experiment, the lease, the controllers' checkpoints (reads as SqliteStateStore's)."""
 
-    def __init__(self, url: str, *, prefix: str = PREFIX) -> None:
+    def __init__(self, url: str, *, prefix: str = PREFIX, retention_s: float | None = None) -> None:
         self.url, self.prefix = url, prefix
+        self.retention_s = retention_s
+        """`storeRetention`: with every checkpoint, stream entries older than this before what the checkpoint
+        has consumed are trimmed; None keeps the streams whole (the export then reproduces the decisions)."""
+        self.trimmed = 0
+        """Stream entries trimmed by this store's checkpoints."""
         self.redis: Any = client(url)  # redis-py's reply types are unions of everything
         self.lease_key, self.fence_key = f"{prefix}lease", f"{prefix}fence"
         self.versions_key = f"{prefix}versions"
@@ -85,6 +104,7 @@ class RedisStateStore:
         self._release = self.redis.register_script(RELEASE)
         self._save = self.redis.register_script(SAVE_STATE)
         self._set = self.redis.register_script(FENCED_SET)
+        self._checkpoint = self.redis.register_script(CHECKPOINT)
 
     def state_key(self, experiment: str) -> str:
         """Where `experiment`'s state is."""
@@ -162,10 +182,23 @@ class RedisStateStore:
         return sorted(self.versions())
 
     # the controllers' checkpoints
-    def save_checkpoint(self, experiment: str, blob: bytes) -> None:
-        """Store a controller's checkpoint (fenced)."""
-        key = f"{self.prefix}checkpoint:{experiment}"
-        self._check(self._set(keys=[self.lease_key, key], args=[self.token or "", blob]), "checkpoint")
+    def save_checkpoint(self, experiment: str, blob: bytes, consumed: tuple[int, int] = (0, 0)) -> None:
+        """Store a controller's checkpoint (fenced) and, with a retention, trim the outcome and feedback
+        streams up to `consumed` (the positions the checkpoint has read up to) less the retention."""
+        keys = [
+            self.lease_key,
+            f"{self.prefix}checkpoint:{experiment}",
+            stream_key(experiment, self.prefix),
+            feedback_key(experiment, self.prefix),
+        ]
+        args: list[bytes | str] = [self.token or "", blob, *(self._min_id(seq) for seq in consumed)]
+        self.trimmed += self._check(self._checkpoint(keys=keys, args=args), "checkpoint")
+
+    def _min_id(self, seq: int) -> str:
+        """The MINID that trims a stream to `retention_s` before position `seq` ('': nothing to trim)."""
+        if self.retention_s is None or seq <= 0:
+            return ""
+        return str(max(0, (seq >> 32) - round(self.retention_s * 1000)))
 
     def load_checkpoint(self, experiment: str) -> bytes | None:
         """The last checkpoint of `experiment`'s controller, or None."""

@@ -22,7 +22,7 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -81,8 +81,11 @@ class RedisOutcomeStore:
         *,
         prefix: str = PREFIX,
         reward_window: Callable[[str], float | None] = lambda name: None,
+        index_grace_s: int = fb.INDEX_GRACE_S,
     ) -> None:
         self.url, self.prefix = url, prefix
+        self.index_grace_s = index_grace_s
+        """Seconds the request-id index outlives a feedback window (tests shorten it)."""
         self.reward_window = reward_window
         """The feedback window of an experiment whose records are indexed by request id (None: not indexed);
         called in the writing thread (a dict lookup of the router's)."""
@@ -120,7 +123,7 @@ class RedisOutcomeStore:
                     args += [name, len(part), orjson.dumps(part), 0]
                     continue
                 docs = [orjson.dumps(r) for r in part]  # the entry and the index from one dumps per record
-                ttl = max(1, round(window)) + fb.INDEX_GRACE_S
+                ttl = max(1, round(window)) + self.index_grace_s
                 args += [name, len(part), b"[" + b",".join(docs) + b"]", ttl, *docs]
                 index += [fb.index_key(r.request_id, self.prefix) for r in part]
         args[1] = len(streams)
@@ -141,11 +144,19 @@ class RedisOutcomeStore:
             for i in range(first, len(docs)):
                 yield position(entry_id, i), docs[i]
 
-    def read_raw(self, experiment: str, after_seq: int = 0, limit: int = 10_000) -> list[tuple[int, bytes]]:
+    def read_raw(
+        self,
+        experiment: str,
+        after_seq: int = 0,
+        limit: int = 10_000,
+        rewards: Mapping[int, float] | None = None,
+    ) -> list[tuple[int, bytes]]:
         """(position, JSON document) after `after_seq` in stream order, about `limit` (whole entries), with
-        their timely rewards joined in (as the SQLite store's export)."""
+        their timely rewards joined in (as the SQLite store's export) from `rewards` (default: all of the
+        experiment's, read from its feedback stream)."""
         rows = list(self._entries(experiment, after_seq, limit))
-        rewards = fb.joined_rewards(self._redis, self.prefix, experiment, (pos for pos, _ in rows))
+        if rewards is None:
+            rewards = fb.timely_rewards(self._redis, self.prefix, experiment)
         for pos, doc in rows:
             if pos in rewards:
                 doc["reward"] = rewards[pos]
@@ -168,8 +179,8 @@ class RedisOutcomeStore:
     def iter_raw(self, experiment: str | None = None, page: int = 10_000) -> Iterator[bytes]:
         """Every stored record as JSON bytes, stream by stream, each in stream order (the export)."""
         for name in [experiment] if experiment is not None else self.experiments():
-            after = 0
-            while rows := self.read_raw(name, after, page):
+            after, rewards = 0, fb.timely_rewards(self._redis, self.prefix, name)
+            while rows := self.read_raw(name, after, page, rewards):
                 after = rows[-1][0]
                 for _, raw in rows:
                     yield raw

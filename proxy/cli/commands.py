@@ -53,8 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         from proxy.fleet.supervisor import supervise
 
-        return loop.run(supervise(settings, getattr(args, "argv", sys.argv[1:])))
-    return loop.run(serve(settings))
+        return loop.run(
+            supervise(settings, getattr(args, "argv", sys.argv[1:]), retention_s=conf.store_retention)
+        )
+    return loop.run(serve(settings, retention_s=conf.store_retention))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

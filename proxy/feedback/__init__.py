@@ -4,11 +4,14 @@
 with a `reward_mean` goal issue one). Checks, in this order: malformed body → 400; missing or wrong token
 → 403 `bad_feedback_token` (checked before the id is looked up: an unknown id with a forged token is a 403
 too, so nobody without a token learns which ids exist; with JWT auth on, the token also binds the subject
-that made the request); unknown id → 404; a reward that is not a finite number within the goal's `range` →
-422; duplicate → 409; after the experiment's feedback window → 422 (stored as late, counted, never used by
-the statistics); the store unreachable (Redis) → 503 `unavailable`, retry. A terminal stage: it runs behind
-the same edge, auth and rate limits as traffic. With a Redis store any replica takes the feedback of a request
-any replica answered (experiments.redis_feedback), and a reward is stored once for the fleet.
+that made the request); unknown id → 404, unless the token was issued longer ago than the longest feedback
+window in force plus INDEX_GRACE_S: then 422 `feedback_late` (the Redis store's request-id index of that
+outcome expired; on SQLite the outcome would be found, and be late); a reward that is not a finite number
+within the goal's `range` → 422; duplicate → 409; after the experiment's feedback window → 422 (stored as
+late, counted, never used by the statistics); the store unreachable (Redis) → 503 `unavailable`, retry.
+A terminal stage: it runs behind the same edge, auth and rate limits as traffic. With a Redis store any
+replica takes the feedback of a request any replica answered (experiments.redis_feedback), and a reward is
+stored once for the fleet.
 Usage: stage = Feedback(open_feedback(...), sink, router, metrics, tokens); reply = await stage(exchange)
 """
 
@@ -26,7 +29,9 @@ from typing import Any, NoReturn, TypeVar
 import orjson
 from multidict import CIMultiDict
 
+from experiments.model import Experiment
 from experiments.outcome import OutcomeRecord
+from experiments.redis_feedback import INDEX_GRACE_S
 from experiments.sink import OutcomeSink
 from experiments.stores import FeedbackStore, StoreUnavailable
 from proxy.control.router import Router
@@ -128,12 +133,16 @@ class Feedback:
         clock: Callable[[], float] = time.time,
         *,
         shared: bool = False,
+        index_grace_s: float = INDEX_GRACE_S,
     ) -> None:
         self.store, self.sink, self.router, self.metrics, self.clock = store, sink, router, metrics, clock
         self.tokens = tokens
         self.shared = shared
         """Other processes write outcomes to the same store (proxy.fleet workers, Redis replicas): a request
         answered by one of them may still be in its queue, which this process cannot see."""
+        self.index_grace_s = index_grace_s
+        """How long after a window an outcome stays findable at least (the Redis index's grace): a token
+        older than the longest window and this, whose outcome is not found, is late (422), not unknown."""
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-db")
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -152,13 +161,10 @@ class Feedback:
         rid, token, subject = post.request_id, post.token, subject_of(ex.principal)
         if token is None:
             self._refuse_token("no token: send the x-outrider-feedback-token of the request's response")
-        if not self.tokens.issued_for(token, rid, subject):
+        issued = self.tokens.issued_at(token, rid, subject)
+        if issued is None:
             self._refuse_token(WRONG_TOKEN)
-        found = await self._find(rid)
-        if found is None:
-            self.metrics.feedback.labels("unknown").inc()
-            raise UnknownRequest(f"no outcome recorded for request_id {rid!r}")
-        seq, record = found
+        seq, record = await self._found(rid, issued)
         if not self.tokens.matches(token, rid, record.experiment, record.unit, subject):
             self._refuse_token(WRONG_TOKEN)
         expose, (low, high) = self._experiment_facts(record)
@@ -192,8 +198,30 @@ class Feedback:
             return False, DEFAULT_RANGE
         return experiment.expose_variant, reward_range(experiment) or DEFAULT_RANGE
 
-    async def _find(self, rid: str) -> tuple[int, OutcomeRecord] | None:
-        for _ in range(20):  # a just-answered request may still be queued: wait for a few flushes (≤ 1 s)
+    async def _found(self, rid: str, issued: int) -> tuple[int, OutcomeRecord]:
+        """The outcome of `rid`; LateFeedback if it cannot be found and its token (issued at `issued`, 0:
+        unknown) is older than any outcome is kept findable; else UnknownRequest."""
+        age = self.clock() - issued if issued > 0 else 0.0
+        too_old = age > self._longest_window() + self.index_grace_s
+        found = await self._find(rid, tries=1 if too_old else 20)
+        if found is not None:
+            return found
+        if too_old:  # its outcome's request-id index (Redis) expired: the window closed long ago
+            self.metrics.feedback.labels("late").inc()
+            raise LateFeedback(f"feedback arrived {age:.0f}s after the request; the window is closed")
+        self.metrics.feedback.labels("unknown").inc()
+        raise UnknownRequest(f"no outcome recorded for request_id {rid!r}")
+
+    def _longest_window(self) -> float:
+        """The longest feedback window of the experiments in force that take rewards (a token does not say
+        which experiment it is for until its outcome is found)."""
+        windows = [
+            self._window_of(live.experiment) for live in self.router.all() if reward_range(live.experiment)
+        ]
+        return max(windows, default=DEFAULT_WINDOW_S)
+
+    async def _find(self, rid: str, tries: int) -> tuple[int, OutcomeRecord] | None:
+        for _ in range(tries):  # a just-answered request may still be queued: wait for a few flushes (≤ 1 s)
             found = await self._db(self.store.find, rid)
             if found is not None or (self.sink.pending == 0 and not self.shared):
                 return found
@@ -202,9 +230,13 @@ class Feedback:
 
     def _window(self, record: OutcomeRecord) -> float:
         try:
-            analysis = self.router.get(record.experiment).experiment.analysis
+            return self._window_of(self.router.get(record.experiment).experiment)
         except KeyError:
             return DEFAULT_WINDOW_S
+
+    @staticmethod
+    def _window_of(experiment: Experiment) -> float:
+        analysis = experiment.analysis
         return analysis.feedback_window_s if analysis is not None else DEFAULT_WINDOW_S
 
     def close(self) -> None:

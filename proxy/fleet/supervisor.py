@@ -35,12 +35,14 @@ from proxy.telemetry.logs import event
 class Supervisor:
     """The control side of a host and its workers."""
 
-    def __init__(self, settings: Settings, argv: Sequence[str], address: str) -> None:
+    def __init__(
+        self, settings: Settings, argv: Sequence[str], address: str, retention_s: float | None = None
+    ) -> None:
         self.settings, self.argv, self.address = settings, list(argv), address
         self.workers = Workers(settings.workers, self.command, on_lost=self._lost)
         self.fleet = FleetMetrics(self.workers.targets)
         self.fleet.registry.register(WorkersCollector(self.workers))
-        self.sidecar = Sidecar(settings, fleet=self.fleet)
+        self.sidecar = Sidecar(settings, fleet=self.fleet, retention_s=retention_s)
 
     def command(self, index: int) -> list[str]:
         """The command line of worker `index`: the supervisor's own arguments, then the worker's."""
@@ -101,8 +103,9 @@ class Supervisor:
         return code
 
 
-async def supervise(settings: Settings, argv: Sequence[str]) -> int:
-    """Reserve the data port, then supervise the workers until SIGTERM; returns the exit code."""
+async def supervise(settings: Settings, argv: Sequence[str], *, retention_s: float | None = None) -> int:
+    """Reserve the data port, then supervise the workers until SIGTERM; returns the exit code.
+    `retention_s`: `storeRetention` (the supervisor leads)."""
     problems = start_problems(settings)
     if settings.data_plane != "native":
         problems.append("workers > 1 need the native data plane (server.dataPlane: native)")
@@ -124,6 +127,6 @@ async def supervise(settings: Settings, argv: Sequence[str]) -> int:
                 detail=f"in memory, each of the {settings.workers} workers has its own budget: up to "
                 f"{settings.workers}x the limit; a shared Redis store limits exactly (docs/scale-out.md)",
             )
-        return await Supervisor(settings, argv, address).run()
+        return await Supervisor(settings, argv, address, retention_s).run()
     finally:
         sock.close()

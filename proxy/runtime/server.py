@@ -55,9 +55,16 @@ class Sidecar:
     """Owns every long-lived part of one outrider process."""
 
     def __init__(
-        self, settings: Settings, *, worker: WorkerLink | None = None, fleet: FleetMetrics | None = None
+        self,
+        settings: Settings,
+        *,
+        worker: WorkerLink | None = None,
+        fleet: FleetMetrics | None = None,
+        retention_s: float | None = None,
     ) -> None:
         self.settings = settings
+        self.retention_s = retention_s
+        """`storeRetention` (a Redis store's leader trims the streams with its checkpoints)."""
         self.worker = worker
         """Set in a worker of `--workers N`: no lock, no controllers, states followed, port shared."""
         self.fleet = fleet
@@ -162,6 +169,7 @@ class Sidecar:
                 self._set_keeper,
                 lead=lead,
                 registry=self.metrics.registry,
+                retention_s=self.retention_s,
             )
         else:
             role = local_control(

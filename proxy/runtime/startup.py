@@ -28,9 +28,11 @@ def start_problems(settings: Settings) -> list[str]:
     return problems
 
 
-async def serve(settings: Settings, worker: WorkerLink | None = None) -> int:
+async def serve(
+    settings: Settings, worker: WorkerLink | None = None, *, retention_s: float | None = None
+) -> int:
     """Run a sidecar (or a worker of a supervisor) until SIGTERM or SIGINT; returns the exit code (2 if the
-    runtime is unfit, 1 if the supervisor of a worker is gone already)."""
+    runtime is unfit, 1 if the supervisor of a worker is gone already). `retention_s`: `storeRetention`."""
     if worker is not None and not worker.bind():
         return 1
     if start_problems(settings):
@@ -43,7 +45,7 @@ async def serve(settings: Settings, worker: WorkerLink | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
-    sidecar = Sidecar(settings, worker=worker)
+    sidecar = Sidecar(settings, worker=worker, retention_s=retention_s)
     loop.add_signal_handler(signal.SIGHUP, sidecar.reload_requested)
     await sidecar.serve(stop, hurry)
     return 0

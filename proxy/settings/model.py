@@ -263,6 +263,10 @@ class SidecarFile(Section):
     store_lease: Annotated[Seconds, BeforeValidator(_seconds), Field(ge=0.3, le=300)] = 5.0
     """With a Redis store: how long the leader's lease lasts without a renewal (renewed every third of it);
     another replica takes over at most this long plus a third after the leader is lost."""
+    store_retention: Annotated[Seconds, BeforeValidator(_seconds)] | None = None
+    """With a Redis store: trim the outcome and reward streams to this much before what the leader's last
+    checkpoint has consumed (e.g. `7d`); unset = keep them whole, so that `outrider export` then `outrider
+    analyze` reproduce every decision (docs/scale-out.md "Memory")."""
     store_queue: int = Field(100_000, ge=1, le=10_000_000)
     """Outcome records a process holds for the store while it is slow or away (Redis); past that, new ones are
     dropped and counted by reason, and a fleet's leader refuses to promote past 0.1% of an arm dropped."""

@@ -211,8 +211,13 @@ async def test_the_secret_is_made_once_with_0600_and_survives_a_restart(
     assert [p.name for p in data_dir.iterdir() if "secret" in p.name] == ["feedback.secret"]  # no leftovers
     async with aiohttp.ClientSession() as session:
         rid, token, _ = await ask(session, f"{first.url}/v2/x", "alice")
-    # the documented format: TAG.MAC keyed with the file's content
-    assert token == FeedbackTokens(secret.strip()).issue(rid, "split", unit_hash("alice"), None)
+    # the documented format: TAG.MAC keyed with the file's content, TAG carrying the issue time
+    assert token is not None
+    tokens = FeedbackTokens(secret.strip())
+    issued = tokens.issued_at(token, rid, None)
+    assert issued is not None
+    assert abs(issued - time.time()) < 60
+    assert token == tokens.issue(rid, "split", unit_hash("alice"), None, at=issued)
     first.stop()
 
     second = outrider(config, data_dir=data_dir)
@@ -238,7 +243,10 @@ async def test_the_secret_file_setting(
     proxy = outrider(config, data_dir=data_dir, args=("--feedback-secret-file", str(secret_file)))
     async with aiohttp.ClientSession() as session:
         rid, token, _ = await ask(session, f"{proxy.url}/v2/x", "alice")
-        assert token == FeedbackTokens(b"k" * 40).issue(rid, "split", unit_hash("alice"), None)
+        assert token is not None
+        tokens = FeedbackTokens(b"k" * 40)
+        at = tokens.issued_at(token, rid, None)
+        assert token == tokens.issue(rid, "split", unit_hash("alice"), None, at=at)
         status, _ = await feedback(session, proxy, {"request_id": rid, "reward": 1, "token": token})
         assert status == 200
     assert not (data_dir / "feedback.secret").exists()

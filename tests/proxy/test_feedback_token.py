@@ -3,6 +3,9 @@ the setting's three spellings. The same behaviour over real sockets: tests/integ
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import math
 import os
 import re
@@ -26,9 +29,9 @@ RID, EXP, UNIT = "req-1", "split", "0123456789abcdef"
 
 def test_a_token_binds_request_experiment_unit_and_subject() -> None:
     tokens = FeedbackTokens(KEY)
-    token = tokens.issue(RID, EXP, UNIT, None)
+    token = tokens.issue(RID, EXP, UNIT, None, at=1_765_000_000)
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", token)
-    assert token == tokens.issue(RID, EXP, UNIT, None)  # deterministic: survives restarts with the key
+    assert token == tokens.issue(RID, EXP, UNIT, None, at=1_765_000_000)  # deterministic: survives restarts
     assert tokens.matches(token, RID, EXP, UNIT, None)
     assert tokens.issued_for(token, RID, None)
     for other in (
@@ -44,6 +47,38 @@ def test_a_token_binds_request_experiment_unit_and_subject() -> None:
     assert not tokens.issued_for(token, RID, "alice")
     assert tokens.issue(RID, EXP, None, None) == tokens.issue(RID, EXP, "", None)  # no unit = ""
     assert not FeedbackTokens(b"o" * 32).matches(token, RID, EXP, UNIT, None)
+
+
+def test_a_token_vouches_for_its_issue_time_which_cannot_be_changed() -> None:
+    tokens = FeedbackTokens(KEY, clock=lambda: 1_765_000_123.9)
+    token = tokens.issue(RID, EXP, UNIT, None)
+    assert tokens.issued_at(token, RID, None) == 1_765_000_123
+    assert tokens.issued_at(token, RID, "alice") is None
+    assert tokens.issued_at(token, RID + "x", None) is None
+    tag, _, mac = token.partition(".")
+    stamp = bytearray(base64.urlsafe_b64decode(tag + "=="))
+    stamp[3] ^= 1  # another second, same MAC bytes: refused
+    forged = base64.urlsafe_b64encode(bytes(stamp)).rstrip(b"=").decode() + "." + mac
+    assert tokens.issued_at(forged, RID, None) is None
+    assert not tokens.matches(forged, RID, EXP, UNIT, None)
+    assert tokens.issue(RID, EXP, UNIT, None, at=1) != token  # the time is in the TAG, the MAC is the same
+    assert tokens.issue(RID, EXP, UNIT, None, at=1).partition(".")[2] == mac
+
+
+def test_tokens_of_the_earlier_format_are_still_accepted_without_a_time() -> None:
+    def v1_tag(rid: str) -> str:
+        digest = hmac.new(
+            KEY,
+            b"outrider-feedback-v1 request\x00" + len(rid).to_bytes(4, "big") + rid.encode(),
+            hashlib.sha256,
+        ).digest()[:16]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    tokens = FeedbackTokens(KEY)
+    old = v1_tag(RID) + "." + tokens.issue(RID, EXP, UNIT, None).partition(".")[2]  # what 2026-12-07 issued
+    assert tokens.issued_at(old, RID, None) == 0  # genuine, no time: an unknown id stays 404
+    assert tokens.matches(old, RID, EXP, UNIT, None)
+    assert tokens.issued_at(old, RID + "x", None) is None
 
 
 def test_fields_cannot_slide_into_each_other() -> None:
@@ -64,7 +99,9 @@ def test_subject_binds_per_subject() -> None:
     assert subject_of({"iss": "x"}) == ""
 
 
-@pytest.mark.parametrize("token", ["", ".", "x", "é" * 66, "\ud800", "a.b.c"])
+@pytest.mark.parametrize(
+    "token", ["", ".", "x", "é" * 66, "é" * 22 + ".x", "\ud800", "a.b.c", "A" * 22 + ".b"]
+)
 def test_garbage_tokens_are_refused_without_raising(token: str) -> None:
     tokens = FeedbackTokens(KEY)
     assert not tokens.issued_for(token, RID, None)

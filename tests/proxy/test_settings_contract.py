@@ -60,6 +60,7 @@ CONTRACT = [
     ("shadows.compareQueue", "--shadow-compare-queue", "OUTRIDER_SHADOW_COMPARE_QUEUE"),
     ("shadows.compareWorkers", "--shadow-compare-workers", "OUTRIDER_SHADOW_COMPARE_WORKERS"),
     ("shadows.compareMode", "--shadow-compare-mode", "OUTRIDER_SHADOW_COMPARE_MODE"),
+    ("storeRetention", "--store-retention", "OUTRIDER_STORE_RETENTION"),
 ]
 
 
