@@ -10,6 +10,7 @@ COPY shadow shadow
 COPY analysis analysis
 COPY plumbing plumbing
 COPY modelserver modelserver
+COPY oipgrpc oipgrpc
 COPY loadtests loadtests
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
