@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from proxy.fleet.worker import WorkerLink
 
         return loop.run(serve(settings, WorkerLink(args.worker_of, args.worker_index)))
-    if settings.workers > 1:
+    if settings.conf.workers > 1:
         from proxy.fleet.supervisor import supervise
 
         return loop.run(supervise(settings, getattr(args, "argv", sys.argv[1:])))

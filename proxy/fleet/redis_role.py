@@ -119,7 +119,7 @@ async def fleet_control(
     registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[LeaseRole | None]:
     """Follow the states (notices + polls); with `lead`, contend for the lease and lead while holding it."""
-    url = settings.store
+    url = settings.conf.store
     watched = await asyncio.to_thread(RedisStateStore, url)
     notices = partial(listen, url, CHANNEL)
     async with StateWatch(router, watched, every_s=POLL_S, notices=notices).following():
@@ -133,7 +133,7 @@ async def fleet_control(
             key = await asyncio.to_thread(data_dir_secret, settings.data_dir)
         store = await asyncio.to_thread(RedisStateStore, url)
         leadership = Leadership(store, router, judging, app, on_keeper, key)
-        role = LeaseRole(store, settings.store_lease_s, leadership.lead, leadership.step_down)
+        role = LeaseRole(store, settings.conf.store_lease, leadership.lead, leadership.step_down)
         if registry is not None:
             registry.register(LeaseCollector(role))
         tasks = TaskGroup()

@@ -20,8 +20,8 @@ from proxy.telemetry.logs import event
 
 def start_problems(settings: Settings) -> list[str]:
     """Why this runtime cannot serve these settings (each logged as `refusing to start`)."""
-    problems = [] if settings.allow_python_parser else runtime_problems(runtime_facts())
-    if settings.data_plane == "native" and (why := native_missing()) is not None:
+    problems = runtime_problems(runtime_facts())
+    if settings.conf.server.data_plane == "native" and (why := native_missing()) is not None:
         problems.append(why)
     for problem in problems:
         event("refusing to start", level=logging.ERROR, problem=problem)
