@@ -178,6 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from analysis.comparisons import judge_for
     from analysis.offline import report_from_export, report_from_store
     from experiments.config import ConfigError
+    from proxy.settings.model import SidecarFile
 
     if (args.input is not None) != (args.config is not None) or (args.input and args.data_dir):
         print(
@@ -189,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.input is not None:
             paths = report_from_export(Path(args.input), Path(args.config), Path(args.out), judge_for)
         else:
-            data_dir = Path(args.data_dir or "./outrider-data")
+            data_dir = Path(args.data_dir or SidecarFile().data_dir)
             paths = report_from_store(data_dir, args.experiment, Path(args.out), judge_for)
     except ConfigError as err:
         for problem in err.problems:
