@@ -132,6 +132,7 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
     and secret files read; exit 2 if unusable)."""
     from proxy.settings import Settings
 
+    hook_secret = webhook_secret(conf.webhook)  # the first checked: its problem is the one reported
     return Settings(
         conf=conf,
         experiments=experiments,
@@ -142,7 +143,7 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
         admin_token=admin_token(conf.admin_token_file),
         auth=auth_settings(conf.auth),
         rate_limit=rate_limit_settings(conf.rate_limit),
-        webhook_secret=webhook_secret(conf.webhook),
+        webhook_secret=hook_secret,
         feedback_secret=feedback_secret(conf.feedback.secret_file),
         shadow_limits=shadow_limits(conf.shadows),
     )
