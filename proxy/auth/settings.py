@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxy.auth.jwt_keys import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, KNOWN_ALGORITHMS, KeySet
+from proxy.settings.model import Auth
+
+_DEFAULT = Auth()
+"""The `auth` section's defaults (proxy.settings.model declares them): these settings' defaults too."""
 
 MAX_LEEWAY_S = 60.0
 ALWAYS_REQUIRED = ("exp", "iat", "iss", "aud")
@@ -25,9 +29,9 @@ class AuthSettings:
     audience: str
     keys: KeySet | None
     """Keys loaded at start-up; None when they come from `jwks_url`."""
-    leeway_s: float = 30.0
+    leeway_s: float = _DEFAULT.leeway
     """Clock skew tolerated on exp/iat/nbf; at most 60 s."""
-    max_token_bytes: int = 8192
+    max_token_bytes: int = _DEFAULT.max_token_bytes
     required_claims: tuple[str, ...] = ALWAYS_REQUIRED
     jwks_url: str | None = None
     """Fetch keys from this JWKS URL instead (asymmetric algorithms only); exactly one of keys/jwks_url."""

@@ -16,6 +16,10 @@ from proxy.cli import commands
 from proxy.cli import control as control_cli
 from proxy.cli import load as load_cli
 from proxy.settings.cli import add_setting_flags
+from proxy.settings.model import SidecarFile
+
+SIDECAR = SidecarFile()
+"""The sidecar's defaults (proxy.settings.model): `export` and `report` read its data dir unless told."""
 
 
 def env(name: str) -> str | None:
@@ -67,7 +71,7 @@ def add_offline(sub: Any) -> None:
     schema = sub.add_parser("schema", help="print the JSON Schema of experiment files")
     schema.set_defaults(func=commands.cmd_schema)
     export = sub.add_parser("export", help="write stored outcomes as JSON Lines to stdout")
-    export.add_argument("--data-dir", default="./outrider-data")
+    export.add_argument("--data-dir", default=SIDECAR.data_dir)
     export.add_argument(
         "--store",
         default=None,
@@ -89,7 +93,7 @@ def add_offline(sub: Any) -> None:
     source = report.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", metavar="NAME", help="an experiment stored in --data-dir")
     source.add_argument("--input", metavar="EXPORT.jsonl", help="an export (`outrider export`), judged here")
-    report.add_argument("--data-dir", default=None, help="with --experiment (default ./outrider-data)")
+    report.add_argument("--data-dir", default=None, help=f"with --experiment (default {SIDECAR.data_dir})")
     report.add_argument("-c", "--config", metavar="EXPERIMENT.yaml", help="with --input: the experiment")
     report.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     report.set_defaults(func=commands.cmd_report)

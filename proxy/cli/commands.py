@@ -50,13 +50,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from proxy.fleet.worker import WorkerLink
 
         return loop.run(serve(settings, WorkerLink(args.worker_of, args.worker_index)))
-    if settings.workers > 1:
+    if settings.conf.workers > 1:
         from proxy.fleet.supervisor import supervise
 
-        return loop.run(
-            supervise(settings, getattr(args, "argv", sys.argv[1:]), retention_s=conf.store_retention)
-        )
-    return loop.run(serve(settings, retention_s=conf.store_retention))
+        return loop.run(supervise(settings, getattr(args, "argv", sys.argv[1:])))
+    return loop.run(serve(settings))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -180,6 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from analysis.comparisons import judge_for
     from analysis.offline import report_from_export, report_from_store
     from experiments.config import ConfigError
+    from proxy.settings.model import SidecarFile
 
     if (args.input is not None) != (args.config is not None) or (args.input and args.data_dir):
         print(
@@ -191,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.input is not None:
             paths = report_from_export(Path(args.input), Path(args.config), Path(args.out), judge_for)
         else:
-            data_dir = Path(args.data_dir or "./outrider-data")
+            data_dir = Path(args.data_dir or SidecarFile().data_dir)
             paths = report_from_store(data_dir, args.experiment, Path(args.out), judge_for)
     except ConfigError as err:
         for problem in err.problems:

@@ -21,6 +21,7 @@ from analysis.wording import evalue, figure, step_of
 from plumbing.http_client import http_session
 from proxy.runtime import loop
 from proxy.settings.build import admin_token
+from proxy.settings.model import SidecarFile
 
 OK, UNREACHABLE, REFUSED, UNKNOWN, CONFLICT = 0, 1, 3, 4, 5
 ACTIONS = ("promote", "rollback", "pause", "resume")
@@ -39,11 +40,12 @@ class Failed(Exception):
 def add_parsers(sub: Any) -> None:
     """Add `status` and the four control sub-commands to the `outrider` sub-parsers."""
     admin = argparse.ArgumentParser(add_help=False)
+    default = f"http://{SidecarFile().admin}"  # the sidecar's default admin port (proxy.settings.model)
     admin.add_argument(
         "--admin",
-        default=os.environ.get("OUTRIDER_ADMIN_URL") or "http://127.0.0.1:8081",
+        default=os.environ.get("OUTRIDER_ADMIN_URL") or default,
         metavar="URL",
-        help="the sidecar's admin port (default $OUTRIDER_ADMIN_URL or http://127.0.0.1:8081)",
+        help=f"the sidecar's admin port (default $OUTRIDER_ADMIN_URL or {default})",
     )
     status = sub.add_parser("status", parents=[admin], help="the experiments' live state as a table")
     status.add_argument("name", nargs="?", metavar="NAME", help="one experiment (default: all)")

@@ -156,14 +156,15 @@ class DataPlane:
 
 def plane_limits(settings: Settings) -> PlaneLimits:
     """The data plane's limits from the sidecar's settings."""
+    limits = settings.conf.limits
     return PlaneLimits(
-        header_timeout_s=settings.header_timeout_s,
-        keepalive_s=settings.keepalive_s,
-        max_connections=settings.max_connections,
-        max_connections_per_client=settings.max_connections_per_client,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout_s=settings.body_timeout_s,
-        body_min_rate=settings.body_min_rate,
-        body_rate_window_s=settings.body_rate_window_s,
-        max_buffered_body_bytes=settings.max_buffered_body_bytes,
+        header_timeout_s=limits.header_timeout,
+        keepalive_s=limits.keepalive,
+        max_connections=limits.max_connections,
+        max_connections_per_client=limits.max_connections_per_client,
+        max_body_bytes=limits.max_body_bytes,
+        body_timeout_s=limits.body_timeout,
+        body_min_rate=limits.body_min_rate,
+        body_rate_window_s=limits.body_rate_window,
+        max_buffered_body_bytes=limits.max_buffered_body_bytes,
     )

@@ -1,7 +1,7 @@
 """`client_ip`: set `ex.client`, the resolved client address (X-Forwarded-For believed from trusted proxies).
 
-Usage: ClientIp(TrustedProxies(settings.trusted_proxies)) — first in the chain, so rate limits and forwarding
-see the same client.
+Usage: ClientIp(TrustedProxies(settings.conf.trusted_proxies)) — first in the chain, so rate limits and
+forwarding see the same client.
 """
 
 from __future__ import annotations

@@ -117,11 +117,10 @@ async def fleet_control(
     *,
     lead: bool,
     registry: CollectorRegistry | None = None,
-    retention_s: float | None = None,
 ) -> AsyncIterator[LeaseRole | None]:
     """Follow the states (notices + polls); with `lead`, contend for the lease and lead while holding it
-    (trimming the streams with its checkpoints to `retention_s`, `storeRetention`; None: never)."""
-    url = settings.store
+    (trimming the streams with its checkpoints to `storeRetention`; unset: never)."""
+    url = settings.conf.store
     watched = await asyncio.to_thread(RedisStateStore, url)
     notices = partial(listen, url, CHANNEL)
     async with StateWatch(router, watched, every_s=POLL_S, notices=notices).following():
@@ -133,9 +132,11 @@ async def fleet_control(
         key = settings.feedback_secret
         if key is None:
             key = await asyncio.to_thread(data_dir_secret, settings.data_dir)
-        store = await asyncio.to_thread(partial(RedisStateStore, url, retention_s=retention_s))
+        store = await asyncio.to_thread(
+            partial(RedisStateStore, url, retention_s=settings.conf.store_retention)
+        )
         leadership = Leadership(store, router, judging, app, on_keeper, key)
-        role = LeaseRole(store, settings.store_lease_s, leadership.lead, leadership.step_down)
+        role = LeaseRole(store, settings.conf.store_lease, leadership.lead, leadership.step_down)
         if registry is not None:
             registry.register(LeaseCollector(role))
         tasks = TaskGroup()

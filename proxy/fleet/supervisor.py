@@ -25,6 +25,7 @@ from aiohttp import web
 from proxy.fleet.fleet_metrics import FleetMetrics
 from proxy.fleet.port import reserve
 from proxy.fleet.workers import WorkerFailed, Workers, WorkersCollector
+from proxy.runtime.outcome_sink import FLUSH_TIMEOUT_S
 from proxy.runtime.ports import bound, hostport
 from proxy.runtime.server import Sidecar
 from proxy.runtime.startup import start_problems
@@ -35,14 +36,12 @@ from proxy.telemetry.logs import event
 class Supervisor:
     """The control side of a host and its workers."""
 
-    def __init__(
-        self, settings: Settings, argv: Sequence[str], address: str, retention_s: float | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, argv: Sequence[str], address: str) -> None:
         self.settings, self.argv, self.address = settings, list(argv), address
-        self.workers = Workers(settings.workers, self.command, on_lost=self._lost)
+        self.workers = Workers(settings.conf.workers, self.command, on_lost=self._lost)
         self.fleet = FleetMetrics(self.workers.targets)
         self.fleet.registry.register(WorkersCollector(self.workers))
-        self.sidecar = Sidecar(settings, fleet=self.fleet, retention_s=retention_s)
+        self.sidecar = Sidecar(settings, fleet=self.fleet)
 
     def command(self, index: int) -> list[str]:
         """The command line of worker `index`: the supervisor's own arguments, then the worker's."""
@@ -56,8 +55,8 @@ class Supervisor:
     @property
     def stop_timeout_s(self) -> float:
         """How long workers get to drain and flush after SIGTERM before they are killed."""
-        s = self.settings
-        return s.drain_delay_s + s.shutdown_timeout_s + s.flush_timeout_s + 5.0
+        drain = self.settings.conf.drain
+        return drain.delay + drain.timeout + FLUSH_TIMEOUT_S + 5.0
 
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT; the exit code (1 if a worker could not start)."""
@@ -86,7 +85,9 @@ class Supervisor:
             await self.workers.start()
             await web.TCPSite(admin, *self.settings.admin).start()
             self.sidecar.ready = True
-            self.sidecar.log_listening("listening", self.address, bound(admin), workers=self.settings.workers)
+            self.sidecar.log_listening(
+                "listening", self.address, bound(admin), workers=self.settings.conf.workers
+            )
             await stop.wait()
         except WorkerFailed as err:
             event("refusing to start", level=logging.ERROR, problem=str(err))
@@ -103,11 +104,10 @@ class Supervisor:
         return code
 
 
-async def supervise(settings: Settings, argv: Sequence[str], *, retention_s: float | None = None) -> int:
-    """Reserve the data port, then supervise the workers until SIGTERM; returns the exit code.
-    `retention_s`: `storeRetention` (the supervisor leads)."""
+async def supervise(settings: Settings, argv: Sequence[str]) -> int:
+    """Reserve the data port, then supervise the workers until SIGTERM; returns the exit code."""
     problems = start_problems(settings)
-    if settings.data_plane != "native":
+    if settings.conf.server.data_plane != "native":
         problems.append("workers > 1 need the native data plane (server.dataPlane: native)")
         event("refusing to start", level=logging.ERROR, problem=problems[-1])
     if problems:
@@ -121,12 +121,13 @@ async def supervise(settings: Settings, argv: Sequence[str], *, retention_s: flo
     try:
         address = hostport(host, sock.getsockname()[1])
         if settings.rate_limit is not None and settings.rate_limit.store == "memory":
+            n = settings.conf.workers
             event(
                 "rate limit per worker",
                 level=logging.WARNING,
-                detail=f"in memory, each of the {settings.workers} workers has its own budget: up to "
-                f"{settings.workers}x the limit; a shared Redis store limits exactly (docs/scale-out.md)",
+                detail=f"in memory, each of the {n} workers has its own budget: up to "
+                f"{n}x the limit; a shared Redis store limits exactly (docs/scale-out.md)",
             )
-        return await Supervisor(settings, argv, address, retention_s).run()
+        return await Supervisor(settings, argv, address).run()
     finally:
         sock.close()

@@ -12,6 +12,10 @@ from typing import Literal
 
 from proxy.ratelimit.gcra import Gcra
 from proxy.ratelimit.shared import ON_ERROR, OnError, RedisLimiterStore
+from proxy.settings.model import RateLimit
+
+_DEFAULT = RateLimit()
+"""The `rateLimit` section's defaults (proxy.settings.model declares them): these settings' defaults too."""
 
 
 def parse_key(key: str) -> tuple[str, str]:
@@ -32,15 +36,15 @@ class RateLimitSettings:
     """Sustained requests per second per key (> 0)."""
     burst: int
     """Requests a fresh key may send at once (≥ 1)."""
-    key: str = "client"
+    key: str = _DEFAULT.key
     """What a budget belongs to: client, route, claim:NAME or header:NAME."""
-    store: Literal["memory", "redis"] = "memory"
+    store: Literal["memory", "redis"] = _DEFAULT.store
     """Where the budgets live: this process, or a Redis that every replica shares (`redis_url`)."""
     redis_url: str | None = None
     """`redis://HOST:PORT/DB` (or `rediss://`, `unix://`) of the shared store."""
-    on_store_error: OnError = "local"
+    on_store_error: OnError = _DEFAULT.on_store_error
     """What decides while Redis fails: `open` admits, `closed` refuses, `local` limits per replica."""
-    redis_timeout_s: float = 0.05
+    redis_timeout_s: float = _DEFAULT.redis_timeout
     """Deadline of one Redis decision (connect, pool wait and reply included)."""
 
     def __post_init__(self) -> None:

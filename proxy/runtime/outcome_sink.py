@@ -22,6 +22,9 @@ from proxy.feedback.token import reward_range
 from proxy.runtime.tasks import TaskGroup
 from proxy.settings import Settings
 
+FLUSH_TIMEOUT_S = 10.0
+"""The longest wait for the sink's queued records to be written at exit (not a setting: the drain's)."""
+
 
 def reward_windows(router: Router) -> Callable[[str], float | None]:
     """An experiment's feedback window if it takes rewards, else None (read in the writer's thread: the
@@ -42,12 +45,13 @@ def reward_windows(router: Router) -> Callable[[str], float | None]:
 @contextlib.asynccontextmanager
 async def outcome_sink(settings: Settings, router: Router) -> AsyncIterator[OutcomeSink]:
     """The running sink of this process (its writer task and, on Redis, its drop publisher)."""
-    redis = is_redis(settings.store)
+    url = settings.conf.store
+    redis = is_redis(url)
     window = reward_windows(router) if redis else None
-    store = await asyncio.to_thread(open_outcomes, settings.store, settings.data_dir, reward_window=window)
+    store = await asyncio.to_thread(open_outcomes, url, settings.data_dir, reward_window=window)
     # Redis: a batch waits for Redis to come back, bounded by the queue (docs/scale-out.md)
     attempts = 0 if redis else SinkLimits().write_attempts
-    limits = SinkLimits(max_pending=settings.store_queue, write_attempts=attempts)
+    limits = SinkLimits(max_pending=settings.conf.store_queue, write_attempts=attempts)
     sink = OutcomeSink(store, limits)
     tasks, stop = TaskGroup(), asyncio.Event()
     tasks.spawn(sink.run(), name="outcome-writer")
@@ -55,12 +59,12 @@ async def outcome_sink(settings: Settings, router: Router) -> AsyncIterator[Outc
     if redis:
         from proxy.fleet.drops import DropPublisher
 
-        publisher = DropPublisher(settings.store, sink)
+        publisher = DropPublisher(url, sink)
         tasks.spawn(publisher.run(stop), name="drops-publisher")
     try:
         yield sink
     finally:
-        await sink.close(settings.flush_timeout_s)
+        await sink.close(FLUSH_TIMEOUT_S)
         stop.set()
         await tasks.drain(timeout=1.0)
         if publisher is not None:

@@ -60,11 +60,8 @@ class Sidecar:
         *,
         worker: WorkerLink | None = None,
         fleet: FleetMetrics | None = None,
-        retention_s: float | None = None,
     ) -> None:
         self.settings = settings
-        self.retention_s = retention_s
-        """`storeRetention` (a Redis store's leader trims the streams with its checkpoints)."""
         self.worker = worker
         """Set in a worker of `--workers N`: no lock, no controllers, states followed, port shared."""
         self.fleet = fleet
@@ -74,11 +71,11 @@ class Sidecar:
         self.metrics = fleet if fleet is not None else Metrics()
         self.ready = False
         self.keeper: StateKeeper | None = None
-        self.data_app = web.Application(client_max_size=settings.max_body_bytes)
+        self.data_app = web.Application(client_max_size=settings.conf.limits.max_body_bytes)
         # decisions are made on the control side: a worker sends none
         self.webhook = webhook_of(settings, self.metrics.registry) if worker is None else None
         self.judging = Judging(
-            settings.data_dir, self.router, self.metrics, self.tasks, self.webhook, settings.store
+            settings.data_dir, self.router, self.metrics, self.tasks, self.webhook, settings.conf.store
         )
         if fleet is None:
             self.data_app.cleanup_ctx.extend([self._outcomes, self._states, self._wiring])
@@ -89,7 +86,7 @@ class Sidecar:
         self.reloader: Reloader | None = None
         if settings.config_files:
             self.reloader = Reloader(
-                settings.config_files, self.router, self.metrics.registry, settings.reload_interval_s
+                settings.config_files, self.router, self.metrics.registry, settings.conf.reload.interval
             )
         self.metrics.registry.register(
             LiveCollector(self.router, lambda: self.ready, self.judging.analysis_of)
@@ -141,7 +138,7 @@ class Sidecar:
 
     def outcome_counts(self) -> dict[str, object] | None:
         """The admin API's /outcomes: this process's records, produced == stored + pending + dropped."""
-        kind = "redis" if is_redis(self.settings.store) else "sqlite"
+        kind = "redis" if is_redis(self.settings.conf.store) else "sqlite"
         sink = self.data_app.get(SINK)
         return None if sink is None else {"store": kind, **sink.balance()}
 
@@ -159,7 +156,7 @@ class Sidecar:
 
     async def _states(self, app: web.Application) -> AsyncIterator[None]:
         lead = self.worker is None  # a worker follows; its supervisor leads for the host
-        if is_redis(self.settings.store):  # replicas: follow always, lead while holding the lease
+        if is_redis(self.settings.conf.store):  # replicas: follow always, lead while holding the lease
             self.following = lead
             role = fleet_control(
                 self.settings,
@@ -169,7 +166,6 @@ class Sidecar:
                 self._set_keeper,
                 lead=lead,
                 registry=self.metrics.registry,
-                retention_s=self.retention_s,
             )
         else:
             role = local_control(
@@ -183,10 +179,8 @@ class Sidecar:
         return self.fleet if self.fleet is not None else self.data_app.get(SINK)
 
     async def _judging(self, app: web.Application) -> AsyncIterator[None]:
-        if self.keeper is None or is_redis(
-            self.settings.store
-        ):  # only the leader judges (Redis: the lease's)
-            yield
+        if self.keeper is None or is_redis(self.settings.conf.store):
+            yield  # only the leader judges (Redis: the lease's)
             return
         async for _ in self.judging.lifecycle(app):
             yield
@@ -221,8 +215,8 @@ class Sidecar:
             self.data_app,
             access_log=None,
             handle_signals=False,
-            shutdown_timeout=self.settings.shutdown_timeout_s,
-            keepalive_timeout=self.settings.keepalive_s,
+            shutdown_timeout=self.settings.conf.drain.timeout,
+            keepalive_timeout=self.settings.conf.limits.keepalive,
             max_headers=MAX_HEADERS,
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_LINE_BYTES,
@@ -250,14 +244,14 @@ class Sidecar:
                 self.worker.announce(address, bound(admin))
             await stop.wait()
             self.ready = False  # readiness fails at once; traffic is still served for the drain delay
-            event("stopping", service="outrider", drain_delay_s=self.settings.drain_delay_s)
+            event("stopping", service="outrider", drain_delay_s=self.settings.conf.drain.delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for((hurry or asyncio.Event()).wait(), self.settings.drain_delay_s)
+                await asyncio.wait_for((hurry or asyncio.Event()).wait(), self.settings.conf.drain.delay)
         finally:
             if self.grpc is not None:  # calls in flight finish, their records reach the sink before it closes
-                await self.grpc.close(self.settings.shutdown_timeout_s)
+                await self.grpc.close(self.settings.conf.drain.timeout)
             if plane is not None:  # in-flight requests end (within drain.timeout) before the lifecycle does
-                await plane.shutdown(self.settings.shutdown_timeout_s)
+                await plane.shutdown(self.settings.conf.drain.timeout)
             await data.cleanup()
             await admin.cleanup()
         if (sink := self.data_app.get(SINK)) is not None:
@@ -266,14 +260,15 @@ class Sidecar:
     async def _listen(self, data: web.AppRunner) -> DataPlane | None:
         """The data port: the native plane (returned), or aiohttp's server behind the connection guard."""
         assert data.server is not None  # set by setup()
-        if self.settings.data_plane == "native":
-            trusted = TrustedProxies(self.settings.trusted_proxies)
+        if self.settings.conf.server.data_plane == "native":
+            trusted = TrustedProxies(self.settings.conf.trusted_proxies)
             wiring = self.data_app[WIRING]  # wired by setup()
             bounds = plane_limits(self.settings)
             plane = DataPlane(*wiring.chains, self.metrics, bounds, trusted, wiring.traffic_fast)
             await plane.start(*self.settings.listen, reuse_port=self.worker is not None)
             return plane
-        limits = GuardLimits(self.settings.header_timeout_s, self.settings.max_connections)
+        asked = self.settings.conf.limits
+        limits = GuardLimits(asked.header_timeout, asked.max_connections)
         guard = ConnGuard(data.server, limits, self.metrics)
         await GuardedSite(data, *self.settings.listen, guard, backlog=1024).start()
         return None
@@ -294,5 +289,5 @@ class Sidecar:
             admin=admin,
             **extra,
             experiments=[lv.experiment.name for lv in self.router.all()],
-            runtime={**runtime_facts(), "data_plane": self.settings.data_plane},
+            runtime={**runtime_facts(), "data_plane": self.settings.conf.server.data_plane},
         )

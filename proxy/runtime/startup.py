@@ -20,19 +20,17 @@ from proxy.telemetry.logs import event
 
 def start_problems(settings: Settings) -> list[str]:
     """Why this runtime cannot serve these settings (each logged as `refusing to start`)."""
-    problems = [] if settings.allow_python_parser else runtime_problems(runtime_facts())
-    if settings.data_plane == "native" and (why := native_missing()) is not None:
+    problems = runtime_problems(runtime_facts())
+    if settings.conf.server.data_plane == "native" and (why := native_missing()) is not None:
         problems.append(why)
     for problem in problems:
         event("refusing to start", level=logging.ERROR, problem=problem)
     return problems
 
 
-async def serve(
-    settings: Settings, worker: WorkerLink | None = None, *, retention_s: float | None = None
-) -> int:
+async def serve(settings: Settings, worker: WorkerLink | None = None) -> int:
     """Run a sidecar (or a worker of a supervisor) until SIGTERM or SIGINT; returns the exit code (2 if the
-    runtime is unfit, 1 if the supervisor of a worker is gone already). `retention_s`: `storeRetention`."""
+    runtime is unfit, 1 if the supervisor of a worker is gone already)."""
     if worker is not None and not worker.bind():
         return 1
     if start_problems(settings):
@@ -45,7 +43,7 @@ async def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
-    sidecar = Sidecar(settings, worker=worker, retention_s=retention_s)
+    sidecar = Sidecar(settings, worker=worker)
     loop.add_signal_handler(signal.SIGHUP, sidecar.reload_requested)
     await sidecar.serve(stop, hurry)
     return 0

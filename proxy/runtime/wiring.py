@@ -97,10 +97,10 @@ class Wiring:
         if secret is None:
             secret = await asyncio.to_thread(data_dir_secret, self.settings.data_dir)
         tokens = FeedbackTokens(secret)
-        route = Route(self.router, self.settings.default_upstream)
+        route = Route(self.router, self.settings.conf.default_upstream)
         # `ReadBody` after `route`: the native plane reads a body only once auth, limits and routing passed
         record = Record(self.sink, tokens=tokens)
-        filters: list[Filter] = [*edge, route, ReadBody(self.settings.max_body_bytes), record]
+        filters: list[Filter] = [*edge, route, ReadBody(self.settings.conf.limits.max_body_bytes), record]
         if any(lv.experiment.shadows for lv in self.router.all()):
             self.shadows = ShadowDispatcher(self.settings.shadow_limits)
             self.metrics.attach_shadows(self.shadows)
@@ -111,11 +111,12 @@ class Wiring:
         forward = self._forward()
         chain = build_chain(filters, forward)
         self.traffic_fast = fast_chain(filters, forward)
-        pace = BodyPace(self.settings.header_timeout_s, self.settings.body_min_rate)
-        self.traffic = Edge(chain, self.metrics, self.settings.max_body_bytes, pace)
+        limits = self.settings.conf.limits
+        pace = BodyPace(limits.header_timeout, limits.body_min_rate)
+        self.traffic = Edge(chain, self.metrics, limits.max_body_bytes, pace)
         settings = self.settings
-        self._reader = await asyncio.to_thread(open_feedback, settings.store, settings.data_dir)
-        shared = self.worker or is_redis(settings.store)  # other processes' queues may hold the outcome
+        self._reader = await asyncio.to_thread(open_feedback, settings.conf.store, settings.data_dir)
+        shared = self.worker or is_redis(settings.conf.store)  # other processes' queues may hold the outcome
         self._feedback_handler = Feedback(
             self._reader, self.sink, self.router, self.metrics, tokens, shared=shared
         )
@@ -127,7 +128,7 @@ class Wiring:
         """The client first (rate limits key on it), then auth and rate limits: a refused request reaches
         no upstream and leaves no record."""
         settings, registry = self.settings, self.metrics.registry
-        edge: list[Filter] = [ClientIp(TrustedProxies(settings.trusted_proxies))]
+        edge: list[Filter] = [ClientIp(TrustedProxies(settings.conf.trusted_proxies))]
         auth = settings.auth
         if auth is not None:
             if auth.jwks_url is not None:
@@ -153,8 +154,8 @@ class Wiring:
         settings = self.settings
         forward = Forward(
             self._pool,
-            budgets=RetryBudgets(settings.retry_budget, settings.retry_min),
-            preserve_host=settings.preserve_host,
+            budgets=RetryBudgets(settings.conf.retries.budget, settings.conf.retries.min),
+            preserve_host=settings.conf.forward.preserve_host,
         )
         self.metrics.registry.register(
             CountsCollector("outrider_upstream_retries", "Connect-failure retries", "result", forward.retries)
@@ -183,9 +184,10 @@ class Wiring:
 
 def webhook_of(settings: Settings, registry: CollectorRegistry) -> Webhook | None:
     """The decision webhook the settings ask for (its counters registered), or None."""
-    if settings.webhook_url is None:
+    url = settings.conf.webhook.url
+    if url is None:
         return None
     secret = settings.webhook_secret.encode() if settings.webhook_secret else None
-    webhook = Webhook(settings.webhook_url, secret)
+    webhook = Webhook(url, secret)
     registry.register(WebhookCollector(webhook))
     return webhook

@@ -1,12 +1,12 @@
-"""From validated sidecar settings (proxy.settings.model) to the `Settings` the server runs with: reads the
-key, token and secret files and builds the auth and rate-limit settings. Every problem exits 2 with a message.
+"""From validated sidecar settings (proxy.settings.model) to the `Settings` the server runs with: keeps them
+as they are and adds only what is derived from them: addresses parsed, the key, token and secret files read,
+the auth, rate-limit and shadow settings built from their sections. Every problem exits 2 with a message.
 
 Usage: `settings = sidecar_settings(resolved.settings, experiments, files)`
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from proxy.auth.settings import AuthSettings
     from proxy.ratelimit.settings import RateLimitSettings
     from proxy.settings import Settings
-    from proxy.settings.model import SidecarFile
+    from proxy.settings.model import Auth, RateLimit, Shadows, SidecarFile, Webhook
     from shadow.dispatch import ShadowLimits
 
 
@@ -42,17 +42,21 @@ def admin_token(path: str | None) -> str | None:
     return os.environ.get("OUTRIDER_ADMIN_TOKEN") or None
 
 
-def webhook_settings(url: str | None, secret_file: str | None) -> tuple[str | None, str | None]:
-    """(webhook URL, secret read from its file) for Settings; exit 2 when unusable."""
+def webhook_secret(section: Webhook) -> str | None:
+    """The secret read from `webhook.secretFile` (None without one), once the URL is checked; exit 2 when
+    unusable."""
     from proxy.control.webhook import check_url
 
+    url, secret_file = section.url, section.secret_file
     try:
         if url is None and secret_file is not None:
             raise ValueError("--webhook-secret-file needs --webhook-url")
         secret = Path(secret_file).read_text().strip() if secret_file is not None else None
         if secret == "":
             raise ValueError(f"--webhook-secret-file {secret_file} is empty")
-        return (check_url(url) if url is not None else None), secret
+        if url is not None:
+            check_url(url)
+        return secret
     except (ValueError, OSError) as err:
         print(f"outrider run: webhook: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -71,52 +75,52 @@ def feedback_secret(path: str | None) -> bytes | None:
         raise SystemExit(2) from None
 
 
-def auth_settings(args: argparse.Namespace) -> AuthSettings | None:
-    """JWT auth from the --auth-* flags (None when no issuer is given); exit 2 on a bad combination.
+def auth_settings(section: Auth) -> AuthSettings | None:
+    """JWT auth from the `auth` section (None when no issuer is given); exit 2 on a bad combination.
 
-    Keys come from exactly one of --auth-keys (a file, read now) and --auth-jwks-url (fetched by the server).
+    Keys come from exactly one of `keys` (a file, read now) and `jwksUrl` (fetched by the server).
     """
     from proxy.auth.jwt_keys import KeySet
     from proxy.auth.settings import AuthSettings
 
-    if not args.auth_issuer:
+    if not section.issuer:
         return None
-    algorithms = tuple(a.strip() for a in args.auth_algorithms.split(",") if a.strip())
-    jwks_url = args.auth_jwks_url or None
+    algorithms = tuple(a.strip() for entry in section.algorithms for a in entry.split(",") if a.strip())
+    jwks_url = section.jwks_url or None
     try:
-        if not args.auth_audience or bool(args.auth_keys) == bool(jwks_url):
+        if not section.audience or bool(section.keys) == bool(jwks_url):
             raise ValueError("--auth-issuer needs --auth-audience and one of --auth-keys or --auth-jwks-url")
-        keys = KeySet.from_file(Path(args.auth_keys), algorithms) if args.auth_keys else None
+        keys = KeySet.from_file(Path(section.keys), algorithms) if section.keys else None
         return AuthSettings(
             algorithms,
-            args.auth_issuer,
-            args.auth_audience,
+            section.issuer,
+            section.audience,
             keys,
-            leeway_s=args.auth_leeway,
+            leeway_s=section.leeway,
             jwks_url=jwks_url,
-            max_token_bytes=args.auth_max_token_bytes,
+            max_token_bytes=section.max_token_bytes,
         )
     except (ValueError, OSError) as err:
         print(f"outrider run: auth: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def rate_limit_settings(args: argparse.Namespace) -> RateLimitSettings | None:
-    """GCRA limits from the --rate-* flags (None when --rate-limit is 0), in memory or in a shared Redis;
+def rate_limit_settings(section: RateLimit) -> RateLimitSettings | None:
+    """GCRA limits from the `rateLimit` section (None when its rate is 0), in memory or in a shared Redis;
     exit 2 when invalid."""
     from proxy.ratelimit.settings import RateLimitSettings
 
-    if not args.rate_limit:
+    if not section.rate:
         return None
     try:
         return RateLimitSettings(
-            args.rate_limit,
-            args.rate_burst,
-            args.rate_key,
-            store=args.rate_store,
-            redis_url=args.rate_redis_url,
-            on_store_error=args.rate_on_store_error,
-            redis_timeout_s=args.rate_redis_timeout,
+            section.rate,
+            section.burst,
+            section.key,
+            store=section.store,
+            redis_url=section.redis_url,
+            on_store_error=section.on_store_error,
+            redis_timeout_s=section.redis_timeout,
         )
     except ValueError as err:
         print(f"outrider run: rate limit: {err}", file=sys.stderr)
@@ -124,72 +128,32 @@ def rate_limit_settings(args: argparse.Namespace) -> RateLimitSettings | None:
 
 
 def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: list[str]) -> Settings:
-    """The server's Settings from validated settings (reads the key and token files; exit 2 if unusable)."""
+    """The server's Settings: `conf` itself, and what is derived from it (addresses parsed; the key, token
+    and secret files read; exit 2 if unusable)."""
     from proxy.settings import Settings
 
-    flat = argparse.Namespace(  # the names auth_settings/rate_limit_settings read
-        auth_issuer=conf.auth.issuer,
-        auth_audience=conf.auth.audience,
-        auth_keys=conf.auth.keys,
-        auth_jwks_url=conf.auth.jwks_url,
-        auth_algorithms=",".join(conf.auth.algorithms),
-        auth_leeway=conf.auth.leeway,
-        auth_max_token_bytes=conf.auth.max_token_bytes,
-        rate_limit=conf.rate_limit.rate,
-        rate_burst=conf.rate_limit.burst,
-        rate_key=conf.rate_limit.key,
-        rate_store=conf.rate_limit.store,
-        rate_redis_url=conf.rate_limit.redis_url,
-        rate_on_store_error=conf.rate_limit.on_store_error,
-        rate_redis_timeout=conf.rate_limit.redis_timeout,
-    )
-    limits = conf.limits
-    hook_url, hook_secret = webhook_settings(conf.webhook.url, conf.webhook.secret_file)
+    hook_secret = webhook_secret(conf.webhook)  # the first checked: its problem is the one reported
     return Settings(
+        conf=conf,
         experiments=experiments,
+        config_files=files,
         listen=parse_hostport(conf.listen, "--listen"),
         admin=parse_hostport(conf.admin, "--admin"),
         grpc_listen=parse_hostport(conf.grpc_listen, "--grpc-listen") if conf.grpc_listen else None,
-        data_dir=Path(conf.data_dir),
-        default_upstream=conf.default_upstream,
-        max_body_bytes=limits.max_body_bytes,
-        config_files=files,
         admin_token=admin_token(conf.admin_token_file),
-        auth=auth_settings(flat),
-        rate_limit=rate_limit_settings(flat),
-        header_timeout_s=limits.header_timeout,
-        body_min_rate=limits.body_min_rate,
-        max_connections=limits.max_connections,
-        keepalive_s=limits.keepalive,
-        data_plane=conf.server.data_plane,
-        max_connections_per_client=limits.max_connections_per_client,
-        body_timeout_s=limits.body_timeout,
-        body_rate_window_s=limits.body_rate_window,
-        max_buffered_body_bytes=limits.max_buffered_body_bytes,
-        trusted_proxies=tuple(conf.trusted_proxies),
-        retry_budget=conf.retries.budget,
-        retry_min=conf.retries.min,
-        preserve_host=conf.forward.preserve_host,
-        drain_delay_s=conf.drain.delay,
-        shutdown_timeout_s=conf.drain.timeout,
-        reload_interval_s=conf.reload.interval,
-        webhook_url=hook_url,
+        auth=auth_settings(conf.auth),
+        rate_limit=rate_limit_settings(conf.rate_limit),
         webhook_secret=hook_secret,
         feedback_secret=feedback_secret(conf.feedback.secret_file),
-        workers=conf.workers,
-        store=conf.store,
-        store_lease_s=conf.store_lease,
-        store_queue=conf.store_queue,
-        shadow_limits=shadow_limits(conf),
+        shadow_limits=shadow_limits(conf.shadows),
     )
 
 
-def shadow_limits(conf: SidecarFile) -> ShadowLimits:
+def shadow_limits(s: Shadows) -> ShadowLimits:
     """The shadow dispatcher's and compare pool's bounds from the `shadows` section."""
     from shadow.compare.pool import CompareLimits
     from shadow.dispatch import ShadowLimits
 
-    s = conf.shadows
     compare = CompareLimits(s.compare_inline_bytes, s.compare_queue, s.compare_workers, s.compare_mode)
     return ShadowLimits(
         queue=s.queue,

@@ -125,7 +125,7 @@ def test_the_shadow_bounds_reach_the_dispatcher_and_the_compare_pool(tmp_path: P
     path = write(tmp_path, "shadows:\n  queue: 500\n  breakerOpen: 250ms\n  compareMode: thread\n")
     env = {"OUTRIDER_SHADOW_WORKERS": "4"}
     conf = resolve(path, flags("--shadow-compare-workers", "2"), env).settings
-    limits = shadow_limits(conf)
+    limits = shadow_limits(conf.shadows)
     assert (limits.queue, limits.workers, limits.breaker_open_s, limits.breaker_failures) == (500, 4, 0.25, 5)
     assert (limits.compare.mode, limits.compare.workers, limits.compare.queue) == ("thread", 2, 16)
     with pytest.raises(SettingsError, match=r"--shadow-compare-mode"):
