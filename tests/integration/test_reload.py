@@ -97,6 +97,8 @@ async def test_bad_configs_keep_the_last_good_one_and_good_ones_apply(
             before = sum(statuses.values())
             write_atomically(config, canary_yaml(stable.url, third.url, steps=(50,)))
             await wait_for_count(session, proc, "applied", 1)
+            applied_at = sum(statuses.values())  # requests routed before the reload may still be answered:
+            await wait_until(lambda: sum(statuses.values()) >= applied_at + 20, 10.0)  # let them land first
             served_by.clear()
             await wait_until(lambda: served_by["candidate=candidate2"] >= 20, 10.0)
         finally:
