@@ -14,6 +14,7 @@ from analysis.verdict import LOOK_EVERY, LOOK_SHARE, JudgeLike, Looker, carry_de
 from experiments.model import AnalysisSpec, CanaryStrategy, Experiment, UnitKey, Variant
 from experiments.outcome import OutcomeRecord
 from experiments.state import ExperimentState, Phase, initial_state, transition
+from tests.support.wait import wait_until
 
 EXP = Experiment(
     name="e",
@@ -93,12 +94,14 @@ def records(n: int, start: int = 0) -> list[OutcomeRecord]:
 class ListSource:
     def __init__(self) -> None:
         self.rows: list[tuple[int, OutcomeRecord]] = []
+        self.reads = 0
 
     def add(self, recs: list[OutcomeRecord]) -> None:
         base = len(self.rows)
         self.rows += [(base + i + 1, r) for i, r in enumerate(recs)]
 
     def read_after(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
+        self.reads += 1
         return [row for row in self.rows if row[0] > after_seq][:limit]
 
     def read_feedback(self, experiment: str, after_seq: int, limit: int) -> list[tuple[int, OutcomeRecord]]:
@@ -179,10 +182,11 @@ async def test_restart_catches_up_without_deciding_again() -> None:
 
 
 async def test_run_stops_when_asked() -> None:
-    ctl = Controller(EXP, ListSource(), MemoryStates(initial_state(EXP)), factory)
+    source = ListSource()
+    ctl = Controller(EXP, source, MemoryStates(initial_state(EXP)), factory)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(ctl.run(stop))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: source.reads > 0, 5.0)  # running: it has ticked, and waits for the next interval
     stop.set()
     await asyncio.wait_for(task, 1)
 

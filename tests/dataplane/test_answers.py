@@ -133,10 +133,11 @@ def test_a_client_that_does_not_read_stops_the_stream_and_one_that_leaves_closes
         async with serving(streaming(stream)) as s:
             _reader, writer = await connect(s.address)
             writer.write(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
-            await asyncio.sleep(0.5)
+            assert await until(lambda: stream.pulled > 0)  # the answer is flowing
+            await asyncio.sleep(0.5)  # the subject: the client reads nothing for a while
             assert stream.pulled < 256  # held back by the client's socket, not buffered in outrider
             pulled = stream.pulled
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the subject: still nothing read, so nothing more is pulled
             assert stream.pulled == pulled
             writer.transport.abort()
             assert await until(lambda: stream.closed)

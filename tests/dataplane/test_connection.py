@@ -65,7 +65,7 @@ def test_keep_alive_idles_past_the_header_timeout_and_each_request_re_arms_it() 
         await asyncio.sleep(TIMEOUT * 2)  # idle: keep-alive's business, not the header deadline's
         writer.write(REQUEST)
         assert (await response(reader))[0] == 200
-        await asyncio.sleep(TIMEOUT * 2)
+        await asyncio.sleep(TIMEOUT * 2)  # the subject: idle again, past the header timeout
         start = asyncio.get_running_loop().time()
         writer.write(PARTIAL[:10])  # the next request starts: its deadline counts from this byte
         assert await closed_within(reader, TIMEOUT + SLACK)
@@ -89,7 +89,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_keepalive() -> None:
 def test_pipelined_requests_are_answered_in_order() -> None:
     async def slow_first(ex: Exchange) -> Reply:
         if ex.inbound.path == "/slow":
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the subject: the first answer is the slowest
         return Reply(200, CIMultiDict(), f"{ex.inbound.path}:{len(ex.inbound.body)}".encode())
 
     async def scenario(s: Served) -> None:
@@ -206,8 +206,11 @@ def test_header_limits_are_refused_and_the_connection_closed() -> None:
 
 
 def test_shutdown_closes_idle_connections_and_lets_requests_in_flight_finish() -> None:
+    handling = asyncio.Event()
+
     async def slow(ex: Exchange) -> Reply:
-        await asyncio.sleep(0.3)
+        handling.set()
+        await asyncio.sleep(0.3)  # the subject: a request still in flight at shutdown
         return Reply(200, CIMultiDict(), b"done")
 
     async def main() -> None:
@@ -215,7 +218,7 @@ def test_shutdown_closes_idle_connections_and_lets_requests_in_flight_finish() -
             idle_reader, idle_writer = await connect(s.address)
             busy_reader, busy_writer = await connect(s.address)
             busy_writer.write(REQUEST)
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(handling.wait(), 5.0)
             await s.plane.shutdown(timeout=2.0)
             status, headers, body = await response(busy_reader)
             assert (status, body, headers.get("connection")) == (200, b"done", "close")
@@ -228,15 +231,18 @@ def test_shutdown_closes_idle_connections_and_lets_requests_in_flight_finish() -
 
 
 def test_shutdown_cancels_what_outlives_the_drain_timeout() -> None:
+    handling = asyncio.Event()
+
     async def hang(ex: Exchange) -> Reply:
-        await asyncio.sleep(30)
+        handling.set()
+        await asyncio.sleep(30)  # the subject: a handler that outlives any drain timeout
         return Reply(200, CIMultiDict(), b"never")
 
     async def main() -> None:
         async with serving(hang) as s:
             reader, writer = await connect(s.address)
             writer.write(REQUEST)
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(handling.wait(), 5.0)
             started = asyncio.get_running_loop().time()
             await s.plane.shutdown(timeout=0.3)
             assert asyncio.get_running_loop().time() - started < 1.0

@@ -18,6 +18,7 @@ from tests.integration.test_framing import VECTORS, send_raw
 from tests.integration.test_slowloris import raise_fd_limit, trickle
 from tests.support.http import scrape
 from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 NATIVE = ("--data-plane", "native")
 MIB = 1024 * 1024
@@ -58,9 +59,15 @@ async def test_100_stalled_bodies_stay_within_the_memory_cap_and_are_cut_at_thei
     # each sends half of a 1 MiB body at once, then nothing: 50 MiB offered against a 16 MiB cap
     stalled = [trickle(proxy.address, post_head(MIB) + b"x" * (MIB // 2), b"", 1.0, 8.0) for _ in range(100)]
     watched = asyncio.ensure_future(asyncio.gather(*stalled))
-    await asyncio.sleep(2.0)  # all sent, none cut yet
+
+    async def settled() -> dict[str, float] | None:
+        """Every body refused (503) or held whole, none cut yet: nothing more is read until the deadlines."""
+        now = await metrics(proxy)
+        refused = now["outrider_body_buffer_refused_total"]
+        return now if now["outrider_body_buffered_bytes"] == (100 - refused) * (MIB // 2) else None
+
+    during = await eventually(settled, 10.0)
     held = rss_bytes(proxy) - before
-    during = await metrics(proxy)
     results = await watched
     print(f"\n100 stalled bodies: RSS +{held / MIB:.1f} MiB (cap {cap // MIB} MiB, offered 50 MiB)")
     # Without the cap the process would hold the 50 MiB offered. With it: the cap, plus what the allocator

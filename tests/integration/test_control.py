@@ -108,7 +108,7 @@ async def test_feedback_joins_a_reward_to_the_outcome(
         async with session.post(f"{proxy.url}/v2/x", data=b"{}", headers={"x-user-id": "late"}) as r:
             late = {"request_id": r.headers["x-request-id"], "reward": 1.0}
             late["token"] = r.headers["x-outrider-feedback-token"]
-        await asyncio.sleep(1.2)  # feedbackWindow is 1s
+        await asyncio.sleep(1.2)  # the subject: past the 1 s feedbackWindow
         async with session.post(url, data=orjson.dumps(late)) as r:
             assert r.status == 422
             assert (await r.json())["code"] == "feedback_late"

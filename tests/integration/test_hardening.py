@@ -372,7 +372,14 @@ async def test_large_comparisons_do_not_hold_the_primary_latency(
         # 4 pairs a second per sidecar; on the comparing one, ~0.25 s of comparison each: its compare worker
         # is busy most of the time.
         big = asyncio.create_task(asyncio.to_thread(big_requests, addresses, 20, 0.25))
-        await asyncio.sleep(1.0)  # comparisons under way (the first also starts the worker process)
+        async with aiohttp.ClientSession() as session:
+
+            async def compared_once() -> bool:
+                """Comparisons under way: the first one's record is stored (it started the worker process)."""
+                samples = await scrape(session, comparing.admin_url)
+                return samples.get("outrider_outcomes_stored_total", 0.0) >= 1
+
+            await eventually(compared_once, 30.0)
         loaded = await small_burst(proxies, 3.5)
         statuses = await big
         async with aiohttp.ClientSession() as session:

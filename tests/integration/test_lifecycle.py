@@ -17,6 +17,7 @@ import orjson
 from tests.integration.conftest import canary_yaml
 from tests.support.http import outcome_invariant, scrape
 from tests.support.procs import Proc, outrider_cmd, run_cmd, start
+from tests.support.wait import wait_until
 
 DRAIN_DELAY_S, DRAIN_TIMEOUT_S = 1.0, 15.0
 
@@ -33,11 +34,11 @@ def exported(data: Path) -> list[dict[str, object]]:
 
 
 async def worker(
-    url: str, until: float, ok_ids: list[str], failures: Counter[str], n: int, limit: int = 5000
+    url: str, stop: asyncio.Event, ok_ids: list[str], failures: Counter[str], n: int, limit: int = 5000
 ) -> None:
     async with aiohttp.ClientSession() as session:
         for i in range(limit):
-            if time.monotonic() >= until:
+            if stop.is_set():
                 return
             rid = f"w{n}-{i}"
             try:
@@ -74,15 +75,15 @@ async def test_sigterm_drains_in_flight_requests(upstreams: tuple[Proc, Proc], t
     url = f"{proc.url}/v2/models/m/sleep/300/infer"  # every request is in flight for 300 ms
     ok_ids: list[str] = []
     failures: Counter[str] = Counter()
-    loop_start = time.monotonic()
-    # clients keep sending until half-way through the drain delay (a balancer notices readiness that fast)
-    stop_sending = loop_start + 1.0 + DRAIN_DELAY_S / 2
+    stop_sending = asyncio.Event()
     load = [asyncio.ensure_future(worker(url, stop_sending, ok_ids, failures, n)) for n in range(16)]
     try:
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: len(ok_ids) >= 16, 30.0)  # the load is under way: requests keep completing
         in_flight_at_sigterm = len(ok_ids)
         signalled = time.monotonic()
         proc.signal(SIGTERM)
+        # clients keep sending until half-way through the drain delay (a balancer notices readiness that fast)
+        asyncio.get_running_loop().call_later(DRAIN_DELAY_S / 2, stop_sending.set)
         not_ready_after = await readiness_lost(proc.admin_url, signalled)
         await asyncio.gather(*load)
         code = await asyncio.to_thread(proc.popen.wait, DRAIN_DELAY_S + DRAIN_TIMEOUT_S + 5)
@@ -109,8 +110,10 @@ async def test_kill_9_loses_no_acknowledged_record(upstreams: tuple[Proc, Proc],
     ok_ids: list[str] = []
     failures: Counter[str] = Counter()
     until = time.monotonic() + 30
+    stop_sending = asyncio.Event()
+    cap = asyncio.get_running_loop().call_later(30, stop_sending.set)
     load = [
-        asyncio.ensure_future(worker(f"{proc.url}/v2/models/m/infer", until, ok_ids, failures, n))
+        asyncio.ensure_future(worker(f"{proc.url}/v2/models/m/infer", stop_sending, ok_ids, failures, n))
         for n in range(8)
     ]
     acknowledged = 0.0
@@ -124,6 +127,8 @@ async def test_kill_9_loses_no_acknowledged_record(upstreams: tuple[Proc, Proc],
     finally:
         proc.popen.kill()  # SIGKILL: no flush, no cleanup
         proc.popen.wait(10)
+        stop_sending.set()
+        cap.cancel()
         await asyncio.gather(*load)
     assert acknowledged > 500
     sent = {f"w{n}-{i}" for n in range(8) for i in range(5000)}

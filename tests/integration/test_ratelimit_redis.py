@@ -96,7 +96,7 @@ async def round_robin(
 
     async def inject() -> None:
         if fault is not None:
-            await asyncio.sleep(fault_after_s)
+            await asyncio.sleep(fault_after_s)  # the subject: the fault comes this far into the run
             await asyncio.to_thread(fault)
 
     injector = asyncio.create_task(inject())

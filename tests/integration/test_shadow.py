@@ -144,9 +144,16 @@ async def test_paired_records_compare_outputs(
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{proxy.url}/v2/models/m/metadata") as r:  # not an inference POST
                 assert r.status == 200
-            await asyncio.sleep(0.5)
-            samples = await scrape(session, proxy.admin_url)
-        assert samples["outrider_shadow_eligible_total"] == REQUESTS
+
+            async def settled() -> dict[str, float] | None:
+                """Every copy answered, every record stored (the POSTs', with their comparison; the GET's)."""
+                samples = await scrape(session, proxy.admin_url)
+                answered = samples.get('outrider_shadow_results_total{result="ok"}', 0.0)
+                stored = samples.get("outrider_outcomes_stored_total", 0.0)
+                return samples if answered == REQUESTS and stored == REQUESTS + 1 else None
+
+            samples = await eventually(settled, 10.0)
+        assert samples["outrider_shadow_eligible_total"] == REQUESTS  # counted on arrival: the GET is not
         proxy.stop()
     finally:
         shadow.stop()

@@ -19,6 +19,7 @@ from proxy.dataplane.exchange import Exchange, Reply
 from proxy.runtime import loop
 from proxy.telemetry.metrics import Metrics
 from tests.integration.test_slowloris import trickle
+from tests.support.wait import wait_until
 
 TIMEOUT = 0.5  # header timeout (and body grace) of these tests; every close is expected within ±0.3 s
 SLACK = 0.3
@@ -123,8 +124,7 @@ def test_a_trickled_header_block_is_closed_at_its_deadline_and_forgotten() -> No
         got = await trickle(s.address, b"", PARTIAL, 0.05, 3.0)  # a byte every 50 ms never completes
         assert got.closed_after is not None
         assert abs(got.closed_after - TIMEOUT) <= SLACK
-        await asyncio.sleep(0.05)
-        assert s.sample("outrider_connections_open") == 0
+        await wait_until(lambda: s.sample("outrider_connections_open") == 0, 2.0)  # noticed on its next turn
         assert not s.guard.open
 
     run(scenario)
@@ -136,7 +136,7 @@ def test_keep_alive_idles_past_the_header_timeout_and_each_request_re_arms_it() 
         await asyncio.sleep(TIMEOUT * 2)  # idle: keep-alive's business, not the header deadline's
         writer.write(REQUEST)
         assert await response(reader) == (200, b"0")
-        await asyncio.sleep(TIMEOUT * 2)
+        await asyncio.sleep(TIMEOUT * 2)  # the subject: idle again, past the header timeout
         start = asyncio.get_running_loop().time()
         writer.write(PARTIAL[:10])  # the next request starts: its deadline counts from this byte
         assert await closed_within(reader, TIMEOUT + SLACK)
@@ -177,10 +177,8 @@ def test_connections_beyond_the_cap_are_closed_at_once_and_counted() -> None:
         assert s.sample("outrider_connections_refused_total") == 1
         assert s.sample("outrider_connections_open") == 2
         held[0][1].close()
-        for _ in range(100):  # the server notices the close on its next loop turn
-            if s.sample("outrider_connections_open") == 1:
-                break
-            await asyncio.sleep(0.01)
+        # the server notices the close on its next loop turn
+        await wait_until(lambda: s.sample("outrider_connections_open") == 1, 1.0)
         _, writer = await answered(s.address)
         for w in (writer, held[1][1]):
             w.close()

@@ -52,7 +52,7 @@ class Upstream:
             assert request.transport is not None
             request.transport.abort()
         if request.path in ("/reset", "/sleep"):
-            await asyncio.sleep(5)
+            await asyncio.sleep(5)  # the subject: an upstream that does not answer in time
         return web.Response(text="ok")
 
 

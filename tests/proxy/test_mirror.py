@@ -55,7 +55,7 @@ class ShadowServer:
         self.seen.append(request.headers)
         await request.read()
         if self.failing:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the subject: a shadow that hangs past its timeout
         headers = {"Content-Type": "application/json", **self.answer.headers}
         return web.Response(body=self.answer.body, headers=headers)
 
@@ -84,7 +84,7 @@ async def dispatcher() -> AsyncIterator[ShadowDispatcher]:
         ShadowLimits(workers=2, breaker_open_s=0.2, compare=CompareLimits(queue=2, mode="thread"))
     )
     runner = asyncio.create_task(made.run())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the runner starts
     yield made
     await made.close(2.0)
     await asyncio.wait_for(runner, 5.0)
@@ -182,7 +182,7 @@ async def test_a_full_compare_pool_drops_copies_that_need_a_comparison(
     shadow: ShadowServer, dispatcher: ShadowDispatcher
 ) -> None:
     def slow(primary: object, shadow: object) -> Comparison:
-        time.sleep(0.3)
+        time.sleep(0.3)  # the subject: a comparison that holds its place in the pool
         return Comparison(agree=None)
 
     blocked: list[dict[str, Comparison]] = []

@@ -22,6 +22,7 @@ from shadow.dispatch import ShadowDispatcher
 from shadow.pairing import Pair
 from tests.proxy.test_upstream_pool import fetch
 from tests.support.scripted import Scripted, answer
+from tests.support.wait import wait_until
 
 MIB = 1024 * 1024
 
@@ -56,7 +57,8 @@ async def test_a_slow_consumer_pauses_reading_from_the_upstream() -> None:
     async with Scripted({"/x": firehose}) as up:
         pool = UpstreamPool()
         resp = await fetch(pool, up.url, "/x")
-        await asyncio.sleep(0.3)  # the consumer takes nothing for a while
+        await wait_until(lambda: resp.buffered > HIGH_WATER, 5.0)  # past the mark: reading pauses
+        await asyncio.sleep(0.3)  # the subject: the consumer takes nothing for a while; nothing more is read
         assert resp.buffered <= HIGH_WATER + 256 * 1024  # one read past the mark at most
         assert sent["bytes"] < 8 * MIB  # the upstream is held back, not read into memory
         total = 0
@@ -121,7 +123,7 @@ async def test_a_streamed_reply_keeps_the_upstreams_length_and_records_timings()
     async def in_two_parts(writer: asyncio.StreamWriter) -> bool:
         # the rest comes later: an answer already all here when the head is read would go whole
         writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(big)}\r\n\r\n".encode() + big[:1000])
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the subject: the rest of the answer comes later
         writer.write(big[1000:])
         return True
 

@@ -16,6 +16,7 @@ import pytest
 
 from proxy.control.webhook import Webhook, WebhookLimits, backoff, check_url
 from tests.support.receiver import Receiver, serving
+from tests.support.wait import wait_until
 
 FAST = WebhookLimits(backoff_s=0.05, backoff_max_s=0.2, timeout_s=0.5)
 
@@ -105,12 +106,13 @@ async def test_a_full_queue_drops_and_counts() -> None:
 
 @pytest.mark.parametrize("down", ["refused", "hung"])
 async def test_shutdown_is_bounded_by_the_deadline(down: str) -> None:
-    async with serving(Receiver(delay_s=30.0)) as (_, hung_url):
+    async with serving(Receiver(delay_s=30.0)) as (hung, hung_url):
         hook = Webhook(dead_url() if down == "refused" else hung_url)  # defaults: ~17 s if waited for
         hook.start()
         for kind in ("ADVANCE", "ADVANCE", "ROLLBACK"):
             hook.offer({"decision": kind})
-        await asyncio.sleep(0.1)  # the first one is in flight or backing off
+        # the first one is in flight (at the hung receiver) or backing off (after a refused attempt)
+        await wait_until(lambda: hung.calls or hook.attempts, 5.0)
         started = time.monotonic()
         await hook.close(deadline_s=0.5)
         assert 0.45 <= time.monotonic() - started < 0.8

@@ -30,6 +30,7 @@ from proxy.runtime.loop import run
 from shadow.compare.base import comparator
 from shadow.compare.pool import CompareLimits, ComparePool
 from shadow.pairing import Pair, ShadowResult
+from tests.support.wait import eventually
 
 
 def objects_body(size: int) -> bytes:
@@ -139,6 +140,10 @@ async def counts_of(port: int) -> dict[str, int]:
         return result
 
 
+async def compared_once(port: int) -> bool:
+    return (await counts_of(port)).get("records", 0) >= 1
+
+
 def measure(mode: str, rate: float, seconds: float, workers: int) -> str:
     """One row of the table: the server in `mode`, timed from here."""
     server = subprocess.Popen(
@@ -148,7 +153,8 @@ def measure(mode: str, rate: float, seconds: float, workers: int) -> str:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        time.sleep(1.5)  # the process pool's worker has started and compared once
+        if rate > 0:  # the pool (in process mode, its worker) has started and compared once
+            asyncio.run(eventually(lambda: compared_once(port), 30.0))
         latencies = asyncio.run(clients(port, seconds, workers))
         counts = asyncio.run(counts_of(port))
     finally:

@@ -20,6 +20,7 @@ import pytest
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparator, Comparison, comparator
 from shadow.compare.pool import NICENESS, SHUTDOWN, CompareJob, CompareLimits, ComparePool, Mode
+from tests.support.wait import wait_until, wait_until_sync
 
 LARGE = orjson.dumps({"id": "x", "items": [{"k": i, "v": [i, str(i), None]} for i in range(5000)]})
 
@@ -31,8 +32,20 @@ class Slow:
     seconds: float
 
     def __call__(self, primary: object, shadow: object) -> Comparison:
-        time.sleep(self.seconds)
+        time.sleep(self.seconds)  # the subject: a comparison that takes this long
         return Comparison(agree=True, rows=1, rows_agree=1)
+
+
+@dataclass(frozen=True)
+class Marked:
+    """`Slow`, first creating the file `started`: a test waits for it to know the comparison is running."""
+
+    seconds: float
+    started: str
+
+    def __call__(self, primary: object, shadow: object) -> Comparison:
+        Path(self.started).touch()
+        return Slow(self.seconds)(primary, shadow)
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ def job(compare: Comparator, done: Done, *variants: str) -> CompareJob:
 @pytest.mark.parametrize("mode", ["process", "thread", "inline"])
 async def test_every_mode_gives_the_inline_answer(started: Started, mode: Mode) -> None:
     pool = started(mode=mode)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the runner starts (`run()` is running before its first await)
     compare = comparator("json-exact", ignore_paths=["id"])
     other = LARGE.replace(b'"k":4999', b'"k":-1')
     assert pool.offloads(compare, Answer(LARGE), [Answer(other)]) is (mode != "inline")
@@ -103,7 +116,7 @@ async def test_process_workers_run_below_the_event_loop_priority(started: Starte
 
 async def test_small_answers_and_none_are_never_offloaded(started: Started) -> None:
     pool = started(inline_bytes=len(LARGE))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the runner starts (`run()` is running before its first await)
     assert not pool.offloads(
         comparator("json-exact"), Answer(LARGE), [Answer(LARGE)]
     )  # not over the threshold
@@ -130,44 +143,42 @@ async def test_busy_once_the_backlog_reaches_the_bound(started: Started) -> None
     pool.put(job(Slow(0.2), done, "c"))
     assert (busy_at_two, pool.busy) == (False, True)
     assert pool.max_backlog == 3
-    for _ in range(100):
-        if len(done.calls) == 2:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: len(done.calls) == 2, 5.0)
     assert not pool.busy
     assert pool.backlog == 0
 
 
-async def test_close_finishes_what_it_cannot_wait_for_and_stops_the_processes(started: Started) -> None:
+async def test_close_finishes_what_it_cannot_wait_for_and_stops_the_processes(
+    started: Started, tmp_path: Path
+) -> None:
     pool = started(mode="process")
     first, waiting = Done(), Done()
-    pool.put(job(Slow(1.0), first))
+    running = tmp_path / "running"
+    pool.put(job(Marked(1.0, str(running)), first))
     pool.put(job(Slow(1.0), waiting, "a", "b"))
-    await asyncio.sleep(0.8)  # the first is running in the worker (after its start-up)
+    await wait_until(running.exists, 30.0)  # the first is running in the worker (after its start-up)
     await pool.close(0.1)
     assert waiting.calls == [
         {"a": Comparison(agree=None, detail=SHUTDOWN), "b": Comparison(None, detail=SHUTDOWN)}
     ]
     assert not pool.offloads(comparator("json-exact"), Answer(LARGE), [Answer(LARGE)])  # closing: inline
-    for _ in range(100):  # the runner ends once the running comparison is done, and shuts the pool down
-        if not multiprocessing.active_children() and first.calls:
-            break
-        await asyncio.sleep(0.05)
+    # the runner ends once the running comparison is done, and shuts the pool down
+    await wait_until(lambda: not multiprocessing.active_children() and first.calls, 10.0)
     assert first.calls == [{"s": Comparison(agree=True, rows=1, rows_agree=1)}]
     assert multiprocessing.active_children() == []
     assert pool.backlog == 0
 
 
-async def test_a_dead_worker_costs_its_comparison_and_a_new_pool_serves_the_next(started: Started) -> None:
+async def test_a_dead_worker_costs_its_comparison_and_a_new_pool_serves_the_next(
+    started: Started, tmp_path: Path
+) -> None:
     pool = started(mode="process")
     done = Done()
-    pool.put(job(Slow(5.0), done))
-    for _ in range(200):  # wait for the worker process to exist
-        children = multiprocessing.active_children()
-        if children:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)
+    running = tmp_path / "running"
+    pool.put(job(Marked(5.0, str(running)), done))
+    await wait_until(running.exists, 30.0)  # the worker process is in the comparison
+    children = multiprocessing.active_children()
+    assert children
     for child in children:
         assert child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
@@ -180,12 +191,13 @@ async def test_a_dead_worker_costs_its_comparison_and_a_new_pool_serves_the_next
     assert pool.counts["failed"] == 1
 
 
-async def test_a_cancelled_runner_still_finishes_its_job() -> None:
+async def test_a_cancelled_runner_still_finishes_its_job(tmp_path: Path) -> None:
     pool = ComparePool(CompareLimits(mode="thread"))
     runner = asyncio.create_task(pool.run())
     done = Done()
-    pool.put(job(Slow(0.5), done, "a", "b"))
-    await asyncio.sleep(0.1)
+    running = tmp_path / "running"
+    pool.put(job(Marked(0.5, str(running)), done, "a", "b"))
+    await wait_until(running.exists, 5.0)  # the first comparison is running in the thread
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
@@ -196,16 +208,16 @@ async def test_a_cancelled_runner_still_finishes_its_job() -> None:
 
 
 ORPHAN = """
-import asyncio
+import asyncio, sys
 from shadow.compare.pool import CompareJob, CompareLimits, ComparePool
-from tests.shadow.test_compare_pool import Slow
+from tests.shadow.test_compare_pool import Marked
 
 async def main():
     pool = ComparePool(CompareLimits(mode="process"))
     runner = asyncio.create_task(pool.run())
-    await asyncio.sleep(0)
-    pool.put(CompareJob(Slow(60.0), b"", {"s": b""}, print))
-    await asyncio.sleep(60)
+    await asyncio.sleep(0)  # one loop turn: the runner starts
+    pool.put(CompareJob(Marked(60.0, sys.argv[1]), b"", {"s": b""}, print))
+    await asyncio.sleep(60)  # the subject: a sidecar that is busy until it is killed
 
 asyncio.run(main())
 """
@@ -233,24 +245,21 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_a_worker_does_not_outlive_a_killed_sidecar() -> None:
-    sidecar = subprocess.Popen([sys.executable, "-c", ORPHAN], cwd=Path(__file__).resolve().parents[2])
+def test_a_worker_does_not_outlive_a_killed_sidecar(tmp_path: Path) -> None:
+    running = tmp_path / "running"
+    sidecar = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(running)], cwd=Path(__file__).resolve().parents[2]
+    )
     workers: list[int] = []
     try:
-        deadline = time.monotonic() + 30
-        while not workers and time.monotonic() < deadline:
-            workers = [
-                p for p in children_of(sidecar.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
-            ]
-            time.sleep(0.1)
+        wait_until_sync(running.exists, 30.0)  # the worker ran its initializer and is in the 60 s comparison
+        workers = [
+            p for p in children_of(sidecar.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+        ]
         assert workers, "no compare worker started"
-        time.sleep(0.5)  # the worker runs its initializer, then the 60 s comparison
         sidecar.kill()  # no shutdown: the worker's call queue never closes
         sidecar.wait(10)
-        deadline = time.monotonic() + 5
-        while any(alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(alive(w) for w in workers)
+        wait_until_sync(lambda: not any(alive(w) for w in workers), 5.0)
     finally:
         sidecar.kill()
         sidecar.wait(10)

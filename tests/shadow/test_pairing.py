@@ -99,7 +99,7 @@ async def test_a_large_answer_is_compared_in_the_pool_and_written_once(
     assert sink.records == []  # handed to the pool: not on the caller's stack
     assert pool.backlog == 1
     await asyncio.wait_for(sink.arrived.wait(), 5.0)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the subject: a second write, if there were one, would come now
     assert len(sink.records) == 1
     assert sink.records[0].shadows == [
         {"variant": "int8", "status": 200, "error": None, "latency_ms": 2.0, "agree": True, "rows": 1,

@@ -27,7 +27,7 @@ class JwksServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Count the fetch, then answer as configured."""
         self.hits += 1
-        await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.delay)  # the subject: a slow key server
         if not self.chunked:
             return web.Response(status=self.status, body=self.body, content_type="application/json")
         resp = web.StreamResponse(status=self.status)

@@ -28,7 +28,7 @@ class Receiver:
         """One POST."""
         body = await request.read()
         self.calls.append((time.monotonic(), body, request.headers.get(SIGNATURE_HEADER)))
-        await asyncio.sleep(self.delay_s)
+        await asyncio.sleep(self.delay_s)  # the subject: a slow receiver
         return web.Response(status=self.statuses.pop(0) if self.statuses else 204)
 
     async def seen(self, calls: int, timeout: float = 10.0) -> None:

@@ -29,7 +29,7 @@ FAULTS = ("none", "hang", "500", "garbage", "reset", "slow-body")
 async def faulty(request: web.Request, fault: str) -> web.StreamResponse | None:
     """Apply a whole-process fault (for shadows); None means answer normally."""
     if fault == "hang":
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the subject: a shadow that never answers
     if fault == "500":
         return web.Response(status=500, text="shadow is broken")
     if fault == "garbage":
@@ -37,7 +37,7 @@ async def faulty(request: web.Request, fault: str) -> web.StreamResponse | None:
     if fault == "reset":
         assert request.transport is not None
         request.transport.abort()
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the handler is cancelled when the transport goes away
     if fault == "slow-body":
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         resp.content_length = 100
@@ -71,6 +71,7 @@ def make_app(name: str, fault: str = "none") -> web.Application:
             request.transport.abort()
             await asyncio.sleep(3600)  # the handler is cancelled when the transport goes away
         if "sleep" in segments:
+            # the subject: /sleep/N answers N ms late
             await asyncio.sleep(int(segments[segments.index("sleep") + 1]) / 1000)
         status = int(segments[segments.index("status") + 1]) if "status" in segments else 200
         payload = {
