@@ -3,7 +3,6 @@ the lease with its fencing (a write of a replica whose lease was taken over is r
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from experiments.redis_store import RedisOutcomeStore, entry_of, position
 from experiments.state import initial_state
 from loadtests.redis_server import RedisServer, running_redis
 from tests.integration.conftest import canary_yaml
+from tests.support.wait import wait_until_sync
 
 
 @pytest.fixture
@@ -88,13 +88,6 @@ def test_a_write_fails_while_redis_is_down_and_goes_through_once_it_is_back(
     store.close()
 
 
-def wait_until(check: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def test_the_lease_fences_a_replaced_leaders_writes(redis_server: RedisServer) -> None:
     a, b = RedisStateStore(redis_server.url), RedisStateStore(redis_server.url)
     exp = load_experiment_text(canary_yaml("http://127.0.0.1:1", "http://127.0.0.1:2"), "split.yaml")
@@ -105,7 +98,7 @@ def test_the_lease_fences_a_replaced_leaders_writes(redis_server: RedisServer) -
     a.fence(token_a)
     assert a.save(state)
     assert not a.save(state)  # compare-and-set on the version: not stored twice
-    wait_until(lambda: a.holder() is None)  # a "paused" past its lease: nobody renewed it
+    wait_until_sync(lambda: a.holder() is None, 5.0)  # a "paused" past its lease: nobody renewed it
     token_b = b.acquire("b", 5000)
     assert token_b is not None
     assert int(token_b.split(":")[0]) > int(token_a.split(":")[0])  # fencing tokens only grow

@@ -37,7 +37,7 @@ from tests.support.cli import exported
 from tests.support.http import scrape
 from tests.support.jwks_server import JwksServer
 from tests.support.procs import Proc, start
-from tests.support.wait import eventually
+from tests.support.wait import eventually, wait_until
 
 PREFIX = "/v2/models/m"
 
@@ -190,10 +190,7 @@ async def test_shadows_get_no_credentials_unless_declared(
     target = f"{PREFIX}/x/../infer?q=%2e%2e/..&r=a%2Fb"
     status, _ = await raw_request(proxy.address, "POST", target, CREDENTIALS)
     assert status == 200
-    for _ in range(200):
-        if shadow.seen:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: shadow.seen, 2.0)
     (primary,), (copy,) = upstream.seen, shadow.seen
     assert (
         copy.target == primary.target == f"{PREFIX}/infer?q=%2e%2e/..&r=a%2Fb"

@@ -18,7 +18,7 @@ import pytest
 from tests.integration.conftest import canary_yaml
 from tests.support.http import scrape
 from tests.support.procs import Proc, echo_upstream, run_cmd, start
-from tests.support.wait import wait_until
+from tests.support.wait import eventually, wait_until
 
 URL_PATH = "/v2/models/m/infer"
 
@@ -50,11 +50,10 @@ async def reloads(session: aiohttp.ClientSession, proc: Proc, result: str) -> fl
 
 
 async def wait_for_count(session: aiohttp.ClientSession, proc: Proc, result: str, want: float) -> None:
-    for _ in range(100):
-        if await reloads(session, proc, result) >= want:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"reloads{{{result}}} never reached {want}")
+    async def reached() -> bool:
+        return await reloads(session, proc, result) >= want
+
+    await eventually(reached, 5.0)
 
 
 async def load(url: str, stop: asyncio.Event, statuses: Counter[int], upstreams: Counter[str]) -> None:

@@ -32,6 +32,7 @@ from modelserver.testset import infer_body, read_test_set
 from tests.integration.conftest import OutriderFactory
 from tests.support.cli import exported
 from tests.support.procs import Proc, outrider_cmd, start
+from tests.support.wait import eventually, wait_until
 
 COPIES = Shadow(sample=1.0, timeout="1s", compare=Compare("oip-top1", agreement_min=0.99))
 EXPERIMENT = ExperimentDoc(
@@ -179,8 +180,8 @@ async def test_the_canary_waits_for_the_shadow_verdict(
                 async with session.get(f"{proxy.admin_url}/experiments/digits-gated") as r:
                     view = await r.json()
                 if phase == "shadowing" and view["phase"] == "progressing":
+                    # the router applied the new weights before the state was visible here
                     phase = "progressing"
-                    await asyncio.sleep(0.3)
                     seen.append(("switch", ""))
                 if phase == "progressing" and sum(1 for p, v in seen if p == "progressing") > 500:
                     break
@@ -219,20 +220,18 @@ async def test_a_shadow_only_experiment_ends_on_its_verdict_with_a_report(
     view = await drive(proxy, models_dir, time.monotonic() + 90)
     assert view["state"]["extra"]["shadow_verdicts"] == {"int8": "OK"}
     async with aiohttp.ClientSession() as session:
-        for _ in range(50):  # the state change follows the verdict within a look
+
+        async def promoted() -> dict[str, Any] | None:
+            """The state once promoted: the state change follows the verdict within a look."""
             async with session.get(f"{proxy.admin_url}/experiments/digits-shadow") as r:
-                state = (await r.json())["state"]
-            if state["phase"] == "promoted":
-                break
-            await asyncio.sleep(0.1)
-    assert state["phase"] == "promoted"
+                state: dict[str, Any] = (await r.json())["state"]
+            return state if state["phase"] == "promoted" else None
+
+        state = await eventually(promoted, 5.0)
     assert state["weights"] == {"stable": 100.0}  # nothing moves: the verdict is the result
     assert state["history"][-1]["decision"] == "SHADOW_OK"
     report = data_dir / "reports" / "digits-shadow" / "report.md"
-    for _ in range(50):
-        if report.exists():
-            break
-        await asyncio.sleep(0.1)
+    await wait_until(report.exists, 5.0)
     assert "int8" in report.read_text()
     proxy.stop()
     records = await exported(data_dir)

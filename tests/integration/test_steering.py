@@ -18,6 +18,7 @@ from experiments.builder import Analysis, Guardrail
 from tests.integration.conftest import OutriderFactory, canary_yaml
 from tests.integration.test_restart import analyze
 from tests.support.procs import Proc, echo_upstream
+from tests.support.wait import eventually
 
 SALT = "steer-1"
 
@@ -117,11 +118,11 @@ async def test_srm_latch_survives_a_restart_and_never_blocks_a_rollback(
     await send(first, users_on("candidate", 300, "mint") + [f"a{i}" for i in range(100)])
     doc = await looked_at(first, 400)
     assert doc["analysis"]["snapshot"]["srm"]["flagged"]
-    deadline = time.monotonic() + 10
-    while doc["state"]["extra"].get("srm_latched") != ["candidate"] and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        doc = await admin(first)
-    assert doc["state"]["extra"]["srm_latched"] == ["candidate"]
+
+    async def latched() -> bool:
+        return bool((await admin(first))["state"]["extra"].get("srm_latched") == ["candidate"])
+
+    await eventually(latched, 10.0)
     first.stop()
 
     second = outrider(text, data_dir=data_dir)
