@@ -45,7 +45,7 @@ class SlowUpstream:
         await request.read()
         self.started += 1
         try:
-            await asyncio.sleep(ms / 1000)
+            await asyncio.sleep(ms / 1000)  # the subject: an upstream that answers N ms late
         except asyncio.CancelledError:
             self.ended.append(("cancelled", time.monotonic()))
             raise
