@@ -36,7 +36,7 @@ async def cookie(request: web.Request) -> web.Response:
 
 
 async def slow(_: web.Request) -> web.Response:
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the subject: an answer later than the client's timeout
     return web.Response()
 
 

@@ -77,7 +77,7 @@ async def test_a_lingering_worker_takes_a_batch_when_it_is_full_or_after_the_lin
     await asyncio.sleep(0.01)  # the worker is waiting
     for i in range(3):
         queue.offer(i)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the subject: for this long, nothing is taken
     assert handler.batches == []  # under `wake_at`: it lingers
     queue.offer(3)  # a full batch wakes it at once
     await wait_until(lambda: handler.handled == 4, 5.0)
@@ -107,7 +107,7 @@ async def test_closing_refuses_new_items_and_waits_for_those_queued() -> None:
     queue.offer(1)
     queue.offer(2)
     closing = asyncio.create_task(queue.close(5.0))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the subject: close() is still waiting on the queued items
     assert not closing.done()
     assert not queue.offer(3)
     assert queue.dropped == {"shutdown": 1}
@@ -184,6 +184,6 @@ async def test_put_queues_what_the_owner_already_checked() -> None:
 async def test_an_empty_queue_closes_at_once_and_idle_workers_stop() -> None:
     queue = WorkQueue[int](10, workers=4, linger=60.0)
     runner = asyncio.create_task(queue.serve(Handler()))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # a few loop turns: the workers start and wait (nothing to observe)
     assert await queue.close(0.0) is None
     await asyncio.wait_for(runner, 1.0)
