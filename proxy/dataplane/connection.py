@@ -207,7 +207,9 @@ class Connection(asyncio.Protocol):
             if req.refusal is not None:
                 refuse(self, req)
             elif req.fast is not None:
-                fastpath.start(self, req, req.fast)
+                # at the end of this loop turn, as a task would start: the requests read together are sent
+                # upstream together (each send at once wakes the upstream once per request: ~5 µs more each)
+                self.loop.call_soon(fastpath.start, self, req, req.fast)
             else:
                 req.task = self.plane.tasks.spawn(serve(self, req), name="request", loop=self.loop)
         if (

@@ -33,6 +33,9 @@ States = list[tuple[Wrap, object]]
 
 def start(conn: Connection, req: Request, fast: FastChain) -> None:
     """Run `req` through `fast`; the connection moves on once its answer is written (`conn.done`)."""
+    if conn.lost:  # gone before its turn came
+        conn.done(req)
+        return
     head = req.head
     assert head is not None
     body = req.body
