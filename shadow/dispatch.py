@@ -22,10 +22,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from plumbing.workqueue import WorkQueue
-from shadow.compare.pool import CompareLimits, ComparePool
+from shadow.compare.pool import ComparePool
+from shadow.limits import ShadowLimits
 from shadow.pairing import Pair, ShadowResult
 from shadow.transport import HttpSend, Send, ShadowJob
 
@@ -33,25 +33,6 @@ __all__ = ["SHADOW_HEADER", "Breaker", "ShadowDispatcher", "ShadowJob", "ShadowL
 
 log = logging.getLogger(__name__)
 SHADOW_HEADER = "x-outrider-shadow"
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowLimits:
-    """Safe defaults of docs/reliability.md."""
-
-    queue: int = 100
-    workers: int = 16
-    timeout_s: float = 1.0
-    max_body_bytes: int = 1024 * 1024
-    """Largest request mirrored, unless the experiment sets its own (`spec.shadow.maxBodyBytes`)."""
-    max_response_bytes: int = 1024 * 1024
-    """Largest shadow answer read, unless the copy carries its experiment's cap (`ShadowJob.max_bytes`)."""
-    breaker_failures: int = 5
-    """Consecutive failures (timeout, reset, connect error) that open a shadow's circuit."""
-    breaker_open_s: float = 1.0
-    """How long an open circuit drops copies before one probe is let through."""
-    compare: CompareLimits = field(default_factory=CompareLimits)
-    """Where and how many comparisons of shadow answers run (`shadow.compare.pool`)."""
 
 
 class Breaker:

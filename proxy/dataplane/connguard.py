@@ -19,18 +19,22 @@ from typing import cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from proxy.dataplane.limits import PlaneLimits
 from proxy.telemetry.metrics import Metrics
 
 # Written straight to the transport: no aiohttp response is in flight while a header block is incomplete.
 TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
+_PLANE = PlaneLimits()  # the native plane's defaults are the aiohttp plane's too
+
+
 @dataclass(frozen=True, slots=True)
 class GuardLimits:
     """What the guard enforces."""
 
-    header_timeout_s: float = 10.0  # from a request's start to its last header byte
-    max_connections: int = 4096  # open connections; beyond, new ones are closed at once
+    header_timeout_s: float = _PLANE.header_timeout_s  # from a request's start to its last header byte
+    max_connections: int = _PLANE.max_connections  # open connections; beyond, new ones are closed at once
 
     def __post_init__(self) -> None:
         if self.header_timeout_s <= 0 or self.max_connections < 1:

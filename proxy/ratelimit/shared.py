@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from proxy.ratelimit.gcra import Decision, Gcra, MemoryLimiterStore
+from proxy.settings.model import RateLimit
 from proxy.telemetry.logs import event
 from shadow.dispatch import Breaker
 
@@ -99,6 +100,10 @@ def redis_client(url: str, timeout_s: float, max_connections: int) -> Redis:
     return Redis(connection_pool=pool)
 
 
+_DEFAULTS = RateLimit()
+"""`rateLimit.onStoreError` and `rateLimit.redisTimeout` when not given (the settings model declares them)."""
+
+
 class RedisLimiterStore:
     """GCRA state in Redis, with a deadline, a circuit breaker and a counted fallback per `on_error`."""
 
@@ -107,8 +112,8 @@ class RedisLimiterStore:
         url: str,
         gcra: Gcra,
         *,
-        on_error: OnError = "local",
-        timeout_s: float = 0.05,
+        on_error: OnError = _DEFAULTS.on_store_error,
+        timeout_s: float = _DEFAULTS.redis_timeout,
         max_connections: int = 16,
         prefix: str = PREFIX,
         breaker: Breaker | None = None,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from proxy.auth.settings import AuthSettings
     from proxy.ratelimit.settings import RateLimitSettings
     from proxy.settings.model import SidecarFile
-    from shadow.dispatch import ShadowLimits
+    from shadow.limits import ShadowLimits
 
 
 @dataclass(frozen=True, slots=True)

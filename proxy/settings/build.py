@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from proxy.ratelimit.settings import RateLimitSettings
     from proxy.settings import Settings
     from proxy.settings.model import Auth, RateLimit, Shadows, SidecarFile, Webhook
-    from shadow.dispatch import ShadowLimits
+    from shadow.limits import ShadowLimits
 
 
 def parse_hostport(value: str, flag: str) -> tuple[str, int]:
@@ -151,8 +151,7 @@ def sidecar_settings(conf: SidecarFile, experiments: list[Experiment], files: li
 
 def shadow_limits(s: Shadows) -> ShadowLimits:
     """The shadow dispatcher's and compare pool's bounds from the `shadows` section."""
-    from shadow.compare.pool import CompareLimits
-    from shadow.dispatch import ShadowLimits
+    from shadow.limits import CompareLimits, ShadowLimits
 
     compare = CompareLimits(s.compare_inline_bytes, s.compare_queue, s.compare_workers, s.compare_mode)
     return ShadowLimits(

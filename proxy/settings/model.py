@@ -13,7 +13,14 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, model_validator
 
 from experiments.schema_types import Duration, Section, problem
+from experiments.sink import SinkLimits
 from experiments.stores import check_store
+from proxy.dataplane.limits import PlaneLimits
+from shadow.limits import Mode, ShadowLimits
+
+_PLANE, _SHADOW = PlaneLimits(), ShadowLimits()
+"""The components' own defaults (they run without a settings file in tests and benches): the settings take
+theirs from them, so each default is written once."""
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """Zero or more seconds, as a number or a duration string (for settings where 0 means "off")."""
@@ -51,24 +58,24 @@ def _seconds(value: object) -> object:
 class Limits(Section):
     """Connection and size limits of the data port (docs/reliability.md "Safe defaults")."""
 
-    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(_PLANE.max_body_bytes, gt=0)
     """Request body cap for the whole sidecar, in bytes; an experiment's `spec.maxBodyBytes` may set less."""
-    header_timeout: Duration = 10.0
+    header_timeout: Duration = _PLANE.header_timeout_s
     """From a request's first byte to its last header byte; slower connections are closed (slowloris)."""
-    body_min_rate: int = Field(1024, gt=0)
+    body_min_rate: int = Field(_PLANE.body_min_rate, gt=0)
     """Bytes per second a request body must keep up after `headerTimeout` of grace; slower gets 408."""
-    max_connections: int = Field(4096, gt=0)
+    max_connections: int = Field(_PLANE.max_connections, gt=0)
     """Open client connections on the data port; beyond this, new connections are closed at once."""
-    keepalive: Duration = 75.0
+    keepalive: Duration = _PLANE.keepalive_s
     """Idle keep-alive connections are closed after this long."""
-    max_connections_per_client: int = Field(256, gt=0)
+    max_connections_per_client: int = Field(_PLANE.max_connections_per_client, gt=0)
     """Native data plane: open connections per client address (the peer, or via a trusted proxy the client
     its X-Forwarded-For names, counted per request in flight); beyond, closed at once (429 via a proxy)."""
-    body_timeout: Duration = 60.0
+    body_timeout: Duration = _PLANE.body_timeout_s
     """Native data plane: a request body must be complete this long after outrider starts reading it."""
-    body_rate_window: Duration = 10.0
+    body_rate_window: Duration = _PLANE.body_rate_window_s
     """Native data plane: each window this long (sliding by a quarter) must bring `bodyMinRate` × it bytes."""
-    max_buffered_body_bytes: int = Field(128 * 1024 * 1024, gt=0)
+    max_buffered_body_bytes: int = Field(_PLANE.max_buffered_body_bytes, gt=0)
     """Native data plane: request-body bytes held in memory across all connections; beyond, 503 (counted)."""
 
 
@@ -217,21 +224,21 @@ class Shadows(Section):
     FLAG_PREFIX: ClassVar[str] = "shadow-"
     """Its flags are `--shadow-NAME` (proxy.settings.fields)."""
 
-    queue: int = Field(100, ge=1)
+    queue: int = Field(_SHADOW.queue, ge=1)
     """Copies waiting for a worker; beyond, new copies are dropped (`queue_full`): the primary never waits."""
-    workers: int = Field(16, ge=1, le=1024)
+    workers: int = Field(_SHADOW.workers, ge=1, le=1024)
     """Copies sent at once."""
-    breaker_failures: int = Field(5, ge=1)
+    breaker_failures: int = Field(_SHADOW.breaker_failures, ge=1)
     """Consecutive failures (timeout, reset, connect error) that open a shadow's circuit."""
-    breaker_open: Duration = 1.0
+    breaker_open: Duration = _SHADOW.breaker_open_s
     """How long an open circuit drops copies before one probe is let through."""
-    compare_inline_bytes: int = Field(16 * 1024, ge=0)
+    compare_inline_bytes: int = Field(_SHADOW.compare.inline_bytes, ge=0)
     """Answers up to this size (both sides) are compared inline; larger ones in the compare pool."""
-    compare_queue: int = Field(16, ge=1)
+    compare_queue: int = Field(_SHADOW.compare.queue, ge=1)
     """Comparisons waiting or running in the pool; beyond, new copies that need one are dropped."""
-    compare_workers: int = Field(1, ge=1, le=64)
+    compare_workers: int = Field(_SHADOW.compare.workers, ge=1, le=64)
     """Pool workers; one leaves the other core of a 2-core sidecar to the event loop."""
-    compare_mode: Literal["process", "thread", "inline"] = "process"
+    compare_mode: Mode = _SHADOW.compare.mode
     """Where large comparisons run: processes (default; they never hold the event loop's GIL), threads, or
     the event loop itself (to measure against)."""
 
@@ -267,7 +274,7 @@ class SidecarFile(Section):
     """With a Redis store: trim the outcome and reward streams to this much before what the leader's last
     checkpoint has consumed (e.g. `7d`); unset = keep them whole, so that `outrider export` then `outrider
     analyze` reproduce every decision (docs/scale-out.md "Memory")."""
-    store_queue: int = Field(100_000, ge=1, le=10_000_000)
+    store_queue: int = Field(SinkLimits().max_pending, ge=1, le=10_000_000)
     """Outcome records a process holds for the store while it is slow or away (Redis); past that, new ones are
     dropped and counted by reason, and a fleet's leader refuses to promote past 0.1% of an arm dropped."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -40,36 +40,19 @@ from collections.abc import Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Literal
 
 from plumbing.workqueue import WorkQueue
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparator, Comparison, not_comparable
 from shadow.compare.none import NoComparison
+from shadow.limits import CompareLimits
 
 log = logging.getLogger(__name__)
-Mode = Literal["process", "thread", "inline"]
-"""Where large comparisons run: a process pool (the default), a thread pool, or the event loop itself
-(the old behaviour, kept to measure against)."""
 SHUTDOWN = "not compared: the sidecar was shutting down"
 NICENESS = 10
 """How much lower the compare workers' CPU priority is: on a busy machine the event loop wins the core."""
 ORPHAN_CHECK_S = 0.5
 """How often a compare worker checks that the sidecar that started it is still there."""
-
-
-@dataclass(frozen=True, slots=True)
-class CompareLimits:
-    """How comparisons are run and bounded (docs/reliability.md: shadow isolation)."""
-
-    inline_bytes: int = 16 * 1024
-    """Answers up to this size (both sides) are compared inline: `json-exact` takes 0.5–1.3 ms on 16 KiB of
-    small objects (2–7 ms on 64 KiB), the OIP kinds 0.1 ms; typical model answers are far smaller."""
-    queue: int = 16
-    """Comparisons waiting or running in the pool before new copies that need one are dropped."""
-    workers: int = 1
-    """Pool workers; one leaves the other core of a 2-core sidecar to the event loop."""
-    mode: Mode = "process"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,9 @@ from proxy.dataplane.exchange import Assignment, Exchange, Inbound, Reply
 from proxy.filters.mirror import Mirror
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparison
-from shadow.compare.pool import CompareJob, CompareLimits
-from shadow.dispatch import ShadowDispatcher, ShadowLimits
+from shadow.compare.pool import CompareJob
+from shadow.dispatch import ShadowDispatcher
+from shadow.limits import CompareLimits, ShadowLimits
 
 ANSWER = orjson.dumps({"outputs": [{"name": "p", "shape": [1, 2], "datatype": "FP32", "data": [0.2, 0.8]}]})
 CLIENT_HEADERS = {

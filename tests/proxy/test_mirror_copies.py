@@ -14,8 +14,8 @@ import pytest
 from experiments.model import ShadowSpec
 from experiments.outcome import OutcomeRecord
 from proxy.filters.mirror import Mirror
-from shadow.compare.pool import CompareLimits
-from shadow.dispatch import ShadowDispatcher, ShadowLimits
+from shadow.dispatch import ShadowDispatcher
+from shadow.limits import CompareLimits, ShadowLimits
 from shadow.pairing import ShadowResult
 from tests.proxy.test_mirror import ANSWER, exchange, experiment, invariant, primary
 from tests.shadow.test_dispatch import TIMEOUT, Clock, ScriptedShadow

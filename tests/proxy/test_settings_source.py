@@ -94,10 +94,10 @@ def test_auth_and_rate_limit_settings_take_their_defaults_from_the_model() -> No
     )
 
 
-def test_the_copies_kept_by_components_agree_with_the_model() -> None:
-    """PlaneLimits, GuardLimits, ShadowLimits, CompareLimits, SinkLimits and RedisLimiterStore still declare
-    defaults of their own (their modules are owned elsewhere); until they take them from the model, they must
-    equal it."""
+def test_components_and_the_model_share_each_default() -> None:
+    """Components that run without a settings file (PlaneLimits, ShadowLimits, CompareLimits, SinkLimits)
+    declare their defaults and the model takes them (it cannot be imported by `shadow` or `experiments`);
+    GuardLimits takes PlaneLimits', RedisLimiterStore the model's. Each is written once; they agree."""
     limits = Limits()
     assert plane_limits(sidecar_settings(SidecarFile(), [], [])) == PlaneLimits()
     assert GuardLimits() == GuardLimits(limits.header_timeout, limits.max_connections)

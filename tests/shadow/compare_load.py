@@ -28,7 +28,8 @@ from aiohttp import web
 from experiments.outcome import OutcomeRecord
 from proxy.runtime.loop import run
 from shadow.compare.base import comparator
-from shadow.compare.pool import CompareLimits, ComparePool
+from shadow.compare.pool import ComparePool
+from shadow.limits import CompareLimits
 from shadow.pairing import Pair, ShadowResult
 from tests.support.wait import eventually
 

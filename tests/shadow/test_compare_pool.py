@@ -19,7 +19,8 @@ import pytest
 
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparator, Comparison, comparator
-from shadow.compare.pool import NICENESS, SHUTDOWN, CompareJob, CompareLimits, ComparePool, Mode
+from shadow.compare.pool import NICENESS, SHUTDOWN, CompareJob, ComparePool
+from shadow.limits import CompareLimits, Mode
 from tests.support.wait import wait_until, wait_until_sync
 
 LARGE = orjson.dumps({"id": "x", "items": [{"k": i, "v": [i, str(i), None]} for i in range(5000)]})
@@ -209,7 +210,8 @@ async def test_a_cancelled_runner_still_finishes_its_job(tmp_path: Path) -> None
 
 ORPHAN = """
 import asyncio, sys
-from shadow.compare.pool import CompareJob, CompareLimits, ComparePool
+from shadow.compare.pool import CompareJob, ComparePool
+from shadow.limits import CompareLimits
 from tests.shadow.test_compare_pool import Marked
 
 async def main():

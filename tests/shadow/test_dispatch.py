@@ -13,8 +13,8 @@ import pytest
 from multidict import CIMultiDict
 
 from experiments.outcome import OutcomeRecord
-from shadow.compare.pool import CompareLimits
-from shadow.dispatch import ShadowDispatcher, ShadowJob, ShadowLimits, shadow_host
+from shadow.dispatch import ShadowDispatcher, ShadowJob, shadow_host
+from shadow.limits import CompareLimits, ShadowLimits
 from shadow.pairing import Pair, ShadowResult
 from tests.support.wait import wait_until
 

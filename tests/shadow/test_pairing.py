@@ -12,7 +12,8 @@ import pytest
 from experiments.outcome import OutcomeRecord
 from shadow.compare.answer import Answer
 from shadow.compare.base import Comparison, comparator
-from shadow.compare.pool import CompareLimits, ComparePool
+from shadow.compare.pool import ComparePool
+from shadow.limits import CompareLimits
 from shadow.pairing import Pair, ShadowResult
 from tests.shadow.bodies import binary, gzipped, output, scores
 
