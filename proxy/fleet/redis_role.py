@@ -35,22 +35,29 @@ from proxy.settings import Settings
 
 
 class LeaseCollector:
-    """`outrider_lease_terms_total` (times this replica took the lease) and
-    `outrider_fenced_writes_total` (its writes refused because it no longer held the lease)."""
+    """`outrider_lease_terms_total` (times this replica took the lease), `outrider_fenced_writes_total` (its
+    writes refused because it no longer held the lease) and `outrider_store_trimmed_total` (stream entries its
+    checkpoints trimmed)."""
 
     def __init__(self, role: LeaseRole) -> None:
         self.role = role
 
     def collect(self) -> Iterator[Metric]:
-        """The two counters."""
+        """The three counters."""
         terms = CounterMetricFamily("outrider_lease_terms", "Times this replica took the fleet's lease")
         terms.add_metric([], self.role.terms)
         fenced = CounterMetricFamily(
             "outrider_fenced_writes", "Writes of this replica refused: it no longer held the lease"
         )
         fenced.add_metric([], self.role.store.refused)
+        trimmed = CounterMetricFamily(
+            "outrider_store_trimmed",
+            "Stream entries this replica's checkpoints trimmed as leader (storeRetention; unset: none)",
+        )
+        trimmed.add_metric([], self.role.store.trimmed)
         yield terms
         yield fenced
+        yield trimmed
 
 
 POLL_S = 1.0

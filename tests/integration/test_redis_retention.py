@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from redis import Redis
 
 from experiments.builder import Analysis, Canary, ExperimentDoc, Goal, Guardrail, Variant
 from loadtests.redis_server import RedisServer, running_redis
+from tests.support.http import scrape
 from tests.support.procs import Proc, run_cmd, start
 from tests.support.redis_fleet import SECRET, Load
 from tests.support.wait import wait_until
@@ -68,6 +70,9 @@ async def test_a_leader_with_a_retention_keeps_the_stream_short(
         info = stream(raw)
         print(f"\nentries added {info['entries-added']}, kept {info['length']}")
         assert int(raw.hget("outrider:counts", NAME) or 0) >= info["entries-added"]  # every record counted
+        async with aiohttp.ClientSession() as session:
+            sampled = await scrape(session, proc.admin_url)
+        assert sampled["outrider_store_trimmed_total"] >= info["entries-added"] - info["length"] > 0
     finally:
         proc.stop()
     raw.close()
