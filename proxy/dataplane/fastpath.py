@@ -12,22 +12,18 @@ Usage: start(conn, req, fast)  (proxy.dataplane.connection, for every request wi
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from proxy.dataplane.chain import SKIP, FastChain, Stage, Wrap
-from proxy.dataplane.edge import error_reply
-from proxy.dataplane.errors import OutriderError, UpstreamError
-from proxy.dataplane.exchange import Exchange, Inbound, Reply
-from proxy.dataplane.serve import count_upstream_error, send, send_whole
+from proxy.dataplane.chain import SKIP, FastChain, Wrap
+from proxy.dataplane.exchange import Exchange, Reply
+from proxy.dataplane.serve import answer, error_answer, exchange_of, send_whole
 
 if TYPE_CHECKING:
     from proxy.dataplane.connection import Connection
     from proxy.dataplane.request import Request
 
-log = logging.getLogger(__name__)
 States = list[tuple[Wrap, object]]
 
 
@@ -36,20 +32,12 @@ def start(conn: Connection, req: Request, fast: FastChain) -> None:
     if conn.lost:  # gone before its turn came
         conn.done(req)
         return
-    head = req.head
-    assert head is not None
-    body = req.body
-    pending = body if body is not None and not body.complete else None
-    data = body.take() if body is not None and pending is None else b""
-    inbound = Inbound(
-        head.method, head.path, head.headers, data, conn.peer, req.received_at, req.received_mono, req.rid
-    )
-    ex = Exchange(inbound, pending_body=pending)
+    ex = exchange_of(conn, req)
     states: States = []
     try:
         for k, enter in enumerate(fast.enters):
             if not enter(ex):
-                _spawn(conn, req, _rest(conn, req, ex, fast.fallbacks[k]))
+                _spawn(conn, req, answer(conn, req, ex, fast.fallbacks[k]))
                 return
         for w in fast.wraps:
             st = w.before(ex)
@@ -62,12 +50,11 @@ def start(conn: Connection, req: Request, fast: FastChain) -> None:
             _landed(conn, req, ex, states, result)
 
         if not fast.terminal.start(ex, landed):
-            _spawn(conn, req, _awaited(conn, req, ex, fast, states))
+            _spawn(conn, req, answer(conn, req, ex, partial(_awaited, fast=fast, states=states)))
             return
     except Exception as err:  # from a request side: answered as `serve` answers it
-        for w, st in reversed(states):
-            w.failed(ex, st, err)
-        _answer(conn, req, ex, _error(conn, ex, err))
+        _unwound(ex, states, err)
+        _answer(conn, req, ex, error_answer(conn, ex, err))
         return
     req.exchange = ex
     conn.plane.begun(req)
@@ -82,27 +69,37 @@ def cancel(req: Request) -> None:
 
 def _landed(conn: Connection, req: Request, ex: Exchange, states: States, result: object) -> None:
     if isinstance(result, BaseException):
-        for w, st in reversed(states):
-            w.failed(ex, st, result)
-        if isinstance(result, asyncio.CancelledError):  # the client is gone: nothing to write
+        _unwound(ex, states, result)
+        if not isinstance(result, Exception):  # CancelledError: the client is gone, nothing to write
             conn.done(req)
             return
-        _answer(conn, req, ex, _error(conn, ex, result))
+        _answer(conn, req, ex, error_answer(conn, ex, result))
         return
     assert isinstance(result, Reply)
-    reply = result
     try:
-        for w, st in reversed(states):
-            reply = w.after(ex, st, reply)
+        reply = _wound(ex, states, result)
     except Exception as err:
-        reply = _error(conn, ex, err)
+        reply = error_answer(conn, ex, err)
     _answer(conn, req, ex, reply)
+
+
+def _wound(ex: Exchange, states: States, reply: Reply) -> Reply:
+    """The `Wrap`s' response sides for an answer, innermost first."""
+    for w, st in reversed(states):
+        reply = w.after(ex, st, reply)
+    return reply
+
+
+def _unwound(ex: Exchange, states: States, err: BaseException) -> None:
+    """The `Wrap`s' response sides for an error, innermost first."""
+    for w, st in reversed(states):
+        w.failed(ex, st, err)
 
 
 def _answer(conn: Connection, req: Request, ex: Exchange, reply: Reply) -> None:
     """Write `reply` now (a whole one), or from a task (a stream)."""
     if reply.stream is not None:
-        _spawn(conn, req, _streamed(conn, req, ex, reply))
+        _spawn(conn, req, answer(conn, req, ex, partial(_ready, reply=reply)))
         return
     try:
         send_whole(conn, req, ex, reply)
@@ -110,58 +107,20 @@ def _answer(conn: Connection, req: Request, ex: Exchange, reply: Reply) -> None:
         conn.done(req)
 
 
-def _error(conn: Connection, ex: Exchange, err: BaseException) -> Reply:
-    """The reply for an error, as `serve` renders it."""
-    rid = ex.inbound.request_id
-    if isinstance(err, OutriderError):
-        if isinstance(err, UpstreamError):
-            count_upstream_error(conn, err, ex)
-        return error_reply(err, rid)
-    log.error("internal error on %s %s", ex.inbound.method, ex.inbound.path, exc_info=err)
-    conn.plane.metrics.internal_errors.inc()
-    return error_reply(OutriderError("internal error"), rid)
-
-
 def _spawn(conn: Connection, req: Request, coro: Coroutine[Any, Any, None]) -> None:
     req.task = conn.plane.tasks.spawn(coro, name="request", loop=conn.loop)
 
 
-async def _rest(conn: Connection, req: Request, ex: Exchange, stage: Stage) -> None:
-    """The task path from one filter on (`serve`, for an exchange already begun)."""
+async def _awaited(ex: Exchange, *, fast: FastChain, states: States) -> Reply:
+    """The terminal awaited (it declined to start on callbacks), then the response sides."""
     try:
-        try:
-            reply = await stage(ex)
-        except Exception as err:
-            reply = _error(conn, ex, err)
-        await send(conn, req, ex, reply)
-    finally:
-        conn.done(req)
+        reply = await fast.terminal(ex)
+    except BaseException as err:
+        _unwound(ex, states, err)
+        raise
+    return _wound(ex, states, reply)
 
 
-async def _awaited(conn: Connection, req: Request, ex: Exchange, fast: FastChain, states: States) -> None:
-    """The terminal awaited (it declined to start on callbacks), then the response sides, as a task."""
-    try:
-        try:
-            reply = await fast.terminal(ex)
-        except BaseException as err:
-            for w, st in reversed(states):
-                w.failed(ex, st, err)
-            if not isinstance(err, Exception):
-                raise
-            reply = _error(conn, ex, err)
-        else:
-            try:
-                for w, st in reversed(states):
-                    reply = w.after(ex, st, reply)
-            except Exception as err:
-                reply = _error(conn, ex, err)
-        await send(conn, req, ex, reply)
-    finally:
-        conn.done(req)
-
-
-async def _streamed(conn: Connection, req: Request, ex: Exchange, reply: Reply) -> None:
-    try:
-        await send(conn, req, ex, reply)
-    finally:
-        conn.done(req)
+async def _ready(ex: Exchange, *, reply: Reply) -> Reply:
+    """A reply already made (a stream, written from a task)."""
+    return reply

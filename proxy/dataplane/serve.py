@@ -14,6 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from proxy.dataplane.chain import Stage
 from proxy.dataplane.edge import error_reply
 from proxy.dataplane.errors import OutriderError, UpstreamError
 from proxy.dataplane.exchange import BodyStream, Exchange, Inbound, Reply
@@ -32,33 +33,48 @@ _LAST_CHUNK = b"0\r\n\r\n"
 
 async def serve(conn: Connection, req: Request) -> None:
     """Run `req` through its chain and answer it; the connection moves on when this returns."""
+    assert req.chain is not None
+    await answer(conn, req, exchange_of(conn, req), req.chain)
+
+
+def exchange_of(conn: Connection, req: Request) -> Exchange:
+    """The exchange a parsed request starts as (a body still arriving is left for the `body` stage)."""
+    head, body = req.head, req.body
+    assert head is not None
+    pending, data = None, b""
+    if body is not None:
+        if body.complete:
+            data = body.take()
+        else:
+            pending = body  # read by the `body` stage, after auth, rate limits and routing
+    inbound = Inbound(
+        head.method, head.path, head.headers, data, conn.peer, req.received_at, req.received_mono, req.rid
+    )
+    return Exchange(inbound, pending_body=pending)
+
+
+async def answer(conn: Connection, req: Request, ex: Exchange, stage: Stage) -> None:
+    """Run `ex` through `stage` (the chain, or what is left of it) and send the answer or the error."""
     try:
-        head, chain, rid = req.head, req.chain, req.rid
-        assert head is not None
-        assert chain is not None
-        body, pending, data = req.body, None, b""
-        if body is not None:
-            if body.complete:
-                data = body.take()
-            else:
-                pending = body  # read by the `body` stage, after auth, rate limits and routing
-        inbound = Inbound(
-            head.method, head.path, head.headers, data, conn.peer, req.received_at, req.received_mono, rid
-        )
-        ex = Exchange(inbound, pending_body=pending)
         try:
-            reply = await chain(ex)
-        except OutriderError as err:
-            reply = error_reply(err, rid)
-            if isinstance(err, UpstreamError):
-                count_upstream_error(conn, err, ex)
-        except Exception:
-            log.exception("internal error on %s %s", head.method, head.path)
-            conn.plane.metrics.internal_errors.inc()
-            reply = error_reply(OutriderError("internal error"), rid)
+            reply = await stage(ex)
+        except Exception as err:
+            reply = error_answer(conn, ex, err)
         await send(conn, req, ex, reply)
     finally:
         conn.done(req)
+
+
+def error_answer(conn: Connection, ex: Exchange, err: Exception) -> Reply:
+    """The reply for an error the chain raised (an internal one is logged and counted)."""
+    rid = ex.inbound.request_id
+    if isinstance(err, OutriderError):
+        if isinstance(err, UpstreamError):
+            count_upstream_error(conn, err, ex)
+        return error_reply(err, rid)
+    log.error("internal error on %s %s", ex.inbound.method, ex.inbound.path, exc_info=err)
+    conn.plane.metrics.internal_errors.inc()
+    return error_reply(OutriderError("internal error"), rid)
 
 
 def refuse(conn: Connection, req: Request) -> None:
