@@ -35,6 +35,7 @@ from proxy.fleet.redis_role import fleet_control
 from proxy.fleet.worker import VariantDrops, WorkerLink
 from proxy.grpcfront.wiring import GrpcPort
 from proxy.runtime.checks import runtime_facts
+from proxy.runtime.gc_tuning import tune_gc
 from proxy.runtime.keys import SINK, WIRING
 from proxy.runtime.outcome_sink import outcome_sink
 from proxy.runtime.ports import bound, hostport
@@ -231,6 +232,7 @@ class Sidecar:
             plane = await self._listen(data)
             await web.TCPSite(admin, *self.settings.admin).start()
             grpc_address = await self._listen_grpc()
+            tune_gc()  # start-up is done: what it built lives as long as the process
             self.ready = True
             address = plane.address if plane is not None else bound(data)
             # a worker's supervisor logs `listening` once all its workers listen

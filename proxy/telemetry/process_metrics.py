@@ -1,5 +1,6 @@
 """Process health on the app's registry: memory, open fds, CPU (prometheus' ProcessCollector) and the number
-of asyncio tasks alive, read at scrape time. A soak run watches these for leaks.
+of asyncio tasks alive, read at scrape time; the garbage collector's runs (prometheus' GCCollector).
+A soak run watches these for leaks.
 
 Usage: `register_process_metrics(metrics.registry)` once, from inside the running loop's process.
 """
@@ -10,7 +11,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,6 +31,8 @@ class TaskCollector(Collector):
 
 
 def register_process_metrics(registry: CollectorRegistry) -> None:
-    """process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total, outrider_asyncio_tasks."""
+    """process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total, python_gc_* (collections
+    per generation: proxy.runtime.gc_tuning), outrider_asyncio_tasks."""
     ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
     registry.register(TaskCollector())
