@@ -11,10 +11,12 @@ Every item offered is, between callbacks of the event loop, in exactly one place
 where the owner counts what its handler made of an item (stored, delivered, ...) and drops it counts itself
 (`drop`). Items go to the workers in order, in batches of at most `batch`: a worker takes what is queued as
 soon as there is something (several workers share the queue), or, with `linger`, sleeps up to that long
-unless `wake_at` items are queued (group commit). Closing refuses new items (`shutdown`), waits until nothing
-is pending, and at the deadline drops what is still queued (`shutdown`); with `cancel` it then cancels the
-workers, whose handler counts the items in its hands. The workers are the tasks running `serve`, which ends
-when they have stopped: after `close`, once the queue is empty.
+unless `wake_at` items are queued (group commit), before every batch: the first, and each after the last.
+Closing refuses new items (`shutdown`), waits until nothing is pending, and at the deadline drops what is
+still queued (`shutdown`); with `cancel` it then cancels the workers, whose handler counts the items in its
+hands.
+The workers are the tasks running `serve`, which ends when they have stopped: after `close`, once the queue is
+empty.
 """
 
 from __future__ import annotations
@@ -117,12 +119,23 @@ class WorkQueue(Generic[T]):
         self._running.add(task)
         items = self.items
         try:
+            lingered = False  # waited for this batch already (its first items, or since the last batch)
             while True:
                 if not items:
                     if self.closing:
                         return
                     await self._wait()
+                    lingered = True
                     continue
+                short = len(items) < self.wake_at
+                if short and not lingered and self.linger is not None and not self.closing:
+                    # Group commit after a batch too: what came in while it was handled is not a batch yet.
+                    # (Taken at once, batches shrank under load to the few items that came during the last
+                    # one, and the per-batch cost was paid every few items.)
+                    await self._wait()
+                    lingered = True
+                    continue
+                lingered = False
                 batch = [items.popleft() for _ in range(min(len(items), self.batch))]
                 self.busy += len(batch)
                 try:

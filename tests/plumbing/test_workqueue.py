@@ -100,6 +100,28 @@ async def test_the_linger_bounds_how_long_a_small_batch_waits() -> None:
     await runner
 
 
+async def test_after_a_batch_the_few_items_that_came_meanwhile_wait_for_more() -> None:
+    """Group commit holds after a batch too: under a steady load the batches stay whole instead of shrinking
+    to what arrived during the last one (the outcome sink's per-batch cost paid every few records)."""
+    handler = Handler(open_=False)
+    queue = WorkQueue[int](100, batch=4, linger=30.0, wake_at=4)
+    runner = asyncio.create_task(queue.serve(handler))
+    for i in range(4):
+        queue.offer(i)
+    await wait_until(lambda: len(handler.batches) == 1, 5.0)
+    queue.offer(4)  # arrives while the first batch is being handled
+    handler.gate.set()
+    await wait_until(lambda: handler.handled == 4, 5.0)
+    await asyncio.sleep(0.05)  # the subject: for this long, the lone item is not taken
+    assert handler.batches == [[0, 1, 2, 3]]
+    for i in range(5, 8):
+        queue.offer(i)  # a full batch again: taken at once
+    await wait_until(lambda: handler.handled == 8, 5.0)
+    assert handler.batches == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert await queue.close(5.0) is None
+    await asyncio.wait_for(runner, 5.0)
+
+
 async def test_closing_refuses_new_items_and_waits_for_those_queued() -> None:
     handler = Handler(open_=False)
     queue = WorkQueue[int](10)
