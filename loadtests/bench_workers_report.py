@@ -90,6 +90,14 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
         "workers_cpu_ratio_rounds": [
             b.us_per_request("outrider") / a.us_per_request("outrider") for a, b in pairs
         ],
+        "upstream_cpu_ratio_rounds": [
+            b.us_per_request("nginx") / a.us_per_request("nginx") for a, b in pairs
+        ],
+        "workers_cpu_ratio_vs_upstream": _median(
+            (b.us_per_request("outrider") / a.us_per_request("outrider"))
+            / (b.us_per_request("nginx") / a.us_per_request("nginx"))
+            for a, b in pairs
+        ),
         "workers_rps_ratio": t2["rps"] / t1["rps"],
         "workers_rps_ratio_rounds": [b.result.rps / a.result.rps for a, b in pairs],
         "redis_added_us": tr["us_per_request"]["outrider"] - t1["us_per_request"]["outrider"],
@@ -110,7 +118,10 @@ def verdicts(s: dict[str, Any]) -> list[str]:
     return [
         f"CPU per request, `--workers 2` / `--workers 1`: {ratio:.2f}× (rounds: "
         f"{_range(s['workers_cpu_ratio_rounds'], '.2f')}) — {met} the {CPU_RATIO_TARGET}× target; "
-        f"throughput {s['workers_rps_ratio']:.2f}× (rounds: {_range(s['workers_rps_ratio_rounds'], '.2f')}).",
+        f"throughput {s['workers_rps_ratio']:.2f}× (rounds: {_range(s['workers_rps_ratio_rounds'], '.2f')}). "
+        f"The upstream's CPU per request (nginx: the same work in both) changed "
+        f"{_range(s['upstream_cpu_ratio_rounds'], '.2f')}× round by round, what sharing the cores costs "
+        f"every process; outrider's ratio over the upstream's: {s['workers_cpu_ratio_vs_upstream']:.2f}×.",
         f"CPU per request the Redis store adds in outrider: {added:+.1f} µs (rounds: "
         f"{_range(s['redis_added_us_rounds'], '+.1f')}) — {redis_met} the ≤ {REDIS_ADDED_TARGET_US:g} µs "
         f"target; in redis-server: {server:.1f} µs; together {added + server:+.1f} µs.",
