@@ -1,9 +1,10 @@
-# outrider sidecar image. Multi-stage: wheels are built in the first stage, the runtime stage holds only the
-# installed application and runs as a non-root user. (Not buildable on the project's CI machines, which have
-# no Docker engine; kept deliberately simple.)
+# outrider sidecar image. Multi-stage: wheels are built in the first stage (with a C compiler: mypyc compiles
+# the request path, setup.py), the runtime stage holds only the installed application and runs as a non-root
+# user. (Not buildable on the project's CI machines, which have no Docker engine; kept deliberately simple.)
 FROM python:3.11-slim-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY proxy proxy
 COPY experiments experiments
 COPY shadow shadow

@@ -2,15 +2,21 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-stamp
+# OUTRIDER_PURE_PYTHON=1 (in the environment or on make's command line): nothing compiled (setup.py); a stamp
+# per mode, so that switching rebuilds.
+STAMP   := $(VENV)/.installed-stamp$(if $(filter-out 0,$(OUTRIDER_PURE_PYTHON)),-pure)
 MODELS  := models/digits.onnx
+# The modules mypyc compiles (pyproject.toml's [tool.outrider] compiled): the install is rebuilt when one of
+# them changes, or its extension would go on shadowing the edited source (plumbing.compiled refuses that).
+COMPILED := $(shell sed -n '/^compiled = \[/,/^\]/s/^ *"\([^"]*\)",.*/\1/p' pyproject.toml)
 
 .PHONY: install models demo test check lint typecheck fmt bench bench-deps browser-deps stats-bench reliability schema clean interop
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-stamp*
 	touch $(STAMP)
 
 install: $(STAMP)  ## the virtual environment with outrider and its dev tools
@@ -70,4 +76,6 @@ stats-bench: $(STAMP)  ## the engine's error rates and times to decide over 1000
 	$(BIN)/python -m analysis.stats_bench
 
 clean:
-	rm -rf $(VENV) outrider-data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) outrider-data .mypy_cache .ruff_cache .pytest_cache build
+	find proxy experiments plumbing -name '*.so' -delete
+	rm -f plumbing/compiled.json

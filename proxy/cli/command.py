@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelserver import cli as modelserver_cli
+from plumbing import compiled
 from proxy.cli import commands
 from proxy.cli import control as control_cli
 from proxy.cli import load as load_cli
@@ -123,5 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `outrider` script; returns the process exit code."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # a supervisor starts its workers with them
+    try:
+        compiled.check()  # an edited module whose extension was not rebuilt would not run: refuse
+    except compiled.StaleBuild as err:
+        sys.stderr.write(f"outrider: {err}\n")
+        return 2
     code: int = args.func(args)
     return code

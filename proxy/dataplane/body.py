@@ -15,7 +15,7 @@ refused on its headers (401, 429, 404) never gets its body read. Once reading, a
 - complete within `body_timeout_s` whatever its speed.
 
 Each chunk is reserved in the process-wide `BodyBudget` before it is kept: beyond the budget the request gets
-503 (proxy.dataplane.limits.Overloaded). The reservation is returned when the request ends.
+503 (proxy.dataplane.errors.Overloaded). The reservation is returned when the request ends.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from proxy.dataplane.chain import Stage
-from proxy.dataplane.errors import BadRequest, OutriderError, PayloadTooLarge, RequestTimeout
+from proxy.dataplane.errors import BadRequest, OutriderError, Overloaded, PayloadTooLarge, RequestTimeout
 from proxy.dataplane.exchange import Exchange, Reply
-from proxy.dataplane.limits import BodyBudget, Overloaded, PlaneLimits
+from proxy.dataplane.limits import BodyBudget, PlaneLimits
 
 PREREAD_BYTES = 64 * 1024
 """Body bytes taken before the chain asks for the body; beyond, the connection stops reading."""

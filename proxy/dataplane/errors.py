@@ -4,7 +4,8 @@
     ├── Rejected            4xx: the request is refused before any upstream sees it
     │   ├── BadRequest          400 bad_request
     │   │   ├── BadFraming          400 bad_framing (the connection is closed)
-    │   │   └── BadPath             400 bad_path (a path that normalises badly or out of its prefix)
+    │   │   ├── BadPath             400 bad_path (a path that normalises badly or out of its prefix)
+    │   │   └── HeadersTooLarge     431 headers_too_large (the data plane's head limits; connection closed)
     │   ├── VersionNotSupported 505 http_version_not_supported (a client fault; connection closed)
     │   ├── Unauthorized        401 unauthorized (with WWW-Authenticate)
     │   ├── Forbidden           403 forbidden
@@ -15,7 +16,9 @@
     │   ├── Conflict            409 conflict (admin: the phase does not allow the change)
     │   ├── RequestTimeout      408 request_timeout (a body under the minimum rate; connection closed)
     │   ├── PayloadTooLarge     413 payload_too_large
-    │   └── TooManyRequests     429 rate_limited (with Retry-After)
+    │   ├── TooManyRequests     429 rate_limited (with Retry-After)
+    │   └── TooManyConnections  429 too_many_connections (one client behind a trusted proxy)
+    ├── Overloaded          503 overloaded: request bodies in memory at their cap (connection closed)
     ├── Unavailable         503 unavailable: outrider cannot do it now (admin; feedback with Redis away)
     │   ├── NotLeader           503 not_leader (another process leads this experiment)
     │   └── Starting            503 starting (the state keeper is not ready yet)
@@ -65,6 +68,15 @@ class BadFraming(BadRequest):
     """Ambiguous message framing (e.g. Transfer-Encoding on HTTP/1.0): refuse and close the connection."""
 
     code = "bad_framing"
+    close_connection = True
+
+
+class HeadersTooLarge(BadRequest):
+    """431: over the data plane's header count, or a header line over its line limit (proxy.dataplane.limits;
+    the connection is closed)."""
+
+    status = 431
+    code = "headers_too_large"
     close_connection = True
 
 
@@ -149,6 +161,21 @@ class TooManyRequests(Rejected):
 
     status = 429
     code = "rate_limited"
+
+
+class TooManyConnections(Rejected):
+    """429 too_many_connections: one client (behind a trusted proxy) already holds its share of slots."""
+
+    status = 429
+    code = "too_many_connections"
+
+
+class Overloaded(OutriderError):
+    """503 overloaded: the request bodies held in memory are at their cap (the connection is closed)."""
+
+    status = 503
+    code = "overloaded"
+    close_connection = True
 
 
 class Unavailable(OutriderError):

@@ -13,6 +13,7 @@ versions other than 1.0/1.1 (505), Transfer-Encoding on HTTP/1.0, any Transfer-E
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -126,6 +127,7 @@ def request_path(target: bytes) -> str:
     if target[:1] != b"/":
         if not target[:8].lower().startswith((b"http://", b"https://")):
             raise BadRequest("the request target must be a path or an absolute http(s) URL")
-        url = httptools.parse_url(target)
+        # Any: an absent part is None, not the bytes of httptools' stubs (compiled code checks stub types)
+        url: Any = httptools.parse_url(target)
         target = (url.path or b"/") + (b"?" + url.query if url.query else b"")
     return target.decode("utf-8", "surrogateescape")

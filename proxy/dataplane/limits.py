@@ -18,8 +18,6 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from proxy.dataplane.errors import BadRequest, OutriderError, Rejected
-
 MAX_HEADERS = 100  # docs/reliability.md safe defaults: 100 headers, request line and each header ≤ 8 KiB
 MAX_LINE_BYTES = 8192
 MAX_HEAD_BYTES = (MAX_HEADERS + 1) * (MAX_LINE_BYTES + 2) + 2
@@ -61,29 +59,6 @@ class PlaneLimits:
         )
         if not all(math.isfinite(v) and v > 0 for v in positive):
             raise ValueError(f"every data plane limit must be a positive number, got {self}")
-
-
-class Overloaded(OutriderError):
-    """503 overloaded: the request bodies held in memory are at their cap (the connection is closed)."""
-
-    status = 503
-    code = "overloaded"
-    close_connection = True
-
-
-class HeadersTooLarge(BadRequest):
-    """431: over `MAX_HEADERS` headers, or a header line over `MAX_LINE_BYTES` (the connection is closed)."""
-
-    status = 431
-    code = "headers_too_large"
-    close_connection = True
-
-
-class TooManyConnections(Rejected):
-    """429 too_many_connections: one client (behind a trusted proxy) already holds its share of slots."""
-
-    status = 429
-    code = "too_many_connections"
 
 
 class BodyBudget:

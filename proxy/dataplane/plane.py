@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from proxy.dataplane import fastpath
 from proxy.dataplane.chain import FastChain, Stage
@@ -70,8 +71,10 @@ class DataPlane:
     @property
     def address(self) -> str:
         """HOST:PORT actually bound (IPv6 hosts in brackets)."""
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
+        # Any: uvloop's `sockets` is a list, not the tuple asyncio's stubs promise (compiled code checks that)
+        server: Any = self._server
+        assert server is not None
+        host, port = server.sockets[0].getsockname()[:2]
         return hostport(host, port)
 
     def admit(self, conn: Connection) -> bool:

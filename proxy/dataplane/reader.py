@@ -17,14 +17,19 @@ import httptools
 from proxy.dataplane.body import PREREAD_BYTES, RequestBody
 from proxy.dataplane.client_ip import resolve_client
 from proxy.dataplane.edge import request_id_of
-from proxy.dataplane.errors import BadFraming, BadRequest, OutriderError, VersionNotSupported
+from proxy.dataplane.errors import (
+    BadFraming,
+    BadRequest,
+    HeadersTooLarge,
+    OutriderError,
+    TooManyConnections,
+    VersionNotSupported,
+)
 from proxy.dataplane.head import parse_head
 from proxy.dataplane.limits import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     MAX_LINE_BYTES,
-    HeadersTooLarge,
-    TooManyConnections,
 )
 from proxy.dataplane.request import Request
 from proxy.feedback import PATH as FEEDBACK_PATH

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http
 import time
 from email.utils import formatdate
+from typing import ClassVar
 
 from multidict import CIMultiDict
 
@@ -36,8 +37,8 @@ _FRAMING = ("Content-Length", "Transfer-Encoding", "Connection")
 class _Date:
     """The Date header's value, formatted once per second."""
 
-    second = -1
-    value = ""
+    second: ClassVar[int] = -1
+    value: ClassVar[str] = ""
 
     @classmethod
     def now(cls) -> str:
