@@ -4,7 +4,8 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 # OUTRIDER_PURE_PYTHON=1 (in the environment or on make's command line): nothing compiled (setup.py); a stamp
 # per mode, so that switching rebuilds.
-STAMP   := $(VENV)/.installed-stamp$(if $(filter-out 0,$(OUTRIDER_PURE_PYTHON)),-pure)
+PURE    := $(filter-out 0,$(OUTRIDER_PURE_PYTHON))
+STAMP   := $(VENV)/.installed-stamp$(if $(PURE),-pure)
 MODELS  := models/digits.onnx
 # The modules mypyc compiles (pyproject.toml's [tool.outrider] compiled): the install is rebuilt when one of
 # them changes, or its extension would go on shadowing the edited source (plumbing.compiled refuses that).
@@ -13,6 +14,11 @@ COMPILED := $(shell sed -n '/^compiled = \[/,/^\]/s/^ *"\([^"]*\)",.*/\1/p' pypr
 .PHONY: install models demo test check lint typecheck fmt bench bench-deps browser-deps stats-bench reliability schema clean interop
 
 $(STAMP): pyproject.toml setup.py $(COMPILED)
+	@[ -n "$(PURE)" ] || { command -v gcc >/dev/null && \
+	  test -f "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h"; } || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev >/dev/null; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -28,9 +28,13 @@ MODULES = {path.removesuffix(".py").replace("/", "."): path for path in SOURCES}
 
 
 def manifest() -> str:
-    """The record of this build: each compiled module and the digest of its source."""
+    """The record of this build: each compiled module and the digest of its source (read before mypyc reads
+    the sources, so that an edit made while it compiles shows as stale)."""
     modules = {} if PURE else {name: source_digest(ROOT / path) for name, path in MODULES.items()}
     return json.dumps({"modules": modules}, indent=1, sort_keys=True) + "\n"
+
+
+RECORD = manifest()
 
 
 def remove_extensions(keep: set[str]) -> None:
@@ -44,20 +48,22 @@ class BuildExt(build_ext):
     """Compiles, then records what it compiled (in the wheel, and in the tree when building in place)."""
 
     def run(self) -> None:
-        if self.inplace or self.editable_mode:
+        if not self.extensions:  # a pure build: compiled() wrote its record
+            return
+        in_place = self.inplace or self.editable_mode
+        if in_place:
             remove_extensions(keep={*MODULES, SHARED_LIB})  # a module dropped from the list stops shadowing
         super().run()
-        text = manifest()
-        (Path(self.build_lib) / MANIFEST).write_text(text)
-        if self.inplace or self.editable_mode:
-            (ROOT / MANIFEST).write_text(text)
+        for root in (Path(self.build_lib), *([ROOT] if in_place else [])):
+            (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+            (root / MANIFEST).write_text(RECORD)
 
 
 def compiled() -> list[Extension]:
     """The extension modules to build: mypyc's, one shared library (`plumbing.hotpath__mypyc`) for all."""
     if PURE:
         remove_extensions(keep=set())
-        (ROOT / MANIFEST).write_text(manifest())
+        (ROOT / MANIFEST).write_text(RECORD)
         return []
     from mypyc.build import mypycify
 

@@ -2,6 +2,8 @@
 
 Usage: python -m loadtests.bench_ab BEFORE_TREE AFTER_TREE [--rounds 5] [--seconds 5]
   e.g. git worktree add /tmp/before HEAD~1; python -m loadtests.bench_ab /tmp/before .
+A tree runs what is built in it: a fresh worktree runs pure Python; `python setup.py build_ext --inplace` in
+it compiles the request path as an install does (docs/dataplane.md, "Compiled modules").
 Both run the bench's 10% sticky canary in front of one nginx `return 200` upstream and take `wrk -t1 -c32` in
 interleaved rounds, so drift on a shared machine hits both alike; the figure is the outrider process' CPU
 (user + system, all threads) per answered request, median of the rounds.

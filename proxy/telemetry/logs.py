@@ -30,7 +30,8 @@ class JsonFormatter(logging.Formatter):
             item["msg"] = record.getMessage()
         if record.exc_info:
             item["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(item, default=str).decode()
+        # Dataclasses go to `str` too: orjson crashes the process on compiled ones (docs/dataplane.md)
+        return orjson.dumps(item, default=str, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()
 
 
 class ClientErrorThrottle(logging.Filter):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import subprocess
+import sys
 import tomllib
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -130,3 +132,21 @@ def test_no_interpreted_class_derives_from_a_compiled_one() -> None:
                 if (module, name) in native:
                     wrong.append(f"{path.relative_to(REPO)}: {node.name}({ast.unparse(base)})")
     assert wrong == []
+
+
+LOG_A_DATACLASS = """
+import logging
+from proxy.dataplane.limits import PlaneLimits
+from proxy.telemetry.logs import JsonFormatter
+record = logging.LogRecord("t", logging.INFO, "", 0, "", None, None)
+record.fields = {"event": "limits", "limits": PlaneLimits()}
+print(JsonFormatter().format(record))
+"""
+
+
+def test_a_logged_compiled_dataclass_is_written_as_text() -> None:
+    """orjson crashes the process (SIGSEGV) serialising compiled dataclasses with float fields (PlaneLimits,
+    Exchange, OutcomeRecord): the log formatter hands every dataclass to `str` instead."""
+    done = subprocess.run([sys.executable, "-c", LOG_A_DATACLASS], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["limits"].startswith("PlaneLimits(header_timeout_s=10.0")
