@@ -55,7 +55,8 @@ def start(tree: Path, config: Path, data_dir: Path, log: Path) -> tuple[subproce
                 return proc, str(orjson.loads(line)["address"])
         time.sleep(0.05)
     proc.kill()
-    raise SystemExit(f"{tree}: outrider did not start; see {log}")
+    proc.wait()
+    raise SystemExit(f"{tree}: outrider did not start:\n{log.read_text()[-3000:]}")  # the log goes with tmp
 
 
 def wrk(url: str, body: Path, seconds: float) -> int:
@@ -78,9 +79,11 @@ async def compare(trees: list[Path], rounds: int, seconds: float) -> dict[Path, 
         config.write_text(CANARY_CONFIG.adding(Variant.stable(upstream), Variant.candidate(upstream)).yaml())
         body = tmp / "body.json"
         body.write_bytes(orjson.dumps(infer_body(read_test_set(REPO / "models" / "test_set.json").x[:1])))
-        procs = [start(t, config, tmp / f"data-{i}", tmp / f"outrider-{i}.log") for i, t in enumerate(trees)]
+        procs: list[tuple[subprocess.Popen[bytes], str]] = []
         runs: dict[Path, list[float]] = {t: [] for t in trees}
-        try:
+        try:  # nginx and every outrider started are stopped, however this ends (one that did not start too)
+            for i, t in enumerate(trees):
+                procs.append(start(t, config, tmp / f"data-{i}", tmp / f"outrider-{i}.log"))
             for _, address in procs:
                 wrk(f"http://{address}{INFER_PATH}", body, 2)  # warm: pooled connections, caches
             for r in range(rounds):
