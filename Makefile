@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed-stamp$(if $(PURE),-pure)
 MODELS  := models/digits.onnx
 # The modules mypyc compiles (pyproject.toml's [tool.outrider] compiled): the install is rebuilt when one of
 # them changes, or its extension would go on shadowing the edited source (plumbing.compiled refuses that).
-COMPILED := $(shell sed -n '/^compiled = \[/,/^\]/s/^ *"\([^"]*\)",.*/\1/p' pyproject.toml)
+COMPILED := $(shell $(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["outrider"]["compiled"])')
 
 .PHONY: install models demo test check lint typecheck fmt bench bench-deps browser-deps stats-bench reliability schema clean interop
 
