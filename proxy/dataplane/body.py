@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import replace
 from typing import Protocol
 
 from proxy.dataplane.chain import Stage
@@ -250,5 +249,5 @@ class ReadBody:
                 cap = min(cap, ex.assignment.experiment.max_body_bytes)
             body = await pending.read(cap)
             ex.pending_body = None
-            ex.inbound = replace(ex.inbound, body=body)
+            ex.inbound = ex.inbound.with_body(body)
         return await call_next(ex)

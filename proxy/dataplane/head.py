@@ -12,8 +12,7 @@ versions other than 1.0/1.1 (505), Transfer-Encoding on HTTP/1.0, any Transfer-E
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -43,22 +42,33 @@ _REQUEST_ID = REQUEST_ID.encode()
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 
 
-@dataclass(frozen=True, slots=True)
 class Head:
-    """One request's head, checked."""
+    """One request's head, checked (read-only; a plain class: proxy.dataplane.exchange says why)."""
 
-    method: str
-    path: str
-    """Path and query as sent (origin form; the path of an absolute-form target)."""
-    headers: CIMultiDictProxy[str]
-    """End-to-end headers: hop-by-hop ones, those named in Connection and client `x-outrider-*` removed."""
-    length: int | None
-    """Content-Length, if sent."""
-    chunked: bool
-    expect_continue: bool
-    """The client waits for `100 Continue` before it sends the body."""
-    has_request_id: bool
-    """The client sent an x-request-id (still to be checked for sanity)."""
+    __slots__ = ("chunked", "expect_continue", "has_request_id", "headers", "length", "method", "path")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: CIMultiDictProxy[str],
+        length: int | None,
+        chunked: bool,
+        expect_continue: bool,
+        has_request_id: bool,
+    ) -> None:
+        self.method: Final = method
+        self.path: Final = path
+        """Path and query as sent (origin form; the path of an absolute-form target)."""
+        self.headers: Final = headers
+        """End-to-end headers: hop-by-hop ones, those named in Connection, client `x-outrider-*` removed."""
+        self.length: Final = length
+        """Content-Length, if sent."""
+        self.chunked: Final = chunked
+        self.expect_continue: Final = expect_continue
+        """The client waits for `100 Continue` before it sends the body."""
+        self.has_request_id: Final = has_request_id
+        """The client sent an x-request-id (still to be checked for sanity)."""
 
 
 def parse_head(method: bytes, target: bytes, raw: list[tuple[bytes, bytes]], version: str) -> Head:

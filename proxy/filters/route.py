@@ -14,7 +14,6 @@ server, and anything else gets 404.
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 
 from experiments.assignment import BUCKETS, bucket_of, unit_hash
 from experiments.model import Experiment
@@ -100,9 +99,9 @@ class Route:
                 f"the path leaves {claimed.experiment.path_prefix!r} once normalised "
                 f"(to {path.split('?', 1)[0][:200]!r})"
             )
-        # Inbound is frozen on purpose: swapping it whole keeps every later stage (record, mirror, forward) on
-        # one consistent request, the normalised one.
-        ex.inbound = replace(inbound, path=path)
+        # Inbound is read-only on purpose: swapping it whole keeps every later stage (record, mirror,
+        # forward) on one consistent request, the normalised one.
+        ex.inbound = inbound.with_path(path)
 
     def _assign(self, live: Live, ex: Exchange) -> Assignment:
         exp, version = live.experiment, live.state.version

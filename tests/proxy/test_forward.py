@@ -79,7 +79,8 @@ async def forward_via(
     inbound = Inbound(
         "POST", path, CIMultiDictProxy(CIMultiDict()), b"{}", "127.0.0.1", time.time(), 0.0, "r"
     )
-    ex = Exchange(inbound, upstream_url="http://upstream.test")
+    ex = Exchange(inbound)
+    ex.upstream_url = "http://upstream.test"
     try:
         result: Any = await forward(ex)
     except (UpstreamUnavailable, UpstreamTimeout) as err:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 
@@ -19,6 +18,7 @@ from shadow.limits import CompareLimits, ShadowLimits
 from shadow.pairing import ShadowResult
 from tests.proxy.test_mirror import ANSWER, exchange, experiment, invariant, primary
 from tests.shadow.test_dispatch import TIMEOUT, Clock, ScriptedShadow
+from tests.support.inbound import changed
 from tests.support.wait import wait_until
 
 SHADOW_URL = "http://int8.internal:9003"
@@ -50,7 +50,7 @@ async def copied(
 ) -> OutcomeRecord:
     """Run the mirror and the primary on one request; its record once every shadow is known."""
     ex = exchange(experiment(SHADOW_URL, spec))
-    ex.inbound = replace(ex.inbound, method=method, body=body)
+    ex.inbound = changed(ex.inbound, method=method, body=body)
     await mirror(ex, primary)
     records: list[OutcomeRecord] = []
     rec = OutcomeRecord("rid", 0.0, "e", "stable", 1.0, 200, None, 1.0, 1.0, None)

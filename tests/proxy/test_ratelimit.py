@@ -45,7 +45,9 @@ def exchange(
         time.monotonic(),
         "r",
     )
-    return Exchange(inbound, principal=principal)
+    ex = Exchange(inbound)
+    ex.principal = principal
+    return ex
 
 
 async def terminal(ex: Exchange) -> Reply:

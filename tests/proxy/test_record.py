@@ -18,6 +18,7 @@ from proxy.dataplane.exchange import Exchange, Reply
 from proxy.filters.record import Record
 from tests.proxy.test_mirror import exchange, experiment
 from tests.shadow.test_dispatch import Clock
+from tests.support.inbound import changed
 
 
 class Kept:
@@ -36,7 +37,7 @@ def request(
 ) -> Exchange:
     exp = replace(experiment("http://127.0.0.1:3", ShadowSpec()), outcomes=rule)
     ex = exchange(exp)
-    ex.inbound = replace(ex.inbound, method=method, path=path, received_mono=100.0)
+    ex.inbound = changed(ex.inbound, method=method, path=path, received_mono=100.0)
     return ex
 
 

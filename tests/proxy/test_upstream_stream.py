@@ -40,7 +40,9 @@ def exchange(
         time.monotonic(),
         "rid-1",
     )
-    return Exchange(inbound, upstream_url=url)
+    ex = Exchange(inbound)
+    ex.upstream_url = url
+    return ex
 
 
 async def test_a_slow_consumer_pauses_reading_from_the_upstream() -> None:
