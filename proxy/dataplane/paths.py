@@ -41,6 +41,8 @@ def normalise(target: str) -> str:
     path, sep, query = target.partition("?")
     if not path.startswith("/"):
         raise BadPath(f"the path {_shown(path)} does not start with '/'")
+    if "%" not in path and "//" not in path and "/." not in path and ".." not in path:
+        return target  # nothing to decode, merge or remove (nearly every request): no pass at all
     clean = remove_dot_segments(_SLASHES.sub("/", decode_once(path)))
     if ".." in clean:
         raise BadPath(f"the path {_shown(path)} still contains '..' once normalised")

@@ -57,8 +57,7 @@ class UpstreamResponse:
         self.ready = ready
         """Done when the head arrived (streamed) or the whole message did (buffered); or with the error."""
         self.timer: asyncio.TimerHandle | None = None
-        """The route deadline until the head of a streamed answer (then its stream deadlines), or until
-        the end of a buffered one; cancelled when the body ends."""
+        """A streamed body's deadlines (the route deadline, until the head, is the connection's)."""
         self.stream_idle_s: float | None = None
         """A streamed body fails with UpstreamTimeout after this long without a byte (None: never)."""
         self.stream_limit_s: float | None = None
@@ -156,8 +155,7 @@ class UpstreamResponse:
         self._end()
 
     def expire(self) -> None:
-        """The route deadline passed (a timer callback)."""
-        self.timer = None
+        """The route deadline passed (the connection's watchdog says so)."""
         if self.body_done:
             return
         self.fail(UpstreamTimeout("upstream did not finish within the route timeout"))
@@ -165,9 +163,7 @@ class UpstreamResponse:
 
     def _stream_deadlines(self) -> None:
         """The head of a streamed answer arrived: the route deadline is met; from now the stream's own."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._conn.deadline = 0.0
         loop = self.ready.get_loop()
         self._last_rx = now = loop.time()
         if self.stream_limit_s is not None:
