@@ -86,6 +86,21 @@ def test_an_idle_keep_alive_connection_is_closed_after_keepalive() -> None:
     run(scenario, keepalive_s=1.0)
 
 
+def test_each_request_moves_the_keep_alive_deadline_though_its_timer_is_kept() -> None:
+    # The timer is lazy: armed once, it fires at the first deadline and must find a later one, not close.
+    async def scenario(s: Served) -> None:
+        reader, writer = await answered(s.address)
+        for _ in range(4):  # 4 × 0.6 s: well past the first request's keep-alive deadline (1 s)
+            assert not await closed_within(reader, 0.6)  # idle, under the keep-alive
+            writer.write(REQUEST)
+            assert (await response(reader))[0] == 200
+        assert not await closed_within(reader, 1.0 - SLACK)
+        assert await closed_within(reader, 2 * SLACK)  # and the last deadline still closes it
+        writer.close()
+
+    run(scenario, keepalive_s=1.0)
+
+
 def test_pipelined_requests_are_answered_in_order() -> None:
     async def slow_first(ex: Exchange) -> Reply:
         if ex.inbound.path == "/slow":

@@ -53,6 +53,8 @@ class Upstream:
             request.transport.abort()
         if request.path in ("/reset", "/sleep"):
             await asyncio.sleep(5)  # the subject: an upstream that does not answer in time
+        if request.path == "/nap":
+            await asyncio.sleep(0.3)  # the subject: an answer late, but within the route timeout
         return web.Response(text="ok")
 
 
@@ -140,3 +142,31 @@ async def test_each_upstream_earns_its_own_budget(upstream: Upstream) -> None:
     assert budgets.of("http://other.test").requests_in_window == 0
     assert budgets.of("http://other.test").try_retry()  # its own minimum, untouched by the traffic above
     assert not budgets.of("http://other.test").try_retry()
+
+
+async def test_each_answer_on_a_kept_connection_has_its_own_deadline(upstream: Upstream) -> None:
+    # The connection's watchdog is lazy: armed for the first answer, it fires at that answer's deadline and
+    # must find the later ones' deadlines (not time out an answer on time), and still catch a late one.
+    resolver = PortResolver([upstream.port])
+    pool = UpstreamPool(resolver=resolver.resolve)
+    forward = Forward(pool, default_timeout_s=0.5, budgets=RetryBudgets())
+
+    async def call(path: str) -> Any:
+        ex = Exchange(Inbound("GET", path, CIMultiDictProxy(CIMultiDict()), b"", None, time.time(), 0.0, "r"))
+        ex.upstream_url = "http://upstream.test"
+        try:
+            return await forward(ex)
+        except UpstreamTimeout as err:
+            return err
+
+    try:
+        for _ in range(4):  # 4 × 0.3 s on one connection: past the first answer's deadline
+            reply = await call("/nap")
+            assert reply.status == 200
+        start = time.monotonic()
+        late = await call("/sleep")
+        assert isinstance(late, UpstreamTimeout)
+        assert 0.4 <= time.monotonic() - start < 2.0
+        assert resolver.lookups == 1  # the same connection throughout (the late one's was closed)
+    finally:
+        await pool.close()
