@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, cast
 
 from proxy.dataplane import fastpath
 from proxy.dataplane.body import RequestBody
+from proxy.dataplane.deadline import Deadline
 from proxy.dataplane.errors import OutriderError, RequestTimeout
-from proxy.dataplane.limits import TIMER_SLACK_S
 from proxy.dataplane.reader import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_STOP, PAUSE_WRITE, RequestReader
 from proxy.dataplane.request import Request
 from proxy.dataplane.serve import refuse, serve, timeout_answer
@@ -55,9 +55,8 @@ class Connection(asyncio.Protocol):
         self.active: Request | None = None
         self.write_paused = False
         self._paused = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_kind = 0  # what `_due` is the deadline of (0: nothing)
-        self._due = 0.0
+        self._timer = Deadline(self.loop, self._expire)
+        self._timer_kind = 0  # what the deadline armed is for (0: nothing)
         self._drainer: asyncio.Future[None] | None = None
         self._lingered = 0
         self._eof = False  # the client sent its FIN: nothing to linger for
@@ -103,7 +102,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         """Forget the connection; stop a streamed answer; fail a body still arriving."""
         self.lost = True
-        self._stop_timer()
+        self._timer_kind = 0
+        self._timer.stop()
         self.plane.forget(self)
         self._wake_drainer()
         self._body_lost()
@@ -265,36 +265,15 @@ class Connection(asyncio.Protocol):
         self._drainer = None
 
     def _arm(self, kind: int, delay: float) -> None:
-        # Lazy: the handle already scheduled is kept when it fires no later than the new deadline; it
-        # re-arms itself then (`_expire`). A keep-alive connection arms and disarms on every request, and a
-        # call_later plus a cancel each time cost more than one timer that rarely fires.
         self._timer_kind = kind
-        due = self.loop.time() + delay
-        self._due = due
-        timer = self._timer
-        if timer is None or timer.when() > due:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(due, self._expire)
+        self._timer.arm(self.loop.time() + delay)
 
     def _disarm(self) -> None:
-        self._timer_kind = 0  # the handle stays (`_arm`); fired, it finds nothing to do
-
-    def _stop_timer(self) -> None:
         self._timer_kind = 0
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.disarm()
 
     def _expire(self) -> None:
-        self._timer = None
-        kind = self._timer_kind
-        if kind == 0:
-            return
-        if self.loop.time() < self._due - TIMER_SLACK_S:  # armed again since: not due yet
-            self._timer = self.loop.call_at(self._due, self._expire)
-            return
-        self._timer_kind = 0
+        kind, self._timer_kind = self._timer_kind, 0
         transport = self.transport
         if self.lost or transport is None:
             return

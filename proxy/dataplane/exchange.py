@@ -16,6 +16,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from experiments.model import Experiment, Variant
 from proxy.dataplane.client_ip import ClientAddress
+from proxy.dataplane.raw_headers import RawHeaders
 from shadow.pairing import Pair
 
 
@@ -186,20 +187,27 @@ class BodyStream(Protocol):
 
 
 class Reply:
-    """What goes back to the client."""
+    """What goes back to the client.
 
-    __slots__ = ("body", "close", "headers", "status", "stream")
+    An upstream's answer keeps its headers as sent (`raw`) until a filter reads `headers`, which turns them
+    into a `CIMultiDict` once (and `raw` is None from then on); the edge writes whichever it has.
+    """
+
+    __slots__ = ("_headers", "body", "close", "raw", "status", "stream")
 
     def __init__(
         self,
         status: int,
-        headers: CIMultiDict[str],
+        headers: CIMultiDict[str] | None,
         body: bytes,
         close: bool = False,
         stream: BodyStream | None = None,
+        raw: RawHeaders | None = None,
     ) -> None:
         self.status = status
-        self.headers = headers
+        self._headers = headers
+        self.raw = raw if headers is None else None
+        """The headers as the upstream sent them, while nobody has read `headers`."""
         self.body = body
         self.close = close
         """Close the client connection after this reply (framing errors: nothing after them can be
@@ -208,3 +216,23 @@ class Reply:
         """When set, the body comes from this stream (and `body` is empty): the edge sends it as it arrives.
         `headers` then has `Content-Length` when the upstream announced one; without it the length is
         unknown."""
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The answer's headers, to read or change."""
+        headers = self._headers
+        if headers is None:
+            raw = self.raw
+            headers = self._headers = CIMultiDict() if raw is None else raw.multidict()
+            self.raw = None
+        return headers
+
+    @headers.setter
+    def headers(self, value: CIMultiDict[str]) -> None:
+        self._headers = value
+        self.raw = None
+
+    def content_type(self) -> str:
+        """The Content-Type ("" when absent), without turning raw headers into a mapping."""
+        raw = self.raw
+        return raw.content_type if raw is not None else self.headers.get("Content-Type", "")

@@ -22,10 +22,6 @@ MAX_HEADERS = 100  # docs/reliability.md safe defaults: 100 headers, request lin
 MAX_LINE_BYTES = 8192
 MAX_HEAD_BYTES = (MAX_HEADERS + 1) * (MAX_LINE_BYTES + 2) + 2
 """The largest header block the line limits allow: an unterminated line cannot grow past it either."""
-TIMER_SLACK_S = 0.001
-"""A timer may fire this early (libuv counts whole milliseconds): a deadline that close is met. The data
-plane's deadline timers are lazy (one handle kept and re-armed when it fires early), and this keeps a timer
-that fires just before its deadline from being re-armed for less than libuv can wait."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,9 @@ from typing import ClassVar
 
 from multidict import CIMultiDict
 
+from proxy.dataplane.exchange import Reply
+from proxy.dataplane.raw_headers import RawHeaders
+
 
 def _status_line(version: str, status: int) -> str:
     try:
@@ -31,6 +34,9 @@ _LINES = {
     version: {status: _status_line(version, status) for status in range(100, 600)}
     for version in ("1.0", "1.1")
 }
+_LINES_B = {
+    version: {status: line.encode() for status, line in lines.items()} for version, lines in _LINES.items()
+}
 _FRAMING = ("Content-Length", "Transfer-Encoding", "Connection")
 
 
@@ -40,12 +46,21 @@ class _Date:
     second: ClassVar[int] = -1
     value: ClassVar[str] = ""
 
+    line: ClassVar[bytes] = b""
+
     @classmethod
     def now(cls) -> str:
         second = int(time.time())
         if second != cls.second:
             cls.second, cls.value = second, formatdate(second, usegmt=True)
+            cls.line = f"Date: {cls.value}\r\n".encode()
         return cls.value
+
+    @classmethod
+    def header_line(cls) -> bytes:
+        """`Date: ...` and its CRLF."""
+        cls.now()
+        return cls.line
 
 
 def render_head(status: int, headers: CIMultiDict[str], framing: str, *, version10: bool) -> bytes:
@@ -64,3 +79,18 @@ def render_head(status: int, headers: CIMultiDict[str], framing: str, *, version
     date = "" if "Date" in headers else f"Date: {_Date.now()}\r\n"
     status_line = _LINES["1.0" if version10 else "1.1"].get(status) or _status_line("1.1", status)
     return f"{status_line}{lines}{framing}{date}\r\n".encode("utf-8", "surrogateescape")
+
+
+def render_raw_head(status: int, raw: RawHeaders, framing: str, *, version10: bool) -> bytes:
+    """`render_head` for headers kept as the upstream sent them (framing ones are never among them)."""
+    status_line = _LINES_B["1.0" if version10 else "1.1"].get(status) or _status_line("1.1", status).encode()
+    date = b"" if raw.has_date else _Date.header_line()
+    return b"".join((status_line, raw.lines(), framing.encode(), date, b"\r\n"))
+
+
+def reply_head(reply: Reply, framing: str, *, version10: bool) -> bytes:
+    """The head of `reply`, from its raw headers if nobody read them as a mapping, else from `headers`."""
+    raw = reply.raw
+    if raw is not None:
+        return render_raw_head(reply.status, raw, framing, version10=version10)
+    return render_head(reply.status, reply.headers, framing, version10=version10)

@@ -19,7 +19,7 @@ from proxy.dataplane.edge import error_reply
 from proxy.dataplane.errors import OutriderError, UpstreamError
 from proxy.dataplane.exchange import BodyStream, Exchange, Inbound, Reply
 from proxy.dataplane.reply_headers import finish
-from proxy.dataplane.respond import render_head
+from proxy.dataplane.respond import render_head, reply_head
 
 if TYPE_CHECKING:
     from proxy.dataplane.connection import Connection
@@ -155,7 +155,7 @@ def _connection(req: Request) -> str:
 
 def _head(conn: Connection, req: Request, reply: Reply, framing: str) -> bytes | None:
     try:
-        return render_head(reply.status, reply.headers, framing + _connection(req), version10=req.version10)
+        return reply_head(reply, framing + _connection(req), version10=req.version10)
     except ValueError:
         log.exception("unsendable answer headers on %s", req.method)
         conn.plane.metrics.internal_errors.inc()

@@ -237,8 +237,8 @@ class Forward:
             raise resp.error
         # a streamed answer that is already all here (a small chunked one) goes whole: cheaper, same bytes
         if not resp.streamed or (resp.body_done and not resp.event_stream):
-            return Reply(resp.status, resp.headers, resp.body())
-        headers = resp.headers
+            return Reply(resp.status, None, resp.body(), raw=resp.raw)
+        headers = resp.raw.multidict()
         if resp.content_length is not None:  # the client gets the same framing: length known up front
             headers["Content-Length"] = str(resp.content_length)
 

@@ -45,7 +45,7 @@ def status_error(experiment: Experiment, status: int) -> str | None:
 
 def is_event_stream(reply: Reply) -> bool:
     """Whether the answer is a server-sent event stream."""
-    return reply.headers.get("Content-Type", "").lower().startswith(EVENT_STREAM)
+    return reply.content_type().lower().startswith(EVENT_STREAM)
 
 
 class Submits(Protocol):

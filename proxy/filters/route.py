@@ -25,7 +25,6 @@ from proxy.dataplane.errors import BadPath, NotFound, PayloadTooLarge
 from proxy.dataplane.exchange import Assignment, Exchange, Reply
 from proxy.dataplane.paths import normalise
 
-VARIANT_HEADER = "x-outrider-variant"
 UNIT_CACHE = 65_536
 """Unit keys whose (bucket, unit hash) are kept, so a returning user costs a dict lookup, not two blake2b.
 Bounded: past it the cache starts over (a client sending a new key each time only keeps it cold)."""
@@ -68,8 +67,6 @@ class Route:
         ex.upstream_url = variant.upstream
         if variant.model is not None or variant.version is not None:
             ex.upstream_path = rewrite_path(inbound.path, variant.model, variant.version)
-        if exp.expose_variant:
-            ex.extra[VARIANT_HEADER] = ex.assignment.variant.name
         return True
 
     def _status_upstream(self, method: str, path: str) -> str | None:

@@ -26,7 +26,7 @@ from proxy.dataplane.chain import Stage
 from proxy.dataplane.edge import CONTROL_PREFIX, request_id_of
 from proxy.dataplane.errors import OutriderError
 from proxy.dataplane.exchange import Exchange, Inbound, Reply, Rpc
-from proxy.dataplane.reply_headers import REQUEST_ID
+from proxy.dataplane.reply_headers import REQUEST_ID, VARIANT
 from proxy.grpcfront.forward import GRPC_MESSAGE, GRPC_STATUS
 from proxy.grpcfront.status import code_of_http, code_of_number
 from proxy.runtime.ports import hostport
@@ -137,7 +137,9 @@ class GrpcFront:
         except OutriderError as err:
             await context.send_initial_metadata(((REQUEST_ID, rid),))
             await context.abort(code_of_http(err.status), err.detail)
-        await context.send_initial_metadata(((REQUEST_ID, rid), *ex.extra.items()))
+        a = ex.assignment
+        variant = ((VARIANT, a.variant.name),) if a is not None and a.experiment.expose_variant else ()
+        await context.send_initial_metadata(((REQUEST_ID, rid), *variant, *ex.extra.items()))
         return await self._answer(reply, context)
 
     @staticmethod

@@ -5,7 +5,7 @@ Usage:
     pool = UpstreamPool()
     conn = pool.take(origin) or await pool.connect(origin, timeout_s=2.0)
     resp = conn.send(head, body, deadline, head_only=False)
-    await resp.ready; reply = Reply(resp.status, resp.headers, resp.body(), stream=...)
+    await resp.ready; reply = Reply(resp.status, None, resp.body(), raw=resp.raw)  # or stream=resp
     await pool.close()
 """
 

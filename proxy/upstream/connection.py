@@ -16,8 +16,8 @@ from typing import Protocol, cast
 
 import httptools
 
+from proxy.dataplane.deadline import Deadline
 from proxy.dataplane.errors import UpstreamUnavailable
-from proxy.dataplane.limits import TIMER_SLACK_S
 from proxy.upstream.response import UpstreamResponse
 
 
@@ -59,10 +59,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._interim = False  # a 1xx answer is being parsed; the real one follows
         self._done = False  # the current message is complete
         self._reusable = False
-        self.deadline = 0.0
-        """loop.time() by which the answer in flight must have come (its head, when it streams: the
-        response then sets 0, and its stream deadlines take over); 0: none."""
-        self._watchdog: asyncio.TimerHandle | None = None
+        self.deadline: Deadline | None = None
+        """The route deadline of the answer in flight: its whole (buffered), or its head (streamed: the
+        response then disarms it, and its stream deadlines take over)."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -99,9 +98,8 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         """Closed: completes a body delimited by the close, fails any other answer in flight."""
         self.closed = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        if self.deadline is not None:
+            self.deadline.stop()
         resp, self.response = self.response, None
         if resp is None:
             self.owner.forget(self)
@@ -167,7 +165,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self.closed or transport.is_closing():  # closed between being handed out and used
             resp.fail(UpstreamUnavailable("upstream closed the connection before answering"))
             return resp
-        self._watch(loop, deadline)
+        if self.deadline is None:
+            self.deadline = Deadline(loop, self._expired)
+        self.deadline.arm(deadline)
         self.response = resp
         self._head_only = head_only
         self._done = self._reusable = self._interim = False
@@ -177,26 +177,10 @@ class UpstreamConnection(asyncio.Protocol):
             transport.write(head)
         return resp
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        """Hold the answer in flight to `deadline`. Lazy, as the client side's timer is: one watchdog per
-        connection, kept while it fires no later than the deadline, re-armed when it fires early (a call_at
-        plus a cancel on every request cost more)."""
-        self.deadline = deadline
-        dog = self._watchdog
-        if dog is None or dog.when() > deadline:
-            if dog is not None:
-                dog.cancel()
-            self._watchdog = loop.call_at(deadline, self._bark)
-
-    def _bark(self) -> None:
-        self._watchdog = None
-        resp, deadline = self.response, self.deadline
-        if resp is None or resp.body_done or deadline == 0.0 or self.loop is None:
-            return
-        if self.loop.time() < deadline - TIMER_SLACK_S:  # a later answer's deadline
-            self._watchdog = self.loop.call_at(deadline, self._bark)
-            return
-        resp.expire()
+    def _expired(self) -> None:
+        resp = self.response
+        if resp is not None and not resp.body_done:
+            resp.expire()
 
     def pause_reading(self) -> None:
         """Backpressure: the stream's consumer is behind."""

@@ -3,7 +3,7 @@
 Usage (proxy.filters.forward):
     resp = conn.send(head, body, deadline, head_only=False)
     await resp.ready                      # the head (streamed) or the whole message (buffered)
-    reply = Reply(resp.status, resp.headers, resp.body()) if not resp.streamed else ... stream=resp
+    reply = Reply(resp.status, None, resp.body(), raw=resp.raw) if not resp.streamed else ... stream=resp
 
 Buffering rule: a body whose Content-Length is at most `BUFFER_MAX` (and is not `text/event-stream`) is read
 whole, which is cheapest for the common inference answer; anything else (chunked, unknown length, larger,
@@ -18,16 +18,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from multidict import CIMultiDict
-
 from proxy.dataplane.errors import UpstreamError, UpstreamTimeout
-from proxy.dataplane.headers import (
-    NOT_FORWARDED,
-    PLAIN_CONNECTION,
-    PROTECTED,
-    connection_tokens,
-    keep_alive_timeout,
-)
+from proxy.dataplane.headers import keep_alive_timeout
+from proxy.dataplane.raw_headers import RawHeaders
 
 if TYPE_CHECKING:
     from proxy.upstream.connection import UpstreamConnection
@@ -37,6 +30,8 @@ BUFFER_MAX = 64 * 1024
 HIGH_WATER = 256 * 1024
 """Untaken stream bytes beyond which the upstream socket is not read (backpressure)."""
 NO_BODY_STATUSES = frozenset({204, 304})
+NO_HEADERS = RawHeaders([])
+"""Before the head arrives (never added to: a response gets its own at `on_head`)."""
 
 
 class UpstreamResponse:
@@ -45,9 +40,29 @@ class UpstreamResponse:
 
     # fmt: off
     __slots__ = (  # one attribute per name: no __dict__ on an object made for every request
-        "_chunks", "_closed", "_conn", "_last_rx", "_paused", "_size", "_waiter", "body_done",
-        "content_length", "ended_at", "error", "event_stream", "first_byte_at", "headers", "keep_alive_s",
-        "on_end", "ready", "status", "stream_idle_s", "stream_limit_s", "stream_until", "streamed", "timer",
+        "_chunks",
+        "_closed",
+        "_conn",
+        "_last_rx",
+        "_paused",
+        "_size",
+        "_waiter",
+        "body_done",
+        "content_length",
+        "ended_at",
+        "error",
+        "event_stream",
+        "first_byte_at",
+        "keep_alive_s",
+        "on_end",
+        "raw",
+        "ready",
+        "status",
+        "stream_idle_s",
+        "stream_limit_s",
+        "stream_until",
+        "streamed",
+        "timer",
         "until_eof",
     )
     # fmt: on
@@ -65,8 +80,8 @@ class UpstreamResponse:
         self.stream_until: float | None = None
         self._last_rx = 0.0
         self.status = 0
-        self.headers: CIMultiDict[str] = CIMultiDict()
-        """End-to-end headers only (hop-by-hop and framing headers stripped)."""
+        self.raw = NO_HEADERS
+        """End-to-end headers only (hop-by-hop, framing and the edge's own headers stripped), as sent."""
         self.content_length: int | None = None
         self.event_stream = False
         self.streamed = False
@@ -91,31 +106,13 @@ class UpstreamResponse:
 
     def on_head(self, status: int, raw: list[tuple[bytes, bytes]], head_only: bool) -> None:
         """The status line and headers arrived: keep the end-to-end headers, decide buffered or streamed."""
-        pairs: list[tuple[str, str]] = []
-        named: list[str] = []
-        chunked = False
-        for name_b, value_b in raw:
-            lower = name_b.lower()
-            if lower in NOT_FORWARDED:
-                if lower == b"connection":
-                    named.append(value_b.decode("latin-1"))
-                elif lower == b"content-length":
-                    self.content_length = int(value_b)  # llhttp has refused anything but one valid number
-                elif lower == b"transfer-encoding":
-                    chunked = value_b.rstrip().lower().endswith(b"chunked")
-                elif lower == b"keep-alive":
-                    self.keep_alive_s = keep_alive_timeout(value_b.decode("latin-1"))
-                continue
-            if lower == b"content-type" and value_b[:17].lower() == b"text/event-stream":
-                self.event_stream = True
-            # as aiohttp does: the value's bytes survive the round trip to the client
-            pairs.append((name_b.decode("latin-1"), value_b.decode("utf-8", "surrogateescape")))
-        if named and (drop := connection_tokens(named) - PROTECTED - PLAIN_CONNECTION):
-            pairs = [(k, v) for k, v in pairs if k.lower() not in drop]  # hop-by-hop too (RFC 9110 §7.6.1)
+        head = self.raw = RawHeaders.of(raw)
         self.status = status
-        self.headers = CIMultiDict(pairs)
-        if chunked:
-            self.content_length = None
+        self.content_length = head.content_length
+        chunked = head.chunked
+        if head.keep_alive is not None:
+            self.keep_alive_s = keep_alive_timeout(head.keep_alive.decode("latin-1"))
+        self.event_stream = head.content_type[:17].lower() == "text/event-stream"
         no_body = head_only or status in NO_BODY_STATUSES
         small = self.content_length is not None and self.content_length <= BUFFER_MAX
         self.streamed = not no_body and (not small or self.event_stream)
@@ -163,7 +160,8 @@ class UpstreamResponse:
 
     def _stream_deadlines(self) -> None:
         """The head of a streamed answer arrived: the route deadline is met; from now the stream's own."""
-        self._conn.deadline = 0.0
+        if self._conn.deadline is not None:
+            self._conn.deadline.disarm()
         loop = self.ready.get_loop()
         self._last_rx = now = loop.time()
         if self.stream_limit_s is not None:

@@ -163,3 +163,71 @@ async def test_hop_by_hop_headers_never_cross_either_way(proxy: Proc) -> None:
         assert name not in response_headers, name
     assert response_headers.get("keep-alive") != "timeout=5"
     assert response_headers["x-upstream-name"] in ("stable", "candidate")
+
+
+UPSTREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Server: raw-upstream\r\n"
+    b"Date: Mon, 07 Dec 2026 10:00:00 GMT\r\n"
+    b"Content-Type: application/json\r\n"
+    b"X-Request-Id: made-by-the-upstream\r\n"
+    b"X-Outrider-Variant: forged\r\n"
+    b"X-Outrider-Feedback-Token: forged\r\n"
+    b"Set-Cookie: a=1\r\n"
+    b"set-cookie: b=2\r\n"
+    b"X-Bytes: caf\xc3\xa9 \xff\r\n"
+    b"Connection: keep-alive, X-Hop\r\n"
+    b"X-Hop: secret\r\n"
+    b"Keep-Alive: timeout=30\r\n"
+    b"Content-Length: 2\r\n\r\n{}"
+)
+
+
+async def answer_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An upstream that answers every request with `UPSTREAM_HEAD`'s exact bytes (keep-alive)."""
+    try:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            writer.write(UPSTREAM_HEAD)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def test_an_upstreams_header_bytes_reach_the_client_as_sent_but_for_hop_by_hop_and_outriders_own(
+    outrider: OutriderFactory,
+) -> None:
+    server = await asyncio.start_server(answer_raw, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        proc = outrider(canary_yaml(url, url))
+        request = (
+            b"POST /v2/models/m/infer HTTP/1.1\r\nHost: example\r\nX-Request-Id: client-id-1\r\n"
+            b"Connection: close\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        for _ in range(2):  # the first on a new upstream connection, the second on the kept one
+            head, _, body = (await raw_exchange(proc.address, request)).partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            assert lines[0] == b"HTTP/1.1 200 OK"
+            assert lines[1:8] == [  # the upstream's end-to-end headers: same bytes, case and order
+                b"Server: raw-upstream",
+                b"Date: Mon, 07 Dec 2026 10:00:00 GMT",
+                b"Content-Type: application/json",
+                b"Set-Cookie: a=1",
+                b"set-cookie: b=2",
+                b"X-Bytes: caf\xc3\xa9 \xff",
+                b"x-request-id: client-id-1",
+            ]
+            assert lines[8] in (b"x-outrider-variant: stable", b"x-outrider-variant: candidate")
+            assert sorted(lines[9:]) == [b"Connection: close", b"Content-Length: 2"]
+            assert body == b"{}"
+    finally:
+        server.close()
+        await server.wait_closed()

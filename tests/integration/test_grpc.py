@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from experiments.builder import Analysis, Canary, ExperimentDoc, Guardrail, Variant
@@ -90,6 +92,22 @@ def infer_once(client: grpcclient.InferenceServerClient, x: list[float], user: s
     return out
 
 
+def infer_with_metadata(address: str, x: list[float], user: str, rid: str) -> tuple[int, dict[str, str]]:
+    """One inference with grpc's own stub: the label, and the answer's initial metadata."""
+    with grpc.insecure_channel(address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        request = service_pb2.ModelInferRequest(model_name="digits")
+        tensor = request.inputs.add()
+        tensor.name, tensor.datatype = "input", "FP32"
+        tensor.shape.extend([1, len(x)])
+        request.raw_input_contents.append(np.asarray([x], dtype=np.float32).tobytes())
+        answer, call = stub.ModelInfer.with_call(
+            request, metadata=(("x-user-id", user), ("x-request-id", rid)), timeout=10
+        )
+        label = int(np.argmax(np.frombuffer(answer.raw_output_contents[0], dtype=np.float32)))
+        return label, {str(k): str(v) for k, v in call.initial_metadata()}
+
+
 @pytest.mark.parametrize("servers", [(0.0, 0.0)], indirect=True)
 async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
     servers: tuple[Proc, Proc], outrider: OutriderFactory, models_dir: Path, tmp_path: Path
@@ -117,6 +135,10 @@ async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
                 want = infer_once(direct, x, user, f"d-{i}")
                 calls.append((f"g-{i}", user, int(np.argmax(got))))
                 assert got.shape == want.shape
+            label, metadata = infer_with_metadata(address, [float(v) for v in test_set.x[0]], "user-0", "m-0")
+            assert metadata["x-request-id"] == "m-0"
+            shown["m-0"] = metadata["x-outrider-variant"]  # checked against its record below
+            calls.append(("m-0", "user-0", label))
             with pytest.raises(InferenceServerException) as refused:
                 client.infer("no-such-model", [], client_timeout=5)
             assert "no experiment" in str(refused.value) or "NOT_FOUND" in str(refused.value)
@@ -124,10 +146,12 @@ async def test_tritonclient_grpc_through_outrider_sticky_and_recorded(
         finally:
             client.close()
 
+    shown: dict[str, str] = {}
     calls = await asyncio.to_thread(session)
     proxy.stop()
     records = {str(r["request_id"]): r for r in await exported(data_dir)}
     assert set(records) == {rid for rid, _, _ in calls}  # one record per call, none for health/metadata
+    assert shown["m-0"] == records["m-0"]["variant"]  # the answer names its variant (exposeVariant)
     by_unit: dict[str, set[str]] = {}
     for rid, _, _ in calls:
         record = records[rid]

@@ -92,7 +92,6 @@ async def test_pins_win_over_the_bucket() -> None:
     assert ex.assignment.variant == CAND
     assert ex.assignment.pinned
     assert ex.assignment.p_variant == 1.0
-    assert ex.extra["x-outrider-variant"] == "candidate"
 
 
 async def test_missing_unit_key_draws_per_request() -> None:
