@@ -1,12 +1,15 @@
 """The outcome record (docs/design.md): one per routed request, written by `record`, read by `analysis`.
 
 Usage: rec = OutcomeRecord(request_id=..., ...); line = rec.to_json()
-Field names are a contract (JSON Lines export, `outrider analyze`); more may be added, none renamed.
+Field names are a contract (JSON Lines export, `outrider analyze`); more may be added, none renamed. Their
+order is one too: the SQLite store keeps a record as a row (`FIELDS` order, `row_of`), so new fields go at the
+end only (tests/experiments/test_outcome_rows.py pins the order).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -59,6 +62,17 @@ class OutcomeRecord:
         return orjson.dumps(self)
 
     @classmethod
+    def from_row(cls, row: list[Any]) -> OutcomeRecord:
+        """Inverse of `row_of`: a row of `FIELDS` values (a shorter one, written before fields were added,
+        takes their defaults; a longer one, from a newer version, loses what this version does not know)."""
+        return cls(*row[: len(FIELDS)])
+
+    @classmethod
+    def from_stored(cls, doc: list[Any] | dict[str, Any]) -> OutcomeRecord:
+        """A record as a store keeps it: a row, or (older stores) a dict."""
+        return cls.from_row(doc) if isinstance(doc, list) else cls.from_dict(doc)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutcomeRecord:
         """Inverse of `to_dict`; ignores fields this version does not know."""
         try:
@@ -66,3 +80,19 @@ class OutcomeRecord:
         except TypeError:
             known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
             return cls(**known)
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OutcomeRecord))
+"""The record's fields in their order (append-only)."""
+row_of: Any = attrgetter(*FIELDS)
+"""`row_of(record)`: its values in `FIELDS` order, as a tuple (a C call: the SQLite writer's per-record cost).
+Typed Any: attrgetter of many names has no precise type."""
+
+
+def as_dict(doc: list[Any] | dict[str, Any]) -> dict[str, Any]:
+    """A stored record (a row, or a dict) as the contract's dict, for export."""
+    if isinstance(doc, dict):
+        return doc
+    if len(doc) == len(FIELDS):
+        return dict(zip(FIELDS, doc, strict=True))
+    return OutcomeRecord.from_row(doc).to_dict()  # another version's row: defaults, or fields dropped
