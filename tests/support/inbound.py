@@ -6,7 +6,6 @@ from typing import Any
 
 from proxy.dataplane.exchange import Inbound
 
-
 FIELDS = ("method", "path", "headers", "body", "peer", "received_at", "received_mono", "request_id")
 """Inbound's constructor arguments, in order (a compiled class has no `__slots__` to read them from)."""
 
