@@ -7,12 +7,13 @@ States are swapped whole (one assignment), so a request sees either the old or t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from experiments.assignment import TrafficTable
 from experiments.model import Experiment
 from experiments.state import ExperimentState, initial_state
+from proxy.dataplane.request_headers import HeaderView
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ def prefix_matches(prefix: str, path: str) -> bool:
     return len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] in "/:"
 
 
-def _fits(exp: Experiment, headers: Mapping[str, str]) -> bool:
+def _fits(exp: Experiment, headers: HeaderView) -> bool:
     if exp.host is not None:
         host = headers.get("host", "").lower()
         host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]  # no port
@@ -61,7 +62,7 @@ class Router:
         )
         self._names = [lv.experiment.name for lv in self._order]
 
-    def match(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> Live | None:
+    def match(self, method: str, path: str, headers: HeaderView | None = None) -> Live | None:
         """The live experiment for this request, or None (`headers`: the request's, case-insensitive; an
         experiment that matches on `host` or headers never matches a request without them)."""
         path = path.split("?", 1)[0]

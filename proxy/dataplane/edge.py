@@ -34,6 +34,7 @@ from proxy.dataplane.errors import (
 from proxy.dataplane.exchange import BodyStream, Exchange, Inbound, Reply
 from proxy.dataplane.headers import end_to_end
 from proxy.dataplane.reply_headers import REQUEST_ID, finish
+from proxy.dataplane.request_headers import HeaderView
 from proxy.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ CONTROL_PREFIX = "x-outrider-"
 MAX_REQUEST_ID = 200
 
 
-def request_id_of(headers: CIMultiDictProxy[str]) -> str:
+def request_id_of(headers: HeaderView) -> str:
     """The client's x-request-id if it is sane (printable ASCII, ≤ 200 chars), else a new one."""
     rid = headers.get(REQUEST_ID, "")
     if 0 < len(rid) <= MAX_REQUEST_ID and rid.isascii() and rid.isprintable():

@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
 from experiments.model import Experiment, Variant
 from proxy.dataplane.client_ip import ClientAddress
 from proxy.dataplane.raw_headers import RawHeaders
+from proxy.dataplane.request_headers import HeaderView
 from shadow.pairing import Pair
 
 
@@ -31,7 +32,7 @@ class Inbound:
         self,
         method: str,
         path: str,
-        headers: CIMultiDictProxy[str],
+        headers: HeaderView,
         body: bytes,
         peer: str | None,
         received_at: float,

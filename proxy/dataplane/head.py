@@ -1,5 +1,6 @@
 """A request's head as the parser delivered it (method, target, raw header pairs, version) → what the filter
-chain reads: the method, the path with its query, and the end-to-end headers in one `CIMultiDict`, built once.
+chain reads: the method, the path with its query, and the end-to-end headers as sent (`RequestHeaders`:
+read by name, no mapping built).
 
 Usage: head = parse_head(b"POST", b"/v2/m/infer", [(b"Host", b"m"), ...], "1.1")  (OutriderError if refused)
 
@@ -15,12 +16,12 @@ from __future__ import annotations
 from typing import Any, Final
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.dataplane.edge import CONTROL_PREFIX
 from proxy.dataplane.errors import BadFraming, BadRequest, VersionNotSupported
 from proxy.dataplane.headers import NOT_FORWARDED, PLAIN_CONNECTION, PROTECTED, connection_tokens
 from proxy.dataplane.reply_headers import REQUEST_ID
+from proxy.dataplane.request_headers import RequestHeaders
 
 # RFC 9110 fields that may appear once (aiohttp's list): two different values are two different requests.
 SINGLETONS = frozenset(
@@ -51,7 +52,7 @@ class Head:
         self,
         method: str,
         path: str,
-        headers: CIMultiDictProxy[str],
+        headers: RequestHeaders,
         length: int | None,
         chunked: bool,
         expect_continue: bool,
@@ -76,7 +77,8 @@ def parse_head(method: bytes, target: bytes, raw: list[tuple[bytes, bytes]], ver
     if version != "1.1" and version != "1.0":
         raise VersionNotSupported(f"HTTP/{version} is not supported here")
     seen: set[bytes] = set()
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[bytes, bytes]] = []
+    lowered: list[bytes] = []
     length: int | None = None
     encoding: bytes | None = None
     connection: list[str] = []
@@ -102,19 +104,21 @@ def parse_head(method: bytes, target: bytes, raw: list[tuple[bytes, bytes]], ver
             expect = value.lower() == b"100-continue"
         elif lname == _REQUEST_ID:
             has_rid = True
-        pairs.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        pairs.append((name, value))
+        lowered.append(lname)
     if encoding is not None:
         check_transfer_encoding(encoding, version, length)
     if version == "1.1" and b"host" not in seen:
         raise BadRequest("an HTTP/1.1 request needs a Host header")
     if connection:
-        named = connection_tokens(connection) - PROTECTED - PLAIN_CONNECTION
+        named = {n.encode("latin-1") for n in connection_tokens(connection) - PROTECTED - PLAIN_CONNECTION}
         if named:
-            pairs = [(k, v) for k, v in pairs if k.lower() not in named]
+            kept = [i for i in range(len(pairs)) if lowered[i] not in named]
+            pairs, lowered = [pairs[i] for i in kept], [lowered[i] for i in kept]
     return Head(
         _METHODS.get(method) or method.decode("ascii"),
         request_path(target),
-        CIMultiDictProxy(CIMultiDict(pairs)),
+        RequestHeaders(pairs, lowered),
         length,
         encoding is not None,
         expect and version == "1.1",

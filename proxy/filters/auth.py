@@ -66,7 +66,12 @@ class Auth:
 
     def enter(self, ex: Exchange) -> bool:
         """A token verified before, whose key is still current, without a coroutine (False: verify it)."""
-        token = self._bearer_token(ex.inbound.headers.getall("Authorization", []))
+        values = ex.inbound.headers.getall("Authorization", [])
+        cached = self.verified.get(_bearer_as_sent(values[0])) if len(values) == 1 else None
+        if cached is not None and self.keys.peek(cached.key_id) is cached.key:
+            ex.principal = cached.claims  # the same bytes passed every check of `_bearer_token` before
+            return True
+        token = self._bearer_token(values)
         cached = self.verified.get(token)
         if cached is None or self.keys.peek(cached.key_id) is not cached.key:
             return False
@@ -129,6 +134,13 @@ class Auth:
         if not _TOKEN68.fullmatch(token):
             raise _invalid("malformed token")
         return token
+
+
+def _bearer_as_sent(value: str) -> str:
+    """The token of `Bearer TOKEN` as `_bearer_token` would take it, unchecked (for the cache lookup: only a
+    token that passed the checks is ever in the cache), or "" for another scheme."""
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip(" ") if scheme.lower() == "bearer" else ""
 
 
 def _describe(exc: jwt.PyJWTError) -> str:

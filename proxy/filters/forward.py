@@ -24,6 +24,7 @@ from experiments.model import DEFAULT_STREAM_IDLE_TIMEOUT_S, DEFAULT_TIMEOUT_S
 from proxy.dataplane.chain import Landed
 from proxy.dataplane.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from proxy.dataplane.exchange import Exchange, Reply
+from proxy.dataplane.request_headers import HeaderView, RequestHeaders
 from proxy.upstream import Origin, UpstreamPool, UpstreamResponse, origin_of
 from proxy.upstream.connection import UpstreamConnection
 from proxy.upstream.retry_budget import RetryBudget, RetryBudgets
@@ -42,7 +43,7 @@ def forwarded_headers(ex: Exchange) -> CIMultiDict[str]:
     Only a trusted proxy's forwarding headers are passed on (its X-Forwarded-For extended with the peer);
     from anyone else they are replaced by what outrider saw itself, so the upstream is never lied to.
     """
-    headers = CIMultiDict(ex.inbound.headers)
+    headers = CIMultiDict(ex.inbound.headers.items())
     peer = ex.inbound.peer
     prior = headers.popall("x-forwarded-for", [])
     trusted = ex.client is not None and ex.client.peer_trusted
@@ -58,13 +59,25 @@ def forwarded_headers(ex: Exchange) -> CIMultiDict[str]:
     return headers
 
 
-_NOT_COPIED = frozenset({"host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-request-id"})
+_NOT_COPIED = frozenset({b"host", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-request-id"})
 """Request headers `request_head` writes itself (or drops), never copied from the client."""
-_NOT_COPIED_UNTRUSTED = _NOT_COPIED | frozenset(UNTRUSTED_FORWARDING)
+_NOT_COPIED_UNTRUSTED = _NOT_COPIED | frozenset(name.encode() for name in UNTRUSTED_FORWARDING)
+
+
+def _as_sent(headers: HeaderView) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """(name, value) pairs as bytes and their lower-case names: the native plane's as they came, a mapping's
+    encoded back (aiohttp decoded header bytes as UTF-8 with surrogateescape: this gives the same bytes)."""
+    if isinstance(headers, RequestHeaders):
+        return headers.pairs, headers.lowered
+    pairs = [
+        (k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+        for k, v in headers.items()
+    ]
+    return pairs, [name.lower() for name, _ in pairs]
 
 
 def request_head(ex: Exchange, origin: Origin, preserve_host: bool = False) -> bytes:
-    """The request line and headers for the upstream, encoded back to the bytes the client sent.
+    """The request line and headers for the upstream, the client's headers in the bytes it sent.
 
     The same headers as `forwarded_headers` (one pass, no copy: this runs on every request). `Host` is the
     upstream's own unless `preserve_host`; `Expect` is dropped (the body is already read and sent right
@@ -77,34 +90,39 @@ def request_head(ex: Exchange, origin: Origin, preserve_host: bool = False) -> b
         raise BadRequest("request target with characters that cannot be forwarded")
     trusted = ex.client is not None and ex.client.peer_trusted
     skip = _NOT_COPIED if trusted else _NOT_COPIED_UNTRUSTED
-    host = origin.host_header
-    prior: list[str] = []
-    proto = "http"
-    lines = [""]
-    for name, value in inbound.headers.items():
-        lower = name.lower()
+    host: bytes | None = None
+    prior: list[bytes] = []
+    proto = b"http"
+    lines = [b""]
+    pairs, lowered = _as_sent(inbound.headers)
+    for i in range(len(pairs)):
+        lower = lowered[i]
+        name, value = pairs[i]
         if lower not in skip:
-            lines.append(f"{name}: {value}\r\n")
-        elif lower == "host":
+            lines.append(name + b": " + value + b"\r\n")
+        elif lower == b"host":
             if preserve_host:
                 host, preserve_host = value, False  # the first Host, as the client sent it
-        elif lower == "x-forwarded-for":
+        elif lower == b"x-forwarded-for":
             if trusted:
                 prior.append(value)
-        elif lower == "x-forwarded-proto" and proto == "http" and trusted:
+        elif lower == b"x-forwarded-proto" and proto == b"http" and trusted:
             proto = value
-    lines[0] = f"{inbound.method} {target} HTTP/1.1\r\nHost: {host}\r\n"
+    # the target is visible ASCII (checked above), the method a token, the request id sane ASCII
+    first = f"{inbound.method} {target} HTTP/1.1\r\nHost: ".encode()
+    lines[0] = first + (origin.host_header.encode() if host is None else host) + b"\r\n"
     peer = inbound.peer
     if peer:
-        prior.append(peer)
+        prior.append(peer.encode())
     if prior:
-        lines.append(f"X-Forwarded-For: {', '.join(prior)}\r\n")
-    lines.append(f"X-Forwarded-Proto: {proto}\r\nX-Request-Id: {inbound.request_id}\r\n")
+        lines.append(b"X-Forwarded-For: " + b", ".join(prior) + b"\r\n")
+    lines.append(
+        b"X-Forwarded-Proto: " + proto + b"\r\nX-Request-Id: " + inbound.request_id.encode() + b"\r\n"
+    )
     if inbound.body or inbound.method not in BODYLESS_METHODS:
-        lines.append(f"Content-Length: {len(inbound.body)}\r\n")
-    lines.append("\r\n")
-    # aiohttp decoded header bytes as UTF-8 with surrogateescape: this gives back the same bytes
-    return "".join(lines).encode("utf-8", "surrogateescape")
+        lines.append(b"Content-Length: %d\r\n" % len(inbound.body))
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 class ConnectFailed(UpstreamUnavailable):

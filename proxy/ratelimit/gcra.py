@@ -27,6 +27,10 @@ class Decision:
     """Empty when the key's own budget decided; else why not (`store_unavailable`: a shared store failed)."""
 
 
+ALLOWED = Decision(True, 0.0)
+"""Every admission's decision (immutable, so shared: no object made per admitted request)."""
+
+
 class Gcra:
     """Pure GCRA arithmetic; the caller owns the state (`tat`) and the clock (`now`)."""
 
@@ -95,7 +99,7 @@ class MemoryLimiterStore:
         if len(self._tats) > self.max_keys:
             self._tats.popitem(last=False)
             self.evicted += 1
-        return Decision(allowed, retry_after)
+        return ALLOWED if allowed else Decision(False, retry_after)
 
     def __len__(self) -> int:
         return len(self._tats)

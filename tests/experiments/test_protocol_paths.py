@@ -68,13 +68,20 @@ def test_verbs_after_a_colon_stay_under_their_prefix() -> None:
 
 def test_matching_by_host_and_headers() -> None:
     from proxy.control.router import Router
+    from tests.support.inbound import request_headers
 
     plain = EXP
     seldon = replace(EXP, name="seldon", headers=(("seldon-model", "iris"),))
     hosted = replace(EXP, name="hosted", host="wine.example")
     router = Router([plain, seldon, hosted])
     path = "/v2/models/digits/infer"
-    assert router.match("POST", path, {"seldon-model": "iris"}).experiment.name == "seldon"  # type: ignore[union-attr]
-    assert router.match("POST", path, {"host": "Wine.Example:80"}).experiment.name == "hosted"  # type: ignore[union-attr]
-    assert router.match("POST", path, {"host": "[::1]:80"}).experiment.name == "e"  # type: ignore[union-attr]
-    assert router.match("POST", path).experiment.name == "e"  # type: ignore[union-attr]
+
+    def matched(headers: dict[str, str] | None = None) -> str:
+        live = router.match("POST", path, None if headers is None else request_headers(headers))
+        assert live is not None
+        return live.experiment.name
+
+    assert matched({"seldon-model": "iris"}) == "seldon"
+    assert matched({"host": "Wine.Example:80"}) == "hosted"
+    assert matched({"host": "[::1]:80"}) == "e"
+    assert matched() == "e"
