@@ -16,21 +16,23 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 MAX_ENTRIES = 10_000
 MAX_AGE_S = 60.0
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    """A verified token: its claims, until when they may be reused, and the key that verified them."""
+    """A verified token: its claims, until when they may be reused, and the key that verified them.
+    (A plain class: this module is compiled, and mypyc's dataclasses take no field typed `object`.)"""
 
-    claims: Mapping[str, Any]
-    until: float
-    key_id: str | None
-    key: object
+    __slots__ = ("claims", "key", "key_id", "until")
+
+    def __init__(self, claims: Mapping[str, Any], until: float, key_id: str | None, key: object) -> None:
+        self.claims: Final = claims
+        self.until: Final = until
+        self.key_id: Final = key_id
+        self.key: Final = key
 
 
 class TokenCache:

@@ -29,7 +29,7 @@ def test_it_reads_as_the_mapping_of_the_same_pairs() -> None:
         assert mine.getall(name, []) == mapping.getall(name, [])
         assert (name in mine) == (name in mapping)
     assert mine.items() == list(mapping.items())
-    assert list(mine) == list(mapping)
+    assert list(mine) == [name for name, _ in mapping.items()]  # every name as sent, repeats kept
     assert len(mine) == len(mapping)
     assert mine["x-user-id"] == "café"
     with pytest.raises(KeyError):
