@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.auth.jwt_keys import KeyEntry, KeySet
+from proxy.auth.jwt_keys import KeyEntry, KeySet, StaticKeys
 from proxy.auth.settings import AuthSettings
 from proxy.dataplane.errors import Unauthorized
 from proxy.dataplane.exchange import Exchange, Inbound, Reply
@@ -293,3 +293,22 @@ def test_from_file_refusals(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
         KeySet.from_file(tmp_path / "short", ("RS256",))
     with pytest.raises(ValueError, match="does not fit"):
         KeySet.from_file(tmp_path / "oct.json", ("RS256",))
+
+
+async def test_the_fast_path_answers_only_a_token_verified_before_by_a_key_still_current(
+    rs_auth: Auth, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    token = jwt.encode(claims(), rsa_key, algorithm="RS256")
+    assert rs_auth.enter(exchange(f"Bearer {token}")) is False  # never verified: the task path verifies it
+    await passes(rs_auth, token)
+    ex = exchange(f"bearer  {token} ")  # the same bytes, as `_bearer_token` reads them
+    assert rs_auth.enter(ex) is True
+    assert ex.principal is not None
+    assert ex.principal["sub"] == "u1"
+    for bad in (None, [f"Bearer {token}", f"Bearer {token}"], f"Basic {token}", "Bearer not a token"):
+        with pytest.raises(Unauthorized):  # refused on the headers, cached token or not
+            rs_auth.enter(exchange(bad))
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rs_auth.keys = StaticKeys(KeySet(default=KeyEntry(other.public_key())))  # the key was replaced
+    assert rs_auth.enter(exchange(f"Bearer {token}")) is False
+    await rejected(rs_auth, f"Bearer {token}")
