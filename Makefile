@@ -72,8 +72,9 @@ bench-deps:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey haproxy redis-server >/dev/null; }
 	$(BIN)/pip install -q -e '.[dev,bench]'
 
-bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder, then --workers 1 vs 2 and the Redis store; figures in docs/benchmarks.md
+bench: $(MODELS) bench-deps  ## direct vs nginx vs outrider vs a bare forwarder, then --workers 1 vs 2 and the Redis store, then the planes' added p50 at one connection; figures in docs/benchmarks.md
 	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.bench_dataplane --rounds 3 --seconds 5
 
 reliability: $(MODELS) browser-deps  ## the slow suites (load, soak, long calibration): `-m slow`, not in the default run
 	$(BIN)/pytest -m slow
