@@ -3,7 +3,7 @@
 Usage: rec = OutcomeRecord(request_id=..., ...); line = rec.to_json()
 Field names are a contract (JSON Lines export, `outrider analyze`); more may be added, none renamed. Their
 order is one too: the SQLite store keeps a record as a row (`FIELDS` order, `row_of`), so new fields go at the
-end only (tests/experiments/test_outcome_rows.py pins the order).
+end only (tests/experiments/test_sqlite_store.py::test_the_order_of_the_fields_only_grows pins it).
 """
 
 from __future__ import annotations
